@@ -1,0 +1,1 @@
+//! Configuration: the TOML schema, defaults and validation.

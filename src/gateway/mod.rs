@@ -1,0 +1,1 @@
+//! The MQTT-SN gateway: per-sensor sessions, topic-id tables, discovery.

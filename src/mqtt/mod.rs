@@ -1,0 +1,3 @@
+//! MQTT 3.1.1 and 5.0: wire codec, topic rules, per-connection protocol state.
+
+pub mod codec;

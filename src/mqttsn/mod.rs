@@ -1,0 +1,3 @@
+//! MQTT-SN 1.2: the wire format only. Sessions live in `crate::gateway`.
+
+pub mod codec;

@@ -1,0 +1,1 @@
+//! Durable storage (see the durability work); in-memory only for now.

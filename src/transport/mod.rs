@@ -1,0 +1,1 @@
+//! Transports: they move frames and know nothing of what a packet means.
