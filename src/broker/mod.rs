@@ -3,7 +3,9 @@
 //! it never sees a socket, an MQTT packet or an MQTT-SN topic id.
 
 pub mod api;
+pub mod handle;
 pub mod message;
 
 pub use api::*;
+pub use handle::{BrokerClosed, BrokerHandle};
 pub use message::{Message, MessageProperties};
