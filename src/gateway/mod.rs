@@ -1,1 +1,25 @@
 //! The MQTT-SN gateway: per-sensor sessions, topic-id tables, discovery.
+//!
+//! [`Gateway`] is sans-IO (in the style of quinn-proto): datagrams, broker
+//! events and the current time go in; datagrams and broker commands come out.
+//! [`driver`] runs it on UDP sockets with tokio.
+
+pub mod address;
+mod connect;
+pub mod discovery;
+#[allow(clippy::module_inception)]
+mod gateway;
+mod inbound;
+mod outbound;
+pub mod retransmit;
+pub mod session;
+pub mod settings;
+pub mod sleep_buffer;
+pub mod topic_registry;
+
+pub use address::{PeerAddr, SensorAddr};
+pub use gateway::{Gateway, GatewayStats, Transmit};
+pub use settings::{GatewaySettings, PredefinedTopic};
+
+#[cfg(test)]
+mod tests;

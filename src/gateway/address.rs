@@ -1,0 +1,58 @@
+//! Who a sensor is on the network: a transport address, and for nodes behind
+//! a forwarder the forwarder's address plus the wireless node id (§5.5).
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+
+/// A transport-level peer address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum PeerAddr {
+    /// A UDP socket address.
+    Udp(SocketAddr),
+}
+
+impl fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerAddr::Udp(a) => write!(f, "udp:{a}"),
+        }
+    }
+}
+
+/// The address a session is bound to: a peer, or a node behind a forwarder
+/// at that peer (MQTT-SN 1.2 §5.5, G-90, G-93).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SensorAddr {
+    /// The transport peer (the forwarder, for encapsulated nodes).
+    pub peer: PeerAddr,
+    /// The wireless node id for a node behind a forwarder.
+    pub node_id: Option<Bytes>,
+}
+
+impl SensorAddr {
+    /// A sensor talking to the gateway directly.
+    pub fn direct(peer: PeerAddr) -> SensorAddr {
+        SensorAddr {
+            peer,
+            node_id: None,
+        }
+    }
+}
+
+impl fmt::Display for SensorAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.node_id {
+            None => write!(f, "{}", self.peer),
+            Some(n) => {
+                write!(f, "{}/node:", self.peer)?;
+                for b in n.iter() {
+                    write!(f, "{b:02x}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}

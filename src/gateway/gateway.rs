@@ -1,0 +1,586 @@
+//! The sans-IO gateway: datagrams, broker events and time in; datagrams and
+//! broker commands out. Dispatch by client state follows digest §4.15.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::mpsc;
+
+use super::address::{PeerAddr, SensorAddr};
+use super::discovery::{Advertiser, gwinfo};
+use super::session::{Session, State};
+use super::settings::GatewaySettings;
+use super::topic_registry::PredefinedTopics;
+use crate::broker::{Command, ConnId, DisconnectKind, Outbound, OutboxReceiver};
+use crate::mqttsn::codec::{self, DecodeError, Frame, Message, MsgType, ReturnCode, TopicRef};
+
+/// A datagram for the transport to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Destination; `None` only for a broadcast with no particular asker (ADVERTISE).
+    pub peer: Option<PeerAddr>,
+    /// The whole datagram.
+    pub payload: Bytes,
+    /// Broadcast (ADVERTISE, GWINFO): the transport also sends it to its
+    /// multicast group when one is configured.
+    pub broadcast: bool,
+    /// Broadcast radius from the SEARCHGW (0 = whole network), for the transport (G-12).
+    pub radius: u8,
+}
+
+/// Counters for observability.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GatewayStats {
+    /// Datagrams that failed to decode.
+    pub malformed: u64,
+    /// QoS 0 deliveries dropped because a sleep buffer was full.
+    pub dropped_qos0: u64,
+    /// Deliveries abandoned (too big, topic rejected, table full).
+    pub abandoned: u64,
+    /// CONNECTs refused with congestion.
+    pub refused_connects: u64,
+}
+
+/// Unsolicited DISCONNECTs to unknown senders allowed per second (digest §5.20).
+const UNKNOWN_REPLIES_PER_SEC: u32 = 50;
+
+/// Identifies a session inside the gateway.
+pub(super) type Key = u64;
+
+/// The MQTT-SN gateway core (sans-IO).
+#[derive(Debug)]
+pub struct Gateway {
+    pub(super) settings: GatewaySettings,
+    pub(super) predefined: PredefinedTopics,
+    pub(super) sessions: HashMap<Key, Session>,
+    next_key: Key,
+    pub(super) by_client: HashMap<Arc<str>, Key>,
+    pub(super) by_addr: HashMap<SensorAddr, Key>,
+    pub(super) by_conn: HashMap<ConnId, Key>,
+    timers: BTreeSet<(Instant, Key)>,
+    advertiser: Advertiser,
+    pub(super) broker_available: bool,
+    transmits: VecDeque<Transmit>,
+    commands: VecDeque<Command>,
+    pub(super) outbox_tx: mpsc::UnboundedSender<(ConnId, Outbound)>,
+    outbox_rx: Option<OutboxReceiver>,
+    unknown_replies: (Option<Instant>, u32),
+    pub(super) stats: GatewayStats,
+}
+
+impl Gateway {
+    /// A gateway with no sessions; the broker is assumed reachable.
+    pub fn new(settings: GatewaySettings) -> Gateway {
+        let (outbox_tx, outbox_rx) = mpsc::unbounded_channel();
+        Gateway {
+            predefined: PredefinedTopics::new(&settings.predefined),
+            advertiser: Advertiser::new(settings.gateway_id, settings.advertise_interval),
+            settings,
+            sessions: HashMap::new(),
+            next_key: 1,
+            by_client: HashMap::new(),
+            by_addr: HashMap::new(),
+            by_conn: HashMap::new(),
+            timers: BTreeSet::new(),
+            broker_available: true,
+            transmits: VecDeque::new(),
+            commands: VecDeque::new(),
+            outbox_tx,
+            outbox_rx: Some(outbox_rx),
+            unknown_replies: (None, 0),
+            stats: GatewayStats::default(),
+        }
+    }
+
+    /// The receiving end of the shared outbox every sensor connection's
+    /// events arrive on; `None` after the first call.
+    pub fn take_outbox_receiver(&mut self) -> Option<OutboxReceiver> {
+        self.outbox_rx.take()
+    }
+
+    /// Tells the gateway whether the broker is reachable: ADVERTISE only while
+    /// it is (G-10), CONNACK 0x01 while it is not (G-21).
+    pub fn set_broker_available(&mut self, now: Instant, available: bool) {
+        self.broker_available = available;
+        self.advertiser.set_enabled(now, available);
+    }
+
+    /// Starts the ADVERTISE timer (if configured); the first one goes out at `now`.
+    pub fn start(&mut self, now: Instant) {
+        self.advertiser.set_enabled(now, self.broker_available);
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> GatewayStats {
+        self.stats
+    }
+
+    /// Sessions held (connected, asleep or persisted).
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next command for the broker core.
+    pub fn poll_command(&mut self) -> Option<Command> {
+        self.commands.pop_front()
+    }
+
+    /// When [`Gateway::handle_timeout`] should be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let s = self.timers.first().map(|(t, _)| *t);
+        match (s, self.advertiser.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Runs every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(adv) = self.advertiser.poll(now)
+            && let Some(payload) = encode_plain(&adv)
+        {
+            self.transmits.push_back(Transmit {
+                peer: None,
+                payload,
+                broadcast: true,
+                radius: 0,
+            });
+        }
+        while let Some(&(at, key)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            if let Some(s) = self.sessions.get_mut(&key) {
+                s.scheduled = None;
+            }
+            self.with_session(key, |gw, s| gw.session_timeout(now, s));
+        }
+    }
+
+    /// Handles one datagram received from `peer`.
+    pub fn handle_datagram(&mut self, now: Instant, peer: PeerAddr, datagram: Bytes) {
+        let frame = match codec::decode(&datagram) {
+            Ok(f) => f,
+            Err(e) => {
+                self.stats.malformed += 1;
+                tracing::debug!(%peer, error = %e, "dropping malformed datagram");
+                self.answer_undecodable(now, SensorAddr::direct(peer), e);
+                return;
+            }
+        };
+        let (addr, msg, radius_ctrl) = match frame {
+            Frame::Message(m) => (SensorAddr::direct(peer), m, None),
+            Frame::Encapsulated {
+                ctrl,
+                node_id,
+                message,
+            } => (
+                SensorAddr {
+                    peer,
+                    node_id: Some(node_id),
+                },
+                message,
+                Some(ctrl),
+            ),
+        };
+        let _ = radius_ctrl;
+        self.dispatch(now, addr, msg);
+    }
+
+    /// Handles one event the broker core sent to sensor connection `conn`.
+    pub fn handle_outbound(&mut self, now: Instant, conn: ConnId, event: Outbound) {
+        let Some(&key) = self.by_conn.get(&conn) else {
+            tracing::trace!(?conn, "event for a connection the gateway no longer has");
+            return;
+        };
+        self.with_session(key, |gw, s| gw.on_outbound(now, s, conn, event));
+    }
+
+    // ---- plumbing used by the other files of this module ----
+
+    /// Runs `f` on the session `key` taken out of the table, then puts it back,
+    /// updates the indexes and its timer; a session left `Lost`/`Disconnected`
+    /// with a clean session (or expired) is removed.
+    pub(super) fn with_session(&mut self, key: Key, f: impl FnOnce(&mut Self, &mut Session)) {
+        let Some(mut s) = self.sessions.remove(&key) else {
+            return;
+        };
+        let old_conn = s.conn;
+        f(self, &mut s);
+        if let Some(c) = old_conn
+            && s.conn != Some(c)
+            && self.by_conn.get(&c) == Some(&key)
+        {
+            self.by_conn.remove(&c);
+        }
+        if let Some(c) = s.conn {
+            self.by_conn.insert(c, key);
+        }
+        let gone = matches!(s.state, State::Disconnected | State::Lost) && s.expires_at.is_none();
+        if gone {
+            self.forget(key, s);
+        } else {
+            self.reschedule(key, &mut s);
+            self.sessions.insert(key, s);
+        }
+    }
+
+    fn forget(&mut self, key: Key, s: Session) {
+        if let Some(at) = s.scheduled {
+            self.timers.remove(&(at, key));
+        }
+        if self.by_client.get(&s.client_id) == Some(&key) {
+            self.by_client.remove(&s.client_id);
+        }
+        if self.by_addr.get(&s.addr) == Some(&key) {
+            self.by_addr.remove(&s.addr);
+        }
+        if let Some(c) = s.conn
+            && self.by_conn.get(&c) == Some(&key)
+        {
+            self.by_conn.remove(&c);
+        }
+        tracing::debug!(client_id = %s.client_id, "session forgotten");
+    }
+
+    fn reschedule(&mut self, key: Key, s: &mut Session) {
+        let want = s.deadline();
+        if want == s.scheduled {
+            return;
+        }
+        if let Some(at) = s.scheduled {
+            self.timers.remove(&(at, key));
+        }
+        if let Some(at) = want {
+            self.timers.insert((at, key));
+        }
+        s.scheduled = want;
+    }
+
+    /// Creates an empty session for `client_id` at `addr`.
+    pub(super) fn create_session(
+        &mut self,
+        now: Instant,
+        client_id: Arc<str>,
+        addr: SensorAddr,
+    ) -> Key {
+        let key = self.next_key;
+        self.next_key += 1;
+        let topics = super::topic_registry::TopicRegistry::new(
+            self.predefined.first_normal_id(),
+            self.settings.max_topics_per_sensor,
+        );
+        let s = Session::new(
+            client_id.clone(),
+            addr.clone(),
+            now,
+            topics,
+            self.settings.max_buffered_messages,
+        );
+        self.by_client.insert(client_id, key);
+        self.by_addr.insert(addr, key);
+        self.sessions.insert(key, s);
+        key
+    }
+
+    /// Moves session `key` to `addr` (address change, G-85).
+    pub(super) fn rebind(&mut self, key: Key, s: &mut Session, addr: &SensorAddr) {
+        if &s.addr == addr {
+            return;
+        }
+        if self.by_addr.get(&s.addr) == Some(&key) {
+            self.by_addr.remove(&s.addr);
+        }
+        s.addr = addr.clone();
+        self.by_addr.insert(addr.clone(), key);
+    }
+
+    /// Queues a broker command.
+    pub(super) fn command(&mut self, c: Command) {
+        self.commands.push_back(c);
+    }
+
+    /// Sends `msg` to `addr`, encapsulated for nodes behind a forwarder (G-91).
+    pub(super) fn send(&mut self, addr: &SensorAddr, msg: &Message) {
+        self.send_ctrl(addr, msg, 0, false);
+    }
+
+    fn send_ctrl(&mut self, addr: &SensorAddr, msg: &Message, radius: u8, broadcast: bool) {
+        let mut buf = BytesMut::new();
+        let r = match &addr.node_id {
+            None => codec::encode(msg, &mut buf),
+            // G-92: Ctrl bits 7–2 zero, bits 1–0 the broadcast radius.
+            Some(node) => codec::encode_frame(
+                &Frame::Encapsulated {
+                    ctrl: radius & 0b11,
+                    node_id: node.clone(),
+                    message: msg.clone(),
+                },
+                &mut buf,
+            ),
+        };
+        match r {
+            Ok(()) => self.transmits.push_back(Transmit {
+                peer: Some(addr.peer.clone()),
+                payload: buf.freeze(),
+                broadcast,
+                radius,
+            }),
+            Err(e) => tracing::warn!(%addr, error = %e, "cannot encode a gateway message"),
+        }
+    }
+
+    /// Answers DISCONNECT to a sender with no usable session, rate-limited (digest §5.20).
+    pub(super) fn disconnect_unknown(&mut self, now: Instant, addr: &SensorAddr) {
+        let (start, count) = &mut self.unknown_replies;
+        if start.is_none_or(|s| now.saturating_duration_since(s) >= Duration::from_secs(1)) {
+            *start = Some(now);
+            *count = 0;
+        }
+        if *count >= UNKNOWN_REPLIES_PER_SEC {
+            return;
+        }
+        *count += 1;
+        self.send(addr, &Message::Disconnect { duration: None });
+    }
+
+    /// Ends the broker connection of `s`, if any.
+    pub(super) fn detach(&mut self, s: &mut Session, kind: DisconnectKind) {
+        if let Some(conn) = s.conn.take() {
+            self.command(Command::Disconnect { conn, kind });
+        }
+        s.outbox = None;
+        s.reset_connection_state();
+    }
+
+    /// The session ended (DISCONNECT or loss): a clean one is forgotten, a
+    /// persistent one kept until `persistent_session_expiry` (digest §5.15).
+    pub(super) fn end_session(
+        &mut self,
+        now: Instant,
+        s: &mut Session,
+        state: State,
+        kind: DisconnectKind,
+    ) {
+        self.detach(s, kind);
+        s.state = state;
+        s.expires_at = (!s.clean).then(|| now + self.settings.persistent_session_expiry);
+    }
+
+    // ---- dispatch ----
+
+    fn dispatch(&mut self, now: Instant, addr: SensorAddr, msg: Message) {
+        match &msg {
+            Message::SearchGw { radius } => {
+                let reply = gwinfo(self.settings.gateway_id);
+                // Direct peers: unicast plus the multicast group; behind a
+                // forwarder the radius travels in Ctrl (G-11, G-12, G-92).
+                let broadcast = addr.node_id.is_none();
+                self.send_ctrl(&addr, &reply, *radius, broadcast);
+                return;
+            }
+            // G-13 and digest §2.2: nothing a gateway answers or acts on.
+            Message::Advertise { .. }
+            | Message::GwInfo { .. }
+            | Message::ConnAck { .. }
+            | Message::WillTopicReq
+            | Message::WillMsgReq
+            | Message::SubAck { .. }
+            | Message::UnsubAck { .. }
+            | Message::WillTopicResp { .. }
+            | Message::WillMsgResp { .. } => return,
+            Message::Publish {
+                qos: codec::SnQos::MinusOne,
+                topic,
+                retain,
+                data,
+                ..
+            } => {
+                let (topic, retain, data) = (*topic, *retain, data.clone());
+                self.publish_minus_one(now, &addr, topic, retain, data);
+                return;
+            }
+            Message::Connect {
+                flags,
+                protocol_id,
+                duration,
+                client_id,
+            } => {
+                let (flags, protocol_id, duration, client_id) =
+                    (*flags, *protocol_id, *duration, client_id.clone());
+                self.on_connect(now, addr, flags, protocol_id, duration, client_id);
+                return;
+            }
+            _ => {}
+        }
+        if let Message::PingReq {
+            client_id: Some(id),
+        } = &msg
+            && !self.by_addr.contains_key(&addr)
+        {
+            let id = id.clone();
+            self.wake_from_new_address(now, addr, id);
+            return;
+        }
+        let Some(&key) = self.by_addr.get(&addr) else {
+            self.on_unknown_sender(now, &addr, &msg);
+            return;
+        };
+        self.with_session(key, |gw, s| gw.on_session_message(now, key, s, msg));
+    }
+
+    fn on_unknown_sender(&mut self, now: Instant, addr: &SensorAddr, msg: &Message) {
+        match msg {
+            // Acknowledgements and will answers without a session are stale: drop.
+            Message::PubAck { .. }
+            | Message::PubRec { .. }
+            | Message::PubComp { .. }
+            | Message::RegAck { .. }
+            | Message::WillTopic(_)
+            | Message::WillMsg { .. }
+            | Message::PingResp => {}
+            _ => self.disconnect_unknown(now, addr),
+        }
+    }
+
+    /// Replies the codec still allows for a message it could not fully decode
+    /// (reserved TopicIdType, G-45, G-59; QoS −1 in SUBSCRIBE, digest §5.9).
+    fn answer_undecodable(&mut self, now: Instant, addr: SensorAddr, e: DecodeError) {
+        let _ = now;
+        let Some(&key) = self.by_addr.get(&addr) else {
+            return;
+        };
+        let active = self
+            .sessions
+            .get(&key)
+            .is_some_and(|s| s.state == State::Active);
+        if !active {
+            return;
+        }
+        let reply = match e {
+            DecodeError::ReservedTopicIdType {
+                msg_type,
+                flags,
+                topic_id,
+                msg_id,
+            } => {
+                if msg_type == MsgType::Publish.as_u8() {
+                    if (flags >> 5) & 0b11 == 0b11 {
+                        return; // QoS −1: never answered.
+                    }
+                    Message::PubAck {
+                        topic_id,
+                        msg_id,
+                        code: ReturnCode::NotSupported,
+                    }
+                } else if msg_type == MsgType::Subscribe.as_u8() {
+                    rejected_suback(msg_id, ReturnCode::NotSupported)
+                } else if msg_type == MsgType::Unsubscribe.as_u8() {
+                    Message::UnsubAck { msg_id }
+                } else {
+                    return;
+                }
+            }
+            DecodeError::QosMinusOneNotAllowed {
+                msg_type,
+                msg_id: Some(msg_id),
+            } if msg_type == MsgType::Subscribe.as_u8() => {
+                rejected_suback(msg_id, ReturnCode::NotSupported)
+            }
+            _ => return,
+        };
+        self.send(&addr, &reply);
+    }
+
+    fn session_timeout(&mut self, now: Instant, s: &mut Session) {
+        match &mut s.state {
+            State::Connecting(h) => {
+                if h.deadline > now {
+                    return;
+                }
+                if h.retries >= self.settings.max_retries {
+                    tracing::debug!(client_id = %s.client_id, "connection setup abandoned");
+                    if h.stage == super::session::Stage::ConnAck {
+                        self.send(
+                            &s.addr.clone(),
+                            &Message::ConnAck {
+                                code: ReturnCode::Congestion,
+                            },
+                        );
+                    }
+                    self.end_session(now, s, State::Lost, DisconnectKind::Abnormal);
+                    return;
+                }
+                h.retries += 1;
+                h.deadline = now + self.settings.retry_interval;
+                let prompt = match h.stage {
+                    super::session::Stage::WillTopic => Some(Message::WillTopicReq),
+                    super::session::Stage::WillMsg => Some(Message::WillMsgReq),
+                    super::session::Stage::ConnAck => None,
+                };
+                if let Some(p) = prompt {
+                    self.send(&s.addr.clone(), &p);
+                }
+            }
+            State::Active | State::Asleep | State::Awake => {
+                if let Some(d) = s.deadline()
+                    && d > now
+                {
+                    return;
+                }
+                let period = if s.state == State::Active {
+                    s.keep_alive
+                } else {
+                    s.sleep
+                };
+                let silent = !period.is_zero()
+                    && now.saturating_duration_since(s.last_heard)
+                        > super::session::tolerance(period);
+                if silent {
+                    // G-71, G-78: lost; the core publishes the will.
+                    tracing::debug!(client_id = %s.client_id, "client lost: supervision timeout");
+                    self.end_session(now, s, State::Lost, DisconnectKind::Abnormal);
+                    return;
+                }
+                self.retransmit_due(now, s);
+            }
+            State::Disconnected | State::Lost => {
+                if s.expires_at.is_some_and(|at| at <= now) {
+                    s.expires_at = None;
+                }
+            }
+        }
+    }
+}
+
+/// A SUBACK refusing a subscription: QoS 0 and TopicId 0x0000 (G-61).
+pub(super) fn rejected_suback(msg_id: u16, code: ReturnCode) -> Message {
+    Message::SubAck {
+        qos: crate::qos::QoS::AtMostOnce,
+        topic_id: 0,
+        msg_id,
+        code,
+    }
+}
+
+/// The raw TopicId field of a PUBLISH topic (PUBACK echoes it).
+pub(super) fn raw_topic_id(t: TopicRef) -> u16 {
+    match t {
+        TopicRef::Normal(id) | TopicRef::Predefined(id) => id,
+        TopicRef::Short(b) => u16::from_be_bytes(b),
+    }
+}
+
+fn encode_plain(msg: &Message) -> Option<Bytes> {
+    let mut buf = BytesMut::new();
+    codec::encode(msg, &mut buf).ok()?;
+    Some(buf.freeze())
+}
