@@ -406,9 +406,7 @@ impl Broker {
             });
         // A QoS 2 packet id seen before PUBREL is a retransmission: acknowledge
         // it again but do not deliver twice [MQTT-4.3.3-2].
-        let outcome = if duplicate_qos2 {
-            PublishOutcome::Delivered
-        } else if self.route(Some(key), message, now) > 0 {
+        let outcome = if duplicate_qos2 || self.route(Some(key), message, now) > 0 {
             PublishOutcome::Delivered
         } else {
             PublishOutcome::NoMatchingSubscribers

@@ -40,6 +40,7 @@ pub struct Link {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::enum_variant_names)] // named after the packet awaited
 enum Awaiting {
     PubAck,
     PubRec,
