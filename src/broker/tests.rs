@@ -95,6 +95,7 @@ fn subscribe(b: &mut Broker, c: &Client, filter: &str, qos: QoS, now: Instant) {
     );
 }
 
+#[allow(clippy::too_many_arguments)]
 fn publish(
     b: &mut Broker,
     c: &Client,
