@@ -55,12 +55,20 @@ pub fn decode_packet(
         kind::CONNECT => Packet::Connect(decode_connect(&mut r)?),
         kind::CONNACK => Packet::ConnAck(decode_connack(&mut r, version)?),
         kind::PUBLISH => Packet::Publish(decode_publish(&mut r, flags, version)?),
-        kind::PUBACK => Packet::PubAck(decode_pub_response(&mut r, version, ReasonContext::PubAck)?),
-        kind::PUBREC => Packet::PubRec(decode_pub_response(&mut r, version, ReasonContext::PubRec)?),
-        kind::PUBREL => Packet::PubRel(decode_pub_response(&mut r, version, ReasonContext::PubRel)?),
-        kind::PUBCOMP => {
-            Packet::PubComp(decode_pub_response(&mut r, version, ReasonContext::PubComp)?)
+        kind::PUBACK => {
+            Packet::PubAck(decode_pub_response(&mut r, version, ReasonContext::PubAck)?)
         }
+        kind::PUBREC => {
+            Packet::PubRec(decode_pub_response(&mut r, version, ReasonContext::PubRec)?)
+        }
+        kind::PUBREL => {
+            Packet::PubRel(decode_pub_response(&mut r, version, ReasonContext::PubRel)?)
+        }
+        kind::PUBCOMP => Packet::PubComp(decode_pub_response(
+            &mut r,
+            version,
+            ReasonContext::PubComp,
+        )?),
         kind::SUBSCRIBE => Packet::Subscribe(decode_subscribe(&mut r, version)?),
         kind::SUBACK => Packet::SubAck(decode_suback(&mut r, version)?),
         kind::UNSUBSCRIBE => Packet::Unsubscribe(decode_unsubscribe(&mut r, version)?),
@@ -250,7 +258,10 @@ fn decode_subscribe(r: &mut Reader, version: ProtocolVersion) -> Result<Subscrib
 }
 
 // [MQTT-3.8.3-5]: reserved bits (7-6, and 5-2 before v5) must be zero.
-fn subscription_options(b: u8, version: ProtocolVersion) -> Result<SubscriptionOptions, DecodeError> {
+fn subscription_options(
+    b: u8,
+    version: ProtocolVersion,
+) -> Result<SubscriptionOptions, DecodeError> {
     let reserved = if version.is_v5() { 0xC0 } else { 0xFC };
     if b & reserved != 0 {
         return Err(DecodeError::InvalidSubscriptionOptions);

@@ -175,7 +175,10 @@ impl ReasonCode {
                     | R::PacketIdentifierNotFound
             ),
             ReasonContext::Auth => {
-                matches!(self, R::Success | R::ContinueAuthentication | R::ReAuthenticate)
+                matches!(
+                    self,
+                    R::Success | R::ContinueAuthentication | R::ReAuthenticate
+                )
             }
         }
     }
