@@ -18,10 +18,17 @@ fn assert_error(text: &str, line: usize, column: usize, key: &str, fragment: &st
     let error = load_error(text);
     let message = error.to_string();
     let position = format!("sngate.toml:{line}:{column}: {key}: ");
-    assert!(message.contains(&position), "{message:?} lacks {position:?}");
+    assert!(
+        message.contains(&position),
+        "{message:?} lacks {position:?}"
+    );
     assert!(message.contains(fragment), "{message:?} lacks {fragment:?}");
     let diagnostic = error.diagnostic().unwrap();
-    assert_eq!((diagnostic.line, diagnostic.column), (line, column), "{message}");
+    assert_eq!(
+        (diagnostic.line, diagnostic.column),
+        (line, column),
+        "{message}"
+    );
     assert_eq!(diagnostic.key, key);
 }
 
@@ -39,31 +46,61 @@ fn unknown_key_is_named_with_the_keys_that_are_allowed() {
 
 #[test]
 fn unknown_section_is_named() {
-    assert_error("\n[brokers]\nx = 1\n", 2, 2, "brokers", "unknown field `brokers`");
+    assert_error(
+        "\n[brokers]\nx = 1\n",
+        2,
+        2,
+        "brokers",
+        "unknown field `brokers`",
+    );
 }
 
 #[test]
 fn wrong_type_names_the_expected_type() {
     let text = "[broker]\nsys_interval = \"ten\"\n";
-    assert_error(text, 2, 16, "broker.sys_interval", "invalid type: string \"ten\"");
+    assert_error(
+        text,
+        2,
+        16,
+        "broker.sys_interval",
+        "invalid type: string \"ten\"",
+    );
 }
 
 #[test]
 fn bad_socket_address_quotes_the_value() {
     let text = "\n\n[[listener]]\nprotocol = \"mqtt\"\n\n\nbind = \"0.0.0.0:99999\"\n";
-    assert_error(text, 7, 8, "listener[0].bind", "invalid socket address \"0.0.0.0:99999\"");
+    assert_error(
+        text,
+        7,
+        8,
+        "listener[0].bind",
+        "invalid socket address \"0.0.0.0:99999\"",
+    );
 }
 
 #[test]
 fn out_of_range_number_states_the_range() {
     let text = "[gateway]\ngateway_id = 300\n";
-    assert_error(text, 2, 14, "gateway.gateway_id", "300 is out of range 0..=255");
+    assert_error(
+        text,
+        2,
+        14,
+        "gateway.gateway_id",
+        "300 is out of range 0..=255",
+    );
 }
 
 #[test]
 fn zero_keepalive_maximum_is_out_of_range() {
     let text = "[broker]\nmax_keepalive = 0\n";
-    assert_error(text, 2, 17, "broker.max_keepalive", "0 is out of range 1..=65535");
+    assert_error(
+        text,
+        2,
+        17,
+        "broker.max_keepalive",
+        "0 is out of range 1..=65535",
+    );
 }
 
 #[test]
@@ -81,7 +118,13 @@ fn unknown_enum_value_lists_the_accepted_ones() {
 #[test]
 fn missing_required_key_names_it_at_its_table() {
     let text = "[gateway]\n\n[[gateway.serial]]\nbaud = 9600\n";
-    assert_error(text, 3, 1, "gateway.serial[0].device", "missing field `device`");
+    assert_error(
+        text,
+        3,
+        1,
+        "gateway.serial[0].device",
+        "missing field `device`",
+    );
 }
 
 #[test]
@@ -124,38 +167,72 @@ fn invalid_toml_syntax_names_the_key_being_written() {
     assert!(matches!(error, ConfigError::Syntax(_)), "{error}");
     let message = error.to_string();
     assert!(message.contains("sngate.toml:5:"), "{message}");
-    assert!(message.contains(": listener[0].bind: invalid TOML: "), "{message}");
+    assert!(
+        message.contains(": listener[0].bind: invalid TOML: "),
+        "{message}"
+    );
 }
 
 #[test]
 fn duplicate_listener_bind_is_reported_at_the_second() {
     let text = "[[listener]]\nbind = \"0.0.0.0:1883\"\n\
                 [[listener]]\nprotocol = \"ws\"\nbind = \"0.0.0.0:1883\"\n";
-    assert_error(text, 5, 8, "listener[1].bind", "0.0.0.0:1883 is bound by an earlier listener");
+    assert_error(
+        text,
+        5,
+        8,
+        "listener[1].bind",
+        "0.0.0.0:1883 is bound by an earlier listener",
+    );
 }
 
 #[test]
 fn duplicate_udp_bind_is_reported() {
-    let text = "[[gateway.udp]]\nbind = \"0.0.0.0:1884\"\n[[gateway.udp]]\nbind = \"0.0.0.0:1884\"\n";
-    assert_error(text, 4, 8, "gateway.udp[1].bind", "bound by an earlier [[gateway.udp]]");
+    let text =
+        "[[gateway.udp]]\nbind = \"0.0.0.0:1884\"\n[[gateway.udp]]\nbind = \"0.0.0.0:1884\"\n";
+    assert_error(
+        text,
+        4,
+        8,
+        "gateway.udp[1].bind",
+        "bound by an earlier [[gateway.udp]]",
+    );
 }
 
 #[test]
 fn crc_without_slip_framing_is_rejected() {
     let text = "[[gateway.serial]]\ndevice = \"/dev/ttyUSB0\"\nframing = \"xbee\"\ncrc = true\n";
-    assert_error(text, 4, 7, "gateway.serial[0].crc", "needs framing = \"slip\"");
+    assert_error(
+        text,
+        4,
+        7,
+        "gateway.serial[0].crc",
+        "needs framing = \"slip\"",
+    );
 }
 
 #[test]
 fn unicast_multicast_group_is_rejected() {
     let text = "[[gateway.udp]]\nbind = \"0.0.0.0:1884\"\nmulticast_group = \"10.0.0.1:1884\"\n";
-    assert_error(text, 3, 19, "gateway.udp[0].multicast_group", "not a multicast address");
+    assert_error(
+        text,
+        3,
+        19,
+        "gateway.udp[0].multicast_group",
+        "not a multicast address",
+    );
 }
 
 #[test]
 fn transparent_mode_without_upstream_address_is_rejected() {
     let text = "[gateway]\nmode = \"transparent\"\n";
-    assert_error(text, 1, 1, "gateway.upstream.addresses", "at least one upstream address");
+    assert_error(
+        text,
+        1,
+        1,
+        "gateway.upstream.addresses",
+        "at least one upstream address",
+    );
 }
 
 #[test]
@@ -168,7 +245,13 @@ fn bridge_without_topics_is_rejected() {
 fn bridge_address_without_port_is_rejected() {
     let text = "[[bridge]]\nname = \"cloud\"\naddresses = [\"a:1\", \"broker.example.com\"]\n\
                 topics = [{ pattern = \"#\" }]\n";
-    assert_error(text, 3, 21, "bridge[0].addresses[1]", "expected \"host:port\"");
+    assert_error(
+        text,
+        3,
+        21,
+        "bridge[0].addresses[1]",
+        "expected \"host:port\"",
+    );
 }
 
 #[test]

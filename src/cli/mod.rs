@@ -104,7 +104,10 @@ mod tests {
         file.write_all(b"[broker]\nsys_intervall = 0\n").unwrap();
         let (code, message) = check_config(file.path());
         assert_eq!(code, 1);
-        assert!(message.contains(":2:1: broker.sys_intervall: unknown field"), "{message}");
+        assert!(
+            message.contains(":2:1: broker.sys_intervall: unknown field"),
+            "{message}"
+        );
     }
 
     #[test]

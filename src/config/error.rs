@@ -67,7 +67,13 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     /// A diagnostic at byte `span.start` of `text`.
-    pub(super) fn at(origin: &str, text: &str, span: Range<usize>, key: String, message: String) -> Self {
+    pub(super) fn at(
+        origin: &str,
+        text: &str,
+        span: Range<usize>,
+        key: String,
+        message: String,
+    ) -> Self {
         let (line, column) = line_column(text, span.start);
         Diagnostic {
             origin: origin.to_owned(),
@@ -122,6 +128,9 @@ mod tests {
     #[test]
     fn read_error_drops_the_os_error_suffix() {
         let err = ConfigError::read("x.toml", io::Error::from_raw_os_error(2));
-        assert_eq!(err.to_string(), "cannot read x.toml: No such file or directory");
+        assert_eq!(
+            err.to_string(),
+            "cannot read x.toml: No such file or directory"
+        );
     }
 }

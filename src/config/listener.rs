@@ -134,7 +134,10 @@ struct RawListener {
 impl From<RawListener> for ListenerConfig {
     fn from(raw: RawListener) -> Self {
         let bind = raw.bind.unwrap_or_else(|| {
-            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), raw.protocol.default_port())
+            SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                raw.protocol.default_port(),
+            )
         });
         ListenerConfig {
             protocol: raw.protocol,

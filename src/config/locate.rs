@@ -120,10 +120,10 @@ pub(super) fn key_at(text: &str, offset: usize) -> KeyPath {
             header = header.key(&name[depth - 1]);
             let prefix = name[..depth].join(".");
             let inside = depth < name.len() || is_array;
-            if let Some((_, count)) = arrays.iter().find(|(n, _)| *n == prefix) {
-                if inside {
-                    header = header.index(count - 1);
-                }
+            if let Some((_, count)) = arrays.iter().find(|(n, _)| *n == prefix)
+                && inside
+            {
+                header = header.index(count - 1);
             }
         }
     }
@@ -133,9 +133,9 @@ pub(super) fn key_at(text: &str, offset: usize) -> KeyPath {
         return header;
     }
     match line.split_once('=') {
-        Some((key, _)) if !key.trim().is_empty() => {
-            key_segments(key.trim()).iter().fold(header, |p, k| p.key(k))
-        }
+        Some((key, _)) if !key.trim().is_empty() => key_segments(key.trim())
+            .iter()
+            .fold(header, |p, k| p.key(k)),
         _ => header,
     }
 }
@@ -168,7 +168,11 @@ mod tests {
 
     #[test]
     fn path_displays_dotted_with_indexes() {
-        let path = KeyPath::default().key("gateway").key("udp").index(1).key("bind");
+        let path = KeyPath::default()
+            .key("gateway")
+            .key("udp")
+            .index(1)
+            .key("bind");
         assert_eq!(path.to_string(), "gateway.udp[1].bind");
     }
 

@@ -105,8 +105,17 @@ impl Config {
             if let Some(missing) = backticked(&message, "missing field `") {
                 path = path.key(missing);
             }
-            let span = inner.span().or_else(|| path.locate(&document)).unwrap_or(0..0);
-            ConfigError::Invalid(Diagnostic::at(origin, text, span, path.to_string(), message))
+            let span = inner
+                .span()
+                .or_else(|| path.locate(&document))
+                .unwrap_or(0..0);
+            ConfigError::Invalid(Diagnostic::at(
+                origin,
+                text,
+                span,
+                path.to_string(),
+                message,
+            ))
         })?;
 
         validate::validate(&config).map_err(|invalid| {

@@ -30,7 +30,10 @@ fn absent_listener_key_gives_one_mqtt_listener_on_1883() {
     let config = parse("");
     assert_eq!(
         config.listener,
-        vec![ListenerConfig::new(ListenerProtocol::Mqtt, addr("0.0.0.0:1883"))]
+        vec![ListenerConfig::new(
+            ListenerProtocol::Mqtt,
+            addr("0.0.0.0:1883")
+        )]
     );
 }
 
@@ -120,7 +123,12 @@ fn listener_bind_defaults_to_the_protocols_port() {
 
 #[test]
 fn http_section_without_bind_listens_on_localhost_8081() {
-    assert_eq!(parse("[http]").http, Some(HttpConfig { bind: addr("127.0.0.1:8081") }));
+    assert_eq!(
+        parse("[http]").http,
+        Some(HttpConfig {
+            bind: addr("127.0.0.1:8081")
+        })
+    );
 }
 
 #[test]
@@ -143,7 +151,9 @@ fn predefined_client_id_defaults_to_every_client() {
 
 #[test]
 fn serial_port_defaults_to_115200_8n1_raw() {
-    let serial = &parse("[[gateway.serial]]\ndevice = \"/dev/ttyUSB0\"").gateway.serial[0];
+    let serial = &parse("[[gateway.serial]]\ndevice = \"/dev/ttyUSB0\"")
+        .gateway
+        .serial[0];
     assert_eq!(serial.baud, 115_200);
     assert_eq!(serial.data_bits, DataBits::Eight);
     assert_eq!(serial.parity, Parity::None);
@@ -169,7 +179,10 @@ fn bridge_defaults() {
     let topic = &bridge.topics[0];
     assert_eq!(topic.direction, BridgeDirection::Out);
     assert_eq!(topic.qos, QoS::AtMostOnce);
-    assert_eq!((topic.local_prefix.as_str(), topic.remote_prefix.as_str()), ("", ""));
+    assert_eq!(
+        (topic.local_prefix.as_str(), topic.remote_prefix.as_str()),
+        ("", "")
+    );
 }
 
 #[test]
@@ -181,7 +194,10 @@ fn every_log_level_parses() {
         ("debug", LogLevel::Debug),
         ("trace", LogLevel::Trace),
     ] {
-        assert_eq!(parse(&format!("[log]\nlevel = \"{text}\"")).log.level, level);
+        assert_eq!(
+            parse(&format!("[log]\nlevel = \"{text}\"")).log.level,
+            level
+        );
         assert_eq!(level.as_str(), text);
     }
 }
@@ -194,8 +210,13 @@ fn every_listener_protocol_parses() {
         ("ws", ListenerProtocol::Ws),
         ("wss", ListenerProtocol::Wss),
     ] {
-        let toml = format!("[[listener]]\nprotocol = \"{text}\"\ncertfile = \"c\"\nkeyfile = \"k\"");
-        let toml = if protocol.is_tls() { toml } else { format!("[[listener]]\nprotocol = \"{text}\"") };
+        let toml =
+            format!("[[listener]]\nprotocol = \"{text}\"\ncertfile = \"c\"\nkeyfile = \"k\"");
+        let toml = if protocol.is_tls() {
+            toml
+        } else {
+            format!("[[listener]]\nprotocol = \"{text}\"")
+        };
         assert_eq!(parse(&toml).listener[0].protocol, protocol);
         assert_eq!(protocol.as_str(), text);
     }
@@ -229,11 +250,20 @@ fn serial(keys: &str) -> SerialConfig {
 
 #[test]
 fn every_serial_setting_parses() {
-    for (n, bits) in [(5, DataBits::Five), (6, DataBits::Six), (7, DataBits::Seven), (8, DataBits::Eight)] {
+    for (n, bits) in [
+        (5, DataBits::Five),
+        (6, DataBits::Six),
+        (7, DataBits::Seven),
+        (8, DataBits::Eight),
+    ] {
         assert_eq!(serial(&format!("data_bits = {n}")).data_bits, bits);
         assert_eq!(bits.bits(), n);
     }
-    for (text, parity) in [("none", Parity::None), ("odd", Parity::Odd), ("even", Parity::Even)] {
+    for (text, parity) in [
+        ("none", Parity::None),
+        ("odd", Parity::Odd),
+        ("even", Parity::Even),
+    ] {
         assert_eq!(serial(&format!("parity = \"{text}\"")).parity, parity);
     }
     for (n, stop) in [(1, StopBits::One), (2, StopBits::Two)] {
@@ -244,21 +274,39 @@ fn every_serial_setting_parses() {
         ("software", FlowControl::Software),
         ("hardware", FlowControl::Hardware),
     ] {
-        assert_eq!(serial(&format!("flow_control = \"{text}\"")).flow_control, flow);
+        assert_eq!(
+            serial(&format!("flow_control = \"{text}\"")).flow_control,
+            flow
+        );
     }
-    for (text, framing) in [("raw", Framing::Raw), ("slip", Framing::Slip), ("xbee", Framing::Xbee)] {
+    for (text, framing) in [
+        ("raw", Framing::Raw),
+        ("slip", Framing::Slip),
+        ("xbee", Framing::Xbee),
+    ] {
         assert_eq!(serial(&format!("framing = \"{text}\"")).framing, framing);
     }
     for (n, mode) in [(1, XbeeApiMode::Unescaped), (2, XbeeApiMode::Escaped)] {
-        assert_eq!(serial(&format!("framing = \"xbee\"\napi_mode = {n}")).api_mode, mode);
+        assert_eq!(
+            serial(&format!("framing = \"xbee\"\napi_mode = {n}")).api_mode,
+            mode
+        );
     }
     assert!(serial("framing = \"slip\"\ncrc = true").crc);
 }
 
 #[test]
 fn both_sync_modes_parse() {
-    for (text, sync) in [("always", SyncMode::Always), ("interval", SyncMode::Interval)] {
-        assert_eq!(parse(&format!("[persistence]\nsync = \"{text}\"")).persistence.sync, sync);
+    for (text, sync) in [
+        ("always", SyncMode::Always),
+        ("interval", SyncMode::Interval),
+    ] {
+        assert_eq!(
+            parse(&format!("[persistence]\nsync = \"{text}\""))
+                .persistence
+                .sync,
+            sync
+        );
     }
 }
 
@@ -269,7 +317,11 @@ fn every_bridge_direction_and_qos_parses() {
         ("out", BridgeDirection::Out),
         ("both", BridgeDirection::Both),
     ];
-    let levels = [(0, QoS::AtMostOnce), (1, QoS::AtLeastOnce), (2, QoS::ExactlyOnce)];
+    let levels = [
+        (0, QoS::AtMostOnce),
+        (1, QoS::AtLeastOnce),
+        (2, QoS::ExactlyOnce),
+    ];
     for (text, direction) in directions {
         for (n, qos) in levels {
             let toml = format!(
@@ -294,5 +346,10 @@ fn full_example_parses() {
     let config = parse(include_str!("../../config/sngate.example.toml"));
     assert_eq!(config.listener.len(), 3);
     assert_eq!(config.bridge[0].topics.len(), 2);
-    assert_eq!(config.http, Some(HttpConfig { bind: addr("127.0.0.1:8081") }));
+    assert_eq!(
+        config.http,
+        Some(HttpConfig {
+            bind: addr("127.0.0.1:8081")
+        })
+    );
 }

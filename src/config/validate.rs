@@ -29,13 +29,13 @@ fn invalid(path: KeyPath, message: impl Into<String>) -> Check {
 pub(super) fn validate(config: &Config) -> Check {
     let root = KeyPath::default();
     listeners(&config.listener, &root.key("listener"))?;
-    if let Some(http) = &config.http {
-        if config.listener.iter().any(|l| l.bind == http.bind) {
-            invalid(
-                root.key("http").key("bind"),
-                format!("{} is already used by a [[listener]]", http.bind),
-            )?;
-        }
+    if let Some(http) = &config.http
+        && config.listener.iter().any(|l| l.bind == http.bind)
+    {
+        invalid(
+            root.key("http").key("bind"),
+            format!("{} is already used by a [[listener]]", http.bind),
+        )?;
     }
     gateway(&config.gateway, &root.key("gateway"))?;
     if config.persistence.enabled && config.persistence.path.as_os_str().is_empty() {
@@ -59,7 +59,10 @@ fn listeners(listeners: &[ListenerConfig], at: &KeyPath) -> Check {
             )?;
         }
         if listener.protocol.is_tls() {
-            for (key, file) in [("certfile", &listener.certfile), ("keyfile", &listener.keyfile)] {
+            for (key, file) in [
+                ("certfile", &listener.certfile),
+                ("keyfile", &listener.keyfile),
+            ] {
                 if file.is_none() {
                     invalid(
                         at.key(key),
@@ -91,7 +94,10 @@ fn listeners(listeners: &[ListenerConfig], at: &KeyPath) -> Check {
             )?;
         }
         if listener.protocol.is_websocket() && !listener.path.starts_with('/') {
-            invalid(at.key("path"), format!("{:?} must start with '/'", listener.path))?;
+            invalid(
+                at.key("path"),
+                format!("{:?} must start with '/'", listener.path),
+            )?;
         }
     }
     Ok(())
@@ -104,7 +110,10 @@ fn gateway(gateway: &GatewayConfig, at: &KeyPath) -> Check {
             "transparent and aggregating modes need at least one upstream address",
         )?;
     }
-    host_ports(&gateway.upstream.addresses, &at.key("upstream").key("addresses"))?;
+    host_ports(
+        &gateway.upstream.addresses,
+        &at.key("upstream").key("addresses"),
+    )?;
 
     let mut binds = HashSet::new();
     for (i, udp) in gateway.udp.iter().enumerate() {
@@ -140,7 +149,10 @@ fn gateway(gateway: &GatewayConfig, at: &KeyPath) -> Check {
         if !devices.insert(&serial.device) {
             invalid(
                 at.key("device"),
-                format!("{} is used by an earlier [[gateway.serial]]", serial.device.display()),
+                format!(
+                    "{} is used by an earlier [[gateway.serial]]",
+                    serial.device.display()
+                ),
             )?;
         }
         if serial.crc && serial.framing != Framing::Slip {
@@ -204,14 +216,18 @@ fn bridges(bridges: &[BridgeConfig], at: &KeyPath) -> Check {
                 ),
             )?;
         }
-        if let Some(tls) = &bridge.tls {
-            if tls.certfile.is_some() != tls.keyfile.is_some() {
-                let missing = if tls.certfile.is_none() { "certfile" } else { "keyfile" };
-                invalid(
-                    at.key("tls").key(missing),
-                    "certfile and keyfile go together",
-                )?;
-            }
+        if let Some(tls) = &bridge.tls
+            && tls.certfile.is_some() != tls.keyfile.is_some()
+        {
+            let missing = if tls.certfile.is_none() {
+                "certfile"
+            } else {
+                "keyfile"
+            };
+            invalid(
+                at.key("tls").key(missing),
+                "certfile and keyfile go together",
+            )?;
         }
         if bridge.topics.is_empty() {
             invalid(at.key("topics"), "a bridge needs at least one topic")?;
@@ -260,9 +276,7 @@ fn topic_filter(filter: &str, at: &KeyPath) -> Check {
         if misplaced_hash || (level.contains('+') && *level != "+") {
             return invalid(
                 at.clone(),
-                format!(
-                    "{filter:?}: '+' must be a whole level and '#' a whole last level"
-                ),
+                format!("{filter:?}: '+' must be a whole level and '#' a whole last level"),
             );
         }
     }
@@ -308,14 +322,26 @@ mod tests {
 
     #[test]
     fn host_port_accepts_names_and_both_ip_versions() {
-        for ok in ["broker.example.com:8883", "10.0.0.1:1883", "[::1]:1883", "localhost:1"] {
+        for ok in [
+            "broker.example.com:8883",
+            "10.0.0.1:1883",
+            "[::1]:1883",
+            "localhost:1",
+        ] {
             assert!(is_host_port(ok), "{ok}");
         }
     }
 
     #[test]
     fn host_port_rejects_missing_or_bad_ports() {
-        for bad in ["broker.example.com", "host:0", "host:65536", ":1883", "::1:1883", "a b:1"] {
+        for bad in [
+            "broker.example.com",
+            "host:0",
+            "host:65536",
+            ":1883",
+            "::1:1883",
+            "a b:1",
+        ] {
             assert!(!is_host_port(bad), "{bad}");
         }
     }
