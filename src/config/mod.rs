@@ -100,7 +100,7 @@ impl Config {
         let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
             let mut path = KeyPath::from_serde(e.path());
             let inner = e.inner();
-            let message = inner.message().trim_end().to_owned();
+            let message = in_toml_terms(inner.message().trim_end());
             // Name the missing key itself, not only the table lacking it.
             if let Some(missing) = backticked(&message, "missing field `") {
                 path = path.key(missing);
@@ -129,6 +129,21 @@ impl Config {
             ))
         })?;
         Ok(config)
+    }
+}
+
+/// Rewrites serde's Rust vocabulary ("struct GatewayConfig", "a sequence") into TOML's.
+fn in_toml_terms(message: &str) -> String {
+    let message = message.replace("expected a sequence", "expected an array");
+    match message.find("expected struct ") {
+        Some(at) => {
+            let rest = &message[at + "expected struct ".len()..];
+            let name_end = rest
+                .find(|c: char| !c.is_alphanumeric() && c != '_')
+                .unwrap_or(rest.len());
+            format!("{}expected a table{}", &message[..at], &rest[name_end..])
+        }
+        None => message,
     }
 }
 

@@ -353,3 +353,18 @@ fn full_example_parses() {
         })
     );
 }
+
+#[test]
+fn type_errors_use_toml_words_not_rust_type_names() {
+    let message = Config::from_toml_str("[gateway]\nupstream = 5", "t.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.ends_with("invalid type: integer `5`, expected a table"),
+        "{message}"
+    );
+    let message = Config::from_toml_str("listener = 5", "t.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(message.ends_with("expected an array"), "{message}");
+}
