@@ -483,15 +483,15 @@ impl MqttSession {
 
     fn handle_disconnect(&mut self, d: &Disconnect) {
         let mut session_expiry = None;
-        if self.version.is_v5() {
-            if let Some(e) = d.properties.session_expiry_interval {
-                if self.session_expiry == 0 && e != 0 {
-                    return self.protocol_error(
-                        "[MQTT-3.14.2-2] session expiry set at DISCONNECT after connecting with 0",
-                    );
-                }
-                session_expiry = Some(e);
+        if self.version.is_v5()
+            && let Some(e) = d.properties.session_expiry_interval
+        {
+            if self.session_expiry == 0 && e != 0 {
+                return self.protocol_error(
+                    "[MQTT-3.14.2-2] session expiry set at DISCONNECT after connecting with 0",
+                );
             }
+            session_expiry = Some(e);
         }
         let publish_will = d.reason == ReasonCode::DisconnectWithWillMessage;
         if self.attached {
