@@ -5,6 +5,7 @@
 //! broker core (`broker`), and transports that only move frames (`transport`).
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod auth;
 pub mod broker;
 pub mod cli;

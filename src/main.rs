@@ -1,1 +1,74 @@
-fn main() {}
+//! The `sngate` command: parse arguments, load the config, run until a signal.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use sngate::cli::{Cli, Command, run_check_config};
+use sngate::config::Config;
+use tracing::info;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::CheckConfig { file }) = &cli.command {
+        return ExitCode::from(u8::try_from(run_check_config(file)).unwrap_or(1));
+    }
+    let config = match &cli.config {
+        Some(path) => match Config::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("sngate: {e}");
+                return ExitCode::from(1);
+            }
+        },
+        None => Config::builtin(),
+    };
+    init_logging(&config);
+    match run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sngate: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    // RUST_LOG wins over the config file, as users of tracing expect.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(config.log.level.as_str()));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn run(config: Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        info!("sngate version {} starting", env!("CARGO_PKG_VERSION"));
+        let app = sngate::app::start(&config).await?;
+        wait_for_signal().await?;
+        info!("shutting down");
+        app.stop().await;
+        info!("sngate stopped");
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

@@ -3,9 +3,21 @@
 //! it never sees a socket, an MQTT packet or an MQTT-SN topic id.
 
 pub mod api;
+pub mod core;
 pub mod handle;
 pub mod message;
+pub mod metrics;
+pub mod retained;
+pub mod runner;
+pub mod session;
+pub mod subscriptions;
+pub mod sys;
 
 pub use api::*;
+pub use core::{Broker, BrokerSettings};
 pub use handle::{BrokerClosed, BrokerHandle};
 pub use message::{Message, MessageProperties};
+pub use metrics::Metrics;
+pub use runner::spawn;
+#[cfg(test)]
+mod tests;

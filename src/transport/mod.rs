@@ -1,1 +1,3 @@
 //! Transports: they move frames and know nothing of what a packet means.
+
+pub mod tcp;

@@ -21,15 +21,47 @@ use super::msg_type::{
 /// encapsulation, whose 1-octet Length covers only its own header and whose
 /// inner message must then fill the rest of the datagram exactly.
 pub fn decode(datagram: &Bytes) -> Result<Frame, DecodeError> {
+    match split_encapsulation(datagram)? {
+        None => decode_message(datagram).map(Frame::Message),
+        Some(Encapsulation {
+            ctrl,
+            node_id,
+            inner,
+        }) => Ok(Frame::Encapsulated {
+            ctrl,
+            node_id,
+            message: decode_message(&inner)?,
+        }),
+    }
+}
+
+/// The outer layer of a forwarder encapsulation, with the inner message still raw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encapsulation {
+    /// Ctrl octet: bits 1–0 carry the broadcast radius.
+    pub ctrl: u8,
+    /// Wireless Node Id (opaque bytes).
+    pub node_id: Bytes,
+    /// The inner message, undecoded (at least its 2-octet header long).
+    pub inner: Bytes,
+}
+
+/// Splits a forwarder encapsulation (MQTT-SN 1.2 §5.5) from its inner message;
+/// `Ok(None)` for a datagram that is not encapsulated.
+///
+/// For the gateway when [`decode`] rejected the inner message: the node id is
+/// what a reply (e.g. PUBACK 0x03, G-45) must be wrapped with (G-91), and
+/// [`peek_msg_type`](super::peek_msg_type) on `inner` gives the inner type.
+pub fn split_encapsulation(datagram: &Bytes) -> Result<Option<Encapsulation>, DecodeError> {
     let header = parse_header(datagram)?;
-    if header.msg_type != MsgType::Encapsulated.as_u8() {
-        return decode_message(datagram).map(Frame::Message);
+    let type_octet = MsgType::Encapsulated.as_u8();
+    if header.msg_type != type_octet {
+        return Ok(None);
     }
     // MQTT-SN 1.2 §5.5: the encapsulation Length is always one octet.
     if header.header_len != 2 {
         return Err(DecodeError::LongFormEncapsulation);
     }
-    let type_octet = MsgType::Encapsulated.as_u8();
     if header.total < 3 {
         return Err(DecodeError::Truncated {
             msg_type: type_octet,
@@ -45,14 +77,11 @@ pub fn decode(datagram: &Bytes) -> Result<Frame, DecodeError> {
             actual: datagram.len().saturating_sub(2),
         });
     }
-    let ctrl = datagram.get(2).copied().unwrap_or_default();
-    let node_id = datagram.slice(3..header.total);
-    let message = decode_message(&datagram.slice(header.total..))?;
-    Ok(Frame::Encapsulated {
-        ctrl,
-        node_id,
-        message,
-    })
+    Ok(Some(Encapsulation {
+        ctrl: datagram.get(2).copied().unwrap_or_default(),
+        node_id: datagram.slice(3..header.total),
+        inner: datagram.slice(header.total..),
+    }))
 }
 
 /// Decodes one message that is not encapsulated (used for the inner message of 0xFE too).
@@ -98,7 +127,7 @@ fn decode_body(msg_type: MsgType, body: &Bytes) -> Result<Message, DecodeError> 
         match b.len().cmp(&n) {
             std::cmp::Ordering::Less => Err(truncated(n)),
             std::cmp::Ordering::Equal => Ok(()),
-            std::cmp::Ordering::Greater => Err(invalid(EXACT[n])),
+            std::cmp::Ordering::Greater => Err(invalid(exact_size_text(n))),
         }
     };
     let at_least = |n: usize| -> Result<(), DecodeError> {
@@ -309,8 +338,18 @@ fn decode_body(msg_type: MsgType, body: &Bytes) -> Result<Message, DecodeError> 
     Ok(msg)
 }
 
-/// Human-readable exact sizes, indexed by the expected variable-part length.
-const EXACT: [&str; 7] = ["0", "1", "2", "3", "4", "5", "6"];
+/// Human-readable exact variable-part sizes of the fixed-size types.
+fn exact_size_text(n: usize) -> &'static str {
+    match n {
+        0 => "0",
+        1 => "1",
+        2 => "2",
+        3 => "3",
+        5 => "5",
+        6 => "6",
+        _ => "a fixed number of",
+    }
+}
 
 /// WILLTOPIC / WILLTOPICUPD: the empty form is exactly 2 octets (digest §3.7, §3.22);
 /// Flags without a topic is read as the empty form too (digest §3.7, [REC]).

@@ -10,7 +10,7 @@ mod header;
 mod message;
 mod msg_type;
 
-pub use decode::{decode, decode_message};
+pub use decode::{Encapsulation, decode, decode_message, split_encapsulation};
 pub use encode::{encode, encode_frame, encoded_len};
 pub use error::{DecodeError, EncodeError};
 pub use header::{LONG_FORM_MAX, SHORT_FORM_MAX, peek_msg_type};

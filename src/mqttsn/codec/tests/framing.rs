@@ -6,7 +6,7 @@ use bytes::{Bytes, BytesMut};
 use super::{encoded, encoded_frame, hex};
 use crate::mqttsn::codec::{
     DecodeError, EncodeError, Frame, Message, SnQos, TopicRef, decode, decode_message, encode,
-    encode_frame, encoded_len, peek_msg_type,
+    encode_frame, encoded_len, peek_msg_type, split_encapsulation,
 };
 use crate::qos::QoS;
 
@@ -256,4 +256,23 @@ fn peek_finds_no_type_without_a_header() {
     assert_eq!(peek_msg_type(&hex("02")), None);
     assert_eq!(peek_msg_type(&hex("00 16")), None);
     assert_eq!(peek_msg_type(&hex("01 00 04")), None);
+}
+
+#[test]
+fn split_encapsulation_keeps_node_id_of_an_undecodable_inner_message() {
+    // G-45 behind a forwarder: the PUBACK 0x03 must be wrapped with node 0x1234 (G-91).
+    let wire = hex("05 FE 01 12 34 09 0C 23 00 01 00 02 68 69");
+    assert!(matches!(
+        decode(&wire),
+        Err(DecodeError::ReservedTopicIdType { .. })
+    ));
+    let split = split_encapsulation(&wire).unwrap().unwrap();
+    assert_eq!(split.ctrl, 0x01);
+    assert_eq!(split.node_id, hex("12 34"));
+    assert_eq!(peek_msg_type(&split.inner), Some(0x0C));
+}
+
+#[test]
+fn split_encapsulation_passes_plain_messages_through() {
+    assert_eq!(split_encapsulation(&hex("02 16")), Ok(None));
 }

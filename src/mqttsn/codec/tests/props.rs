@@ -185,12 +185,30 @@ pub(super) fn frame() -> impl Strategy<Value = Frame> {
 
 /// A datagram with a correct 1-octet Length, so that decoding reaches the
 /// per-type rules instead of stopping at the length check.
-fn well_framed_datagram() -> impl Strategy<Value = Bytes> {
+fn well_framed_message() -> impl Strategy<Value = Vec<u8>> {
     (any::<u8>(), proptest::collection::vec(any::<u8>(), 0..40)).prop_map(|(t, body)| {
         let mut v = vec![(body.len() + 2) as u8, t % 0x20];
         v.extend_from_slice(&body);
-        Bytes::from(v)
+        v
     })
+}
+
+/// A well-framed message, bare or behind a well-framed encapsulation header.
+fn well_framed_datagram() -> impl Strategy<Value = Bytes> {
+    prop_oneof![
+        well_framed_message().prop_map(Bytes::from),
+        (
+            any::<u8>(),
+            proptest::collection::vec(any::<u8>(), 0..4),
+            well_framed_message()
+        )
+            .prop_map(|(ctrl, node_id, inner)| {
+                let mut v = vec![(node_id.len() + 3) as u8, 0xFE, ctrl];
+                v.extend_from_slice(&node_id);
+                v.extend_from_slice(&inner);
+                Bytes::from(v)
+            }),
+    ]
 }
 
 proptest! {

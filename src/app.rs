@@ -1,0 +1,184 @@
+//! Wiring: builds the broker core, the listeners and the gateway from a
+//! [`Config`], and shuts them down together. Tests start sngate in-process
+//! through [`start`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::broker::{self, BrokerHandle, BrokerSettings, Metrics};
+use crate::config::{Config, ListenerProtocol};
+use crate::mqtt::connection::{ConnectionContext, run_connection};
+use crate::mqtt::session::SessionSettings;
+use crate::transport::tcp;
+
+/// Why sngate could not start.
+#[derive(Debug, Error)]
+pub enum StartError {
+    /// A listener could not bind its address.
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Which listener.
+        what: &'static str,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The config asks for something this build does not do yet.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// A running sngate.
+#[derive(Debug)]
+pub struct Sngate {
+    /// Bound MQTT listeners (protocol, address), in config order.
+    pub mqtt_listeners: Vec<(ListenerProtocol, SocketAddr)>,
+    /// Bound MQTT-SN UDP sockets, in config order.
+    pub gateway_udp: Vec<SocketAddr>,
+    /// A handle to the broker core (for in-process clients).
+    pub broker: BrokerHandle,
+    /// Traffic counters.
+    pub metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    core: JoinHandle<()>,
+}
+
+impl Sngate {
+    /// The first plain MQTT listener's address.
+    pub fn mqtt_addr(&self) -> Option<SocketAddr> {
+        self.mqtt_listeners
+            .iter()
+            .find(|(p, _)| *p == ListenerProtocol::Mqtt)
+            .map(|(_, a)| *a)
+    }
+
+    /// The token that stops everything when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops accepting, says goodbye to clients, and waits (bounded) for
+    /// every task to end.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(Duration::from_secs(5), self.tasks.wait())
+            .await
+            .is_err()
+        {
+            warn!("some connections did not close within 5 s");
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.core).await;
+    }
+}
+
+fn broker_settings(config: &Config) -> BrokerSettings {
+    let b = &config.broker;
+    BrokerSettings {
+        max_queued_messages: b.max_queued_messages,
+        max_inflight_messages: b.max_inflight_messages,
+        sys_interval: Duration::from_secs(b.sys_interval),
+        retain_available: b.retain_available,
+    }
+}
+
+/// Per-connection MQTT settings from `[broker]`.
+pub fn session_settings(config: &Config) -> SessionSettings {
+    let b = &config.broker;
+    SessionSettings {
+        max_keepalive: b.max_keepalive,
+        max_packet_size: b.max_packet_size,
+        max_topic_alias: b.max_topic_alias,
+        receive_maximum: b.max_inflight_messages,
+        retain_available: b.retain_available,
+        allow_zero_length_clientid: b.allow_zero_length_clientid,
+        connect_timeout: Duration::from_secs(b.connect_timeout),
+    }
+}
+
+fn check_supported(config: &Config) -> Result<(), StartError> {
+    if let Some(l) = config
+        .listener
+        .iter()
+        .find(|l| l.protocol != ListenerProtocol::Mqtt)
+    {
+        return Err(StartError::Unsupported(format!(
+            "listener protocol \"{}\" on {} is not available in this build yet; use \"mqtt\"",
+            l.protocol.as_str(),
+            l.bind
+        )));
+    }
+    if config.persistence.enabled {
+        return Err(StartError::Unsupported(
+            "persistence.enabled = true is not available in this build yet; set it to false".into(),
+        ));
+    }
+    if config.auth.password_file.is_some() || config.auth.acl_file.is_some() {
+        return Err(StartError::Unsupported(
+            "auth.password_file / auth.acl_file are not available in this build yet".into(),
+        ));
+    }
+    if !config.bridge.is_empty() {
+        return Err(StartError::Unsupported(
+            "[[bridge]] is not available in this build yet".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Starts everything the config describes. Listeners are bound before this
+/// returns, so their addresses (port 0 resolved) are known to the caller.
+pub async fn start(config: &Config) -> Result<Sngate, StartError> {
+    check_supported(config)?;
+    let shutdown = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let (broker, metrics, core) = broker::spawn(broker_settings(config), shutdown.clone());
+    let ctx = ConnectionContext {
+        broker: broker.clone(),
+        metrics: metrics.clone(),
+        settings: session_settings(config),
+        shutdown: shutdown.clone(),
+    };
+    let mut mqtt_listeners = Vec::new();
+    for l in &config.listener {
+        let listener = tcp::bind(l.bind).map_err(|source| StartError::Bind {
+            addr: l.bind,
+            what: "mqtt",
+            source,
+        })?;
+        let local = listener.local_addr().unwrap_or(l.bind);
+        info!("Opening {} listen socket on {local}.", l.protocol.as_str());
+        mqtt_listeners.push((l.protocol, local));
+        let max = if l.max_connections > 0 {
+            l.max_connections
+        } else {
+            config.broker.max_connections
+        };
+        let ctx = ctx.clone();
+        tasks.spawn(tcp::accept_loop(
+            listener,
+            max,
+            shutdown.clone(),
+            tasks.clone(),
+            move |stream, peer| run_connection(stream, peer, "tcp", ctx.clone()),
+        ));
+    }
+    Ok(Sngate {
+        mqtt_listeners,
+        gateway_udp: Vec::new(),
+        broker,
+        metrics,
+        shutdown,
+        tasks,
+        core,
+    })
+}

@@ -1,0 +1,570 @@
+//! The broker core state machine. One owner (the core task) calls
+//! [`Broker::handle`] for each command and [`Broker::tick`] about once a
+//! second; time is passed in, so the whole core is testable without tokio.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::{debug, info};
+
+use super::api::{
+    Command, ConnId, ConnectRequest, DisconnectKind, Outbound, PublishOutcome, ServerDisconnect,
+    SubscribeRequest, SubscribeResult, UnsubscribeResult, Will,
+};
+use super::message::Message;
+use super::metrics::Metrics;
+use super::retained::RetainedStore;
+use super::session::{DeliveryStats, Link, Session, SessionLimits};
+use super::subscriptions::{SessionKey, Subscriber, SubscriptionTree};
+use super::sys::SysTopics;
+use crate::mqtt::topic;
+use crate::qos::QoS;
+
+/// Settings of the broker core (mapped from `[broker]` in the config).
+#[derive(Debug, Clone)]
+pub struct BrokerSettings {
+    /// Per-session queue limit.
+    pub max_queued_messages: usize,
+    /// Per-session in-flight window cap.
+    pub max_inflight_messages: u16,
+    /// `$SYS` publish period; zero turns `$SYS` off.
+    pub sys_interval: Duration,
+    /// Whether retained messages are stored.
+    pub retain_available: bool,
+}
+
+impl Default for BrokerSettings {
+    fn default() -> BrokerSettings {
+        BrokerSettings {
+            max_queued_messages: 1000,
+            max_inflight_messages: 20,
+            sys_interval: Duration::from_secs(10),
+            retain_available: true,
+        }
+    }
+}
+
+/// Counters kept by the core for `$SYS`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CoreStats {
+    /// PUBLISH messages received from clients.
+    pub messages_received: u64,
+    /// Deliveries and drops.
+    pub delivery: DeliveryStats,
+    /// Most clients connected at once.
+    pub clients_maximum: usize,
+}
+
+/// The broker core.
+#[derive(Debug)]
+pub struct Broker {
+    settings: BrokerSettings,
+    limits: SessionLimits,
+    sessions: HashMap<SessionKey, Session>,
+    by_client: HashMap<Arc<str>, SessionKey>,
+    by_conn: HashMap<ConnId, SessionKey>,
+    next_key: u64,
+    tree: SubscriptionTree,
+    retained: RetainedStore,
+    stats: CoreStats,
+    metrics: Arc<Metrics>,
+    sys: SysTopics,
+    scratch: Vec<Subscriber>,
+}
+
+impl Broker {
+    /// A new, empty broker.
+    pub fn new(settings: BrokerSettings, metrics: Arc<Metrics>, now: Instant) -> Broker {
+        let limits = SessionLimits {
+            max_queued: settings.max_queued_messages,
+            max_inflight: settings.max_inflight_messages,
+        };
+        let sys = SysTopics::new(now, settings.sys_interval);
+        Broker {
+            settings,
+            limits,
+            sessions: HashMap::new(),
+            by_client: HashMap::new(),
+            by_conn: HashMap::new(),
+            next_key: 1,
+            tree: SubscriptionTree::new(),
+            retained: RetainedStore::new(),
+            stats: CoreStats::default(),
+            metrics,
+            sys,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Number of sessions with a connection attached.
+    pub fn clients_connected(&self) -> usize {
+        self.by_conn.len()
+    }
+
+    /// Number of sessions, attached or not.
+    pub fn clients_total(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Number of subscriptions.
+    pub fn subscription_count(&self) -> usize {
+        self.tree.len()
+    }
+
+    /// Number of retained messages.
+    pub fn retained_count(&self) -> usize {
+        self.retained.len()
+    }
+
+    /// Core counters.
+    pub fn stats(&self) -> CoreStats {
+        self.stats
+    }
+
+    /// Applies one command.
+    pub fn handle(&mut self, command: Command, now: Instant) {
+        match command {
+            Command::Connect(req) => self.connect(req, now),
+            Command::Publish {
+                conn,
+                packet_id,
+                message,
+            } => self.client_publish(conn, packet_id, message, now),
+            Command::PubAck { conn, packet_id } => {
+                self.with_session(conn, now, |s, _| {
+                    s.puback(packet_id);
+                });
+            }
+            Command::PubRec { conn, packet_id } => {
+                self.with_session(conn, now, |s, _| s.pubrec(packet_id));
+            }
+            Command::PubComp { conn, packet_id } => {
+                self.with_session(conn, now, |s, _| {
+                    s.pubcomp(packet_id);
+                });
+            }
+            Command::PubRel { conn, packet_id } => {
+                self.with_session(conn, now, |s, _| {
+                    let found = s.incoming_qos2.remove(&packet_id);
+                    if let Some(link) = &s.link {
+                        link.outbox
+                            .send(link.conn, Outbound::PubComp { packet_id, found });
+                    }
+                });
+            }
+            Command::Subscribe {
+                conn,
+                packet_id,
+                filters,
+                subscription_id,
+            } => self.subscribe(conn, packet_id, filters, subscription_id, now),
+            Command::Unsubscribe {
+                conn,
+                packet_id,
+                filters,
+            } => self.unsubscribe(conn, packet_id, &filters),
+            Command::SetWill { conn, will } => {
+                if let Some(key) = self.by_conn.get(&conn)
+                    && let Some(s) = self.sessions.get_mut(key)
+                {
+                    s.will = will;
+                }
+            }
+            Command::Disconnect { conn, kind } => self.disconnect(conn, kind, now),
+            Command::PublishInternal { message } => {
+                self.route(None, message, now);
+            }
+        }
+    }
+
+    /// Runs session expiry, delayed wills and `$SYS`. Call about once a second.
+    pub fn tick(&mut self, now: Instant) {
+        let mut due_wills = Vec::new();
+        let mut expired = Vec::new();
+        for (key, s) in &mut self.sessions {
+            if let Some((at, _)) = &s.will_due
+                && *at <= now
+                && let Some((_, will)) = s.will_due.take()
+            {
+                due_wills.push((*key, will));
+            }
+            if s.expires_at.is_some_and(|at| at <= now) {
+                expired.push(*key);
+            }
+        }
+        for (key, will) in due_wills {
+            self.route(Some(key), will.message, now);
+        }
+        for key in expired {
+            self.end_session(key, now);
+        }
+        if let Some(messages) = self.sys.due(now, &self.snapshot()) {
+            for m in messages {
+                self.route(None, m, now);
+            }
+        }
+    }
+
+    fn snapshot(&self) -> super::sys::SysSnapshot {
+        super::sys::SysSnapshot {
+            clients_connected: self.clients_connected(),
+            clients_total: self.clients_total(),
+            clients_maximum: self.stats.clients_maximum,
+            subscriptions: self.subscription_count(),
+            retained: self.retained_count(),
+            messages_received: self.stats.messages_received,
+            messages_sent: self.stats.delivery.sent,
+            messages_dropped: self.stats.delivery.dropped,
+            bytes_received: Metrics::get(&self.metrics.bytes_received),
+            bytes_sent: Metrics::get(&self.metrics.bytes_sent),
+        }
+    }
+
+    /// Tells every connection the broker is going away.
+    pub fn shutdown(&mut self) {
+        for s in self.sessions.values_mut() {
+            if let Some(link) = s.link.take() {
+                link.outbox.send(
+                    link.conn,
+                    Outbound::Disconnect(ServerDisconnect::ShuttingDown),
+                );
+            }
+        }
+        self.by_conn.clear();
+    }
+
+    fn with_session(&mut self, conn: ConnId, now: Instant, f: impl FnOnce(&mut Session, Instant)) {
+        let Some(key) = self.by_conn.get(&conn) else {
+            debug!(
+                conn = conn.0,
+                "command for a connection without a session ignored"
+            );
+            return;
+        };
+        if let Some(s) = self.sessions.get_mut(key) {
+            f(s, now);
+            s.pump(now, &self.limits, &mut self.stats.delivery);
+        }
+    }
+
+    fn connect(&mut self, req: ConnectRequest, now: Instant) {
+        let existing = self.by_client.get(&req.client_id).copied();
+        if let Some(key) = existing {
+            self.take_over(key, req.clean_start, now);
+        }
+        let (key, session_present) = match existing {
+            Some(key) if !req.clean_start => (key, true),
+            Some(key) => {
+                self.end_session(key, now);
+                (self.new_session(&req), false)
+            }
+            None => (self.new_session(&req), false),
+        };
+        let Some(s) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        s.kind = req.kind;
+        s.username = req.username;
+        s.expiry = req.session_expiry;
+        s.expires_at = None;
+        s.will = req.will;
+        // A new connection to the session cancels a delayed will (MQTT 5 §3.1.3.2.2).
+        s.will_due = None;
+        s.receive_maximum = req.receive_maximum;
+        s.link = Some(Link {
+            conn: req.conn,
+            outbox: req.outbox.clone(),
+        });
+        self.by_conn.insert(req.conn, key);
+        self.stats.clients_maximum = self.stats.clients_maximum.max(self.by_conn.len());
+        req.outbox
+            .send(req.conn, Outbound::ConnAck { session_present });
+        if session_present {
+            s.resend_inflight(now);
+            s.pump(now, &self.limits, &mut self.stats.delivery);
+        }
+    }
+
+    fn new_session(&mut self, req: &ConnectRequest) -> SessionKey {
+        let key = SessionKey(self.next_key);
+        self.next_key += 1;
+        self.sessions
+            .insert(key, Session::new(req.client_id.clone(), req.kind));
+        self.by_client.insert(req.client_id.clone(), key);
+        key
+    }
+
+    /// A second connection with the same client id replaces the first
+    /// [MQTT-3.1.4-2]; the old connection's will follows the abnormal-close rule.
+    fn take_over(&mut self, key: SessionKey, clean_start: bool, now: Instant) {
+        let Some(s) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        let Some(link) = s.link.take() else {
+            return;
+        };
+        info!(client_id = %s.client_id, "session taken over by a new connection");
+        link.outbox.send(
+            link.conn,
+            Outbound::Disconnect(ServerDisconnect::SessionTakenOver),
+        );
+        self.by_conn.remove(&link.conn);
+        if let Some(will) = s.will.take()
+            && (will.delay == 0 || clean_start)
+        {
+            self.route(Some(key), will.message, now);
+        }
+    }
+
+    fn disconnect(&mut self, conn: ConnId, kind: DisconnectKind, now: Instant) {
+        let Some(key) = self.by_conn.remove(&conn) else {
+            return;
+        };
+        let Some(s) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        s.link = None;
+        let (publish_will, new_expiry) = match kind {
+            DisconnectKind::Graceful {
+                publish_will,
+                session_expiry,
+            } => (publish_will, session_expiry),
+            DisconnectKind::Abnormal => (true, None),
+        };
+        if let Some(expiry) = new_expiry {
+            s.expiry = expiry;
+        }
+        let will = s.will.take().filter(|_| publish_will);
+        let mut will_now = None;
+        if let Some(will) = will {
+            if will.delay > 0 && s.expiry > 0 {
+                let delay = will.delay.min(s.expiry);
+                s.will_due = Some((now + Duration::from_secs(u64::from(delay)), will));
+            } else {
+                will_now = Some(will);
+            }
+        }
+        if s.expiry == 0 {
+            if let Some(will) = will_now {
+                self.route(Some(key), will.message, now);
+            }
+            self.end_session(key, now);
+            return;
+        }
+        if s.expiry != u32::MAX {
+            s.expires_at = Some(now + Duration::from_secs(u64::from(s.expiry)));
+        }
+        if let Some(will) = will_now {
+            self.route(Some(key), will.message, now);
+        }
+    }
+
+    /// Removes a session and its subscriptions; a pending delayed will is
+    /// published now because the session ends first (MQTT 5 §3.1.3.2.2).
+    fn end_session(&mut self, key: SessionKey, now: Instant) {
+        let Some(mut s) = self.sessions.remove(&key) else {
+            return;
+        };
+        if self.by_client.get(&s.client_id) == Some(&key) {
+            self.by_client.remove(&s.client_id);
+        }
+        if let Some(link) = &s.link {
+            self.by_conn.remove(&link.conn);
+        }
+        for filter in s.subscriptions.keys() {
+            self.tree.remove(filter, key);
+        }
+        s.clear_delivery_state();
+        if let Some((_, will)) = s.will_due.take() {
+            self.route(Some(key), will.message, now);
+        }
+        debug!(client_id = %s.client_id, "session ended");
+    }
+
+    fn client_publish(
+        &mut self,
+        conn: ConnId,
+        packet_id: Option<u16>,
+        message: Message,
+        now: Instant,
+    ) {
+        let Some(&key) = self.by_conn.get(&conn) else {
+            debug!(
+                conn = conn.0,
+                "publish from a connection without a session ignored"
+            );
+            return;
+        };
+        self.stats.messages_received += 1;
+        let qos = message.qos;
+        let duplicate_qos2 = qos == QoS::ExactlyOnce
+            && packet_id.is_some_and(|id| {
+                self.sessions
+                    .get_mut(&key)
+                    .is_some_and(|s| !s.incoming_qos2.insert(id))
+            });
+        // A QoS 2 packet id seen before PUBREL is a retransmission: acknowledge
+        // it again but do not deliver twice [MQTT-4.3.3-2].
+        let outcome = if duplicate_qos2 || self.route(Some(key), message, now) > 0 {
+            PublishOutcome::Delivered
+        } else {
+            PublishOutcome::NoMatchingSubscribers
+        };
+        let (Some(packet_id), Some(s)) = (packet_id, self.sessions.get(&key)) else {
+            return;
+        };
+        let Some(link) = &s.link else {
+            return;
+        };
+        let event = match qos {
+            QoS::AtMostOnce => return,
+            QoS::AtLeastOnce => Outbound::PubAck { packet_id, outcome },
+            QoS::ExactlyOnce => Outbound::PubRec { packet_id, outcome },
+        };
+        link.outbox.send(link.conn, event);
+    }
+
+    /// Routes a message to every matching session; returns how many got it.
+    pub fn route(&mut self, from: Option<SessionKey>, message: Message, now: Instant) -> usize {
+        if message.is_expired(now) {
+            return 0;
+        }
+        if message.retain && self.settings.retain_available {
+            self.retained.apply(&message);
+        }
+        let mut matched = std::mem::take(&mut self.scratch);
+        matched.clear();
+        let sessions = &self.sessions;
+        self.tree.matches(
+            &message.topic,
+            &|k| sessions.get(&k).is_some_and(Session::is_online),
+            &mut matched,
+        );
+        matched.retain(|sub| !(sub.options.no_local && Some(sub.session) == from));
+        // Overlapping subscriptions yield one copy at the highest QoS, carrying
+        // every subscription identifier [MQTT-3.3.5-1, MQTT 5 §3.3.4].
+        matched.sort_by_key(|sub| sub.session);
+        let mut delivered = 0;
+        let mut i = 0;
+        while i < matched.len() {
+            let session = matched[i].session;
+            let mut qos = QoS::AtMostOnce;
+            let mut retain_as_published = false;
+            let mut ids = Vec::new();
+            while i < matched.len() && matched[i].session == session {
+                qos = qos.max(matched[i].options.qos);
+                retain_as_published |= matched[i].options.retain_as_published;
+                if let Some(id) = matched[i].subscription_id {
+                    ids.push(id);
+                }
+                i += 1;
+            }
+            if let Some(s) = self.sessions.get_mut(&session) {
+                let mut copy = message.clone();
+                copy.qos = copy.qos.min(qos);
+                // Retain is cleared on normal forwarding unless Retain As
+                // Published [MQTT-3.3.1-9, MQTT 5 §3.8.3.1].
+                copy.retain = message.retain && retain_as_published;
+                s.offer(copy, ids, now, &self.limits, &mut self.stats.delivery);
+                delivered += 1;
+            }
+        }
+        self.scratch = matched;
+        delivered
+    }
+
+    fn subscribe(
+        &mut self,
+        conn: ConnId,
+        packet_id: u16,
+        filters: Vec<SubscribeRequest>,
+        subscription_id: Option<u32>,
+        now: Instant,
+    ) {
+        let Some(&key) = self.by_conn.get(&conn) else {
+            return;
+        };
+        let mut results = Vec::with_capacity(filters.len());
+        let mut retained_to_send = Vec::new();
+        for req in filters {
+            if topic::validate_topic_filter(&req.filter).is_err() {
+                results.push(SubscribeResult::Failed);
+                continue;
+            }
+            let sub = Subscriber {
+                session: key,
+                options: req.options,
+                subscription_id,
+            };
+            let is_new = self.tree.insert(&req.filter, sub);
+            if let Some(s) = self.sessions.get_mut(&key) {
+                s.subscriptions
+                    .insert(req.filter.clone(), (req.options, subscription_id));
+            }
+            results.push(SubscribeResult::Granted(req.options.qos));
+            let shared = topic::parse_shared(&req.filter).is_some();
+            // Retained messages are not sent for shared subscriptions (MQTT 5 §4.8.2).
+            let send_retained = !shared
+                && match req.options.retain_handling {
+                    0 => true,
+                    1 => is_new,
+                    _ => false,
+                };
+            if send_retained {
+                for mut m in self.retained.matching(&req.filter, now) {
+                    m.qos = m.qos.min(req.options.qos);
+                    m.retain = true;
+                    retained_to_send.push((m, subscription_id));
+                }
+            }
+        }
+        let Some(s) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        if let Some(link) = &s.link {
+            link.outbox
+                .send(link.conn, Outbound::SubAck { packet_id, results });
+        }
+        // Retained messages follow the SUBACK [MQTT-3.8.4-3].
+        for (m, id) in retained_to_send {
+            s.offer(
+                m,
+                id.into_iter().collect(),
+                now,
+                &self.limits,
+                &mut self.stats.delivery,
+            );
+        }
+    }
+
+    fn unsubscribe(&mut self, conn: ConnId, packet_id: u16, filters: &[Arc<str>]) {
+        let Some(&key) = self.by_conn.get(&conn) else {
+            return;
+        };
+        let mut results = Vec::with_capacity(filters.len());
+        for filter in filters {
+            let removed = self.tree.remove(filter, key);
+            if let Some(s) = self.sessions.get_mut(&key) {
+                s.subscriptions.remove(filter);
+            }
+            results.push(if removed {
+                UnsubscribeResult::Removed
+            } else {
+                UnsubscribeResult::NoSubscriptionExisted
+            });
+        }
+        if let Some(s) = self.sessions.get(&key)
+            && let Some(link) = &s.link
+        {
+            link.outbox
+                .send(link.conn, Outbound::UnsubAck { packet_id, results });
+        }
+    }
+
+    /// The will a session would publish if its connection dropped now (tests, status).
+    pub fn will_of(&self, client_id: &str) -> Option<&Will> {
+        let key = self.by_client.get(client_id)?;
+        self.sessions.get(key)?.will.as_ref()
+    }
+}

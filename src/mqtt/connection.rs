@@ -1,0 +1,196 @@
+//! The tokio task of one MQTT connection: bytes from the socket go through the
+//! codec into the sans-IO [`MqttSession`]; its packets are encoded back to the
+//! socket and its commands go to the broker core. Generic over the stream, so
+//! TCP, TLS and WebSocket connections share it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, field, info, info_span, warn};
+
+use super::codec::{decode_packet, encode_packet};
+use super::session::{MqttSession, SessionSettings};
+use crate::broker::{BrokerHandle, ConnId, Metrics, Outbox};
+
+/// How long a connection waits for the core's goodbye at shutdown.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
+/// Read buffer growth step; idle connections hold no buffer at all.
+const READ_CHUNK: usize = 4096;
+
+/// Everything a connection needs from the rest of the process.
+#[derive(Debug, Clone)]
+pub struct ConnectionContext {
+    /// The broker core.
+    pub broker: BrokerHandle,
+    /// Traffic counters.
+    pub metrics: Arc<Metrics>,
+    /// Protocol settings.
+    pub settings: SessionSettings,
+    /// Cancelled when the process shuts down.
+    pub shutdown: CancellationToken,
+}
+
+/// Serves one client connection until it ends.
+pub async fn run_connection<S>(
+    stream: S,
+    peer: SocketAddr,
+    transport: &'static str,
+    ctx: ConnectionContext,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let span = info_span!("mqtt", transport, %peer, client_id = field::Empty);
+    serve(stream, peer, ctx).instrument(span).await;
+}
+
+async fn serve<S>(stream: S, peer: SocketAddr, ctx: ConnectionContext)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let (outbox, mut rx) = Outbox::channel();
+    let conn = ConnId::next();
+    let max_packet = ctx.settings.max_packet_size;
+    let mut session = MqttSession::new(conn, outbox, ctx.settings.clone(), Instant::now());
+    let mut rbuf = BytesMut::new();
+    let mut wbuf = BytesMut::new();
+    let mut announced = false;
+    let mut stop_at: Option<Instant> = None;
+    loop {
+        // Commands first, so the core sees a client's packets in order before
+        // anything it says back is written.
+        while let Some(cmd) = session.poll_command() {
+            if ctx.broker.send(cmd).await.is_err() {
+                session.connection_lost("broker shutting down");
+                break;
+            }
+        }
+        while let Some(packet) = session.poll_packet() {
+            if let Err(e) = encode_packet(&packet, session.version(), &mut wbuf) {
+                warn!("cannot encode {}: {e}", packet.name());
+            }
+        }
+        if !announced && let Some(id) = session.client_id() {
+            announced = true;
+            tracing::Span::current().record("client_id", field::display(id));
+            info!(
+                "New client connected from {peer} as {id} (p{}, k{}).",
+                session.version().level(),
+                session.keep_alive()
+            );
+        }
+        if !wbuf.is_empty() {
+            let n = wbuf.len();
+            if let Err(e) = wr.write_all(&wbuf).await {
+                session.connection_lost(&format!("write failed: {e}"));
+            }
+            wbuf.clear();
+            ctx.metrics.add_sent(n);
+        }
+        if session.is_closing() {
+            // Flush what the session queued last (e.g. a DISCONNECT) and drain
+            // its final commands (e.g. the will) before closing.
+            while let Some(cmd) = session.poll_command() {
+                let _ = ctx.broker.send(cmd).await;
+            }
+            while let Some(packet) = session.poll_packet() {
+                let _ = encode_packet(&packet, session.version(), &mut wbuf);
+            }
+            if !wbuf.is_empty() {
+                let _ = wr.write_all(&wbuf).await;
+            }
+            let _ = wr.shutdown().await;
+            break;
+        }
+        if wbuf.capacity() > READ_CHUNK * 4 {
+            wbuf = BytesMut::new();
+        }
+        let deadline = match (session.poll_timeout(), stop_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        tokio::select! {
+            biased;
+            event = rx.recv() => {
+                let now = Instant::now();
+                match event {
+                    Some((_, ev)) => {
+                        session.handle_outbound(ev, now);
+                        while let Ok((_, ev)) = rx.try_recv() {
+                            session.handle_outbound(ev, now);
+                        }
+                    }
+                    None => session.connection_lost("broker shutting down"),
+                }
+            }
+            read = read_some(&mut rd, &mut rbuf) => {
+                let now = Instant::now();
+                match read {
+                    Ok(0) => session.connection_lost("closed by client"),
+                    Ok(n) => {
+                        ctx.metrics.add_received(n);
+                        loop {
+                            match decode_packet(&mut rbuf, session.version(), max_packet) {
+                                Ok(Some(p)) => {
+                                    session.handle_packet(p, now);
+                                    if session.is_closing() { break; }
+                                }
+                                Ok(None) => break,
+                                Err(e) => {
+                                    session.handle_decode_error(&e);
+                                    break;
+                                }
+                            }
+                        }
+                        if rbuf.is_empty() && rbuf.capacity() > READ_CHUNK * 4 {
+                            rbuf = BytesMut::new();
+                        }
+                    }
+                    Err(e) => session.connection_lost(&format!("read failed: {e}")),
+                }
+            }
+            () = sleep_until(deadline) => {
+                let now = Instant::now();
+                if stop_at.is_some_and(|at| now >= at) {
+                    session.connection_lost("server shutting down");
+                } else {
+                    session.handle_timeout(now);
+                }
+            }
+            () = ctx.shutdown.cancelled(), if stop_at.is_none() => {
+                // The core says goodbye (DISCONNECT 0x8B) to every attached
+                // client; give that a moment, then close whatever is left.
+                stop_at = Some(Instant::now() + SHUTDOWN_GRACE);
+            }
+        }
+    }
+    let reason = session
+        .close_reason()
+        .map_or("closed", |c| c.reason.as_str())
+        .to_string();
+    let graceful = session.close_reason().is_some_and(|c| c.graceful);
+    match session.client_id() {
+        Some(id) if graceful => info!("Client {id} disconnected."),
+        Some(id) => info!("Client {id} closed its connection: {reason}."),
+        None => warn!("Connection from {peer} closed before CONNECT completed: {reason}."),
+    }
+    debug!(conn = conn.0, "connection task ends");
+}
+
+async fn read_some<R: AsyncRead + Unpin>(rd: &mut R, buf: &mut BytesMut) -> std::io::Result<usize> {
+    if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+        buf.reserve(READ_CHUNK);
+    }
+    rd.read_buf(buf).await
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}

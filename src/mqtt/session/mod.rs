@@ -1,0 +1,740 @@
+//! One MQTT connection's protocol state, sans-IO: decoded packets and broker
+//! events in, packets and broker commands out, time passed in. The tokio task
+//! in `mqtt::connection` only moves bytes.
+
+mod aliases;
+mod connect;
+mod convert;
+mod settings;
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use self::aliases::{AliasError, InboundAliases, OutboundAliases, OutboundTopic};
+pub use self::settings::SessionSettings;
+use crate::broker::{
+    ClientKind, Command, ConnId, ConnectRequest, Delivery, DisconnectKind, Message, Outbound,
+    Outbox, PublishOutcome, ServerDisconnect, SubscribeRequest, SubscribeResult,
+    SubscriptionOptions, UnsubscribeResult,
+};
+use crate::mqtt::codec::{
+    AckProperties, ConnAck, ConnAckProperties, Connect, DecodeError, Disconnect,
+    DisconnectProperties, Packet, ProtocolVersion, PubResponse, Publish, ReasonCode, SubAck,
+    Subscribe, UnsubAck, encoded_len,
+};
+use crate::mqtt::topic;
+use crate::qos::QoS;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    AwaitConnect,
+    /// CONNECT sent to the core; packets that follow are processed in order.
+    Attaching,
+    Connected,
+    Closed,
+}
+
+/// Why and how a connection is being closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Close {
+    /// Human-readable reason for the log line.
+    pub reason: String,
+    /// True for a normal end (client DISCONNECT), false for errors and timeouts.
+    pub graceful: bool,
+}
+
+/// Per-connection MQTT protocol state.
+#[derive(Debug)]
+pub struct MqttSession {
+    settings: SessionSettings,
+    conn: ConnId,
+    outbox: Outbox,
+    state: State,
+    version: ProtocolVersion,
+    client_id: Option<Arc<str>>,
+    assigned_id: bool,
+    username: Option<Arc<str>>,
+    keep_alive: u16,
+    requested_keep_alive: u16,
+    session_expiry: u32,
+    client_max_packet: u32,
+    inbound_aliases: InboundAliases,
+    outbound_aliases: OutboundAliases,
+    /// Client QoS 1/2 publishes not yet fully acknowledged (Receive Maximum).
+    incoming_unacked: HashSet<u16>,
+    last_rx: Instant,
+    connect_deadline: Instant,
+    packets: VecDeque<Packet>,
+    commands: VecDeque<Command>,
+    close: Option<Close>,
+    /// The core knows this connection and must hear when it ends.
+    attached: bool,
+}
+
+impl MqttSession {
+    /// A new connection that has not yet sent CONNECT.
+    pub fn new(
+        conn: ConnId,
+        outbox: Outbox,
+        settings: SessionSettings,
+        now: Instant,
+    ) -> MqttSession {
+        let connect_deadline = now + settings.connect_timeout;
+        MqttSession {
+            inbound_aliases: InboundAliases::new(settings.max_topic_alias),
+            settings,
+            conn,
+            outbox,
+            state: State::AwaitConnect,
+            version: ProtocolVersion::V311,
+            client_id: None,
+            assigned_id: false,
+            username: None,
+            keep_alive: 0,
+            requested_keep_alive: 0,
+            session_expiry: 0,
+            client_max_packet: u32::MAX,
+            outbound_aliases: OutboundAliases::new(0),
+            incoming_unacked: HashSet::new(),
+            last_rx: now,
+            connect_deadline,
+            packets: VecDeque::new(),
+            commands: VecDeque::new(),
+            close: None,
+            attached: false,
+        }
+    }
+
+    /// The protocol version packets are encoded with.
+    pub fn version(&self) -> ProtocolVersion {
+        self.version
+    }
+
+    /// The client id, once CONNECT has been accepted.
+    pub fn client_id(&self) -> Option<&Arc<str>> {
+        self.client_id.as_ref()
+    }
+
+    /// The effective keep-alive in seconds.
+    pub fn keep_alive(&self) -> u16 {
+        self.keep_alive
+    }
+
+    /// The largest packet the client accepts.
+    pub fn client_max_packet(&self) -> u32 {
+        self.client_max_packet
+    }
+
+    /// Sets the authenticated user name (the connection layer authenticates).
+    pub fn set_username(&mut self, username: Option<Arc<str>>) {
+        self.username = username;
+    }
+
+    /// True once the session has decided to close.
+    pub fn is_closing(&self) -> bool {
+        self.close.is_some()
+    }
+
+    /// Why the session closed, if it has.
+    pub fn close_reason(&self) -> Option<&Close> {
+        self.close.as_ref()
+    }
+
+    /// The next packet to write.
+    pub fn poll_packet(&mut self) -> Option<Packet> {
+        self.packets.pop_front()
+    }
+
+    /// The next command for the broker core.
+    pub fn poll_command(&mut self) -> Option<Command> {
+        self.commands.pop_front()
+    }
+
+    /// When [`MqttSession::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            State::AwaitConnect => Some(self.connect_deadline),
+            State::Attaching | State::Connected if self.keep_alive > 0 => {
+                Some(self.last_rx + keep_alive_limit(self.keep_alive))
+            }
+            _ => None,
+        }
+    }
+
+    /// Checks the CONNECT deadline and keep-alive.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.state {
+            State::AwaitConnect if now >= self.connect_deadline => {
+                self.close_error("no CONNECT received in time", None);
+            }
+            State::Attaching | State::Connected
+                if self.keep_alive > 0
+                    && now >= self.last_rx + keep_alive_limit(self.keep_alive) =>
+            {
+                // [MQTT-3.1.2-24]: one and a half keep-alive periods without a packet.
+                self.close_error("exceeded timeout", Some(ReasonCode::KeepAliveTimeout));
+            }
+            _ => {}
+        }
+    }
+
+    /// The network connection is gone (EOF or error).
+    pub fn connection_lost(&mut self, why: &str) {
+        if self.close.is_none() {
+            self.close_error(why, None);
+        }
+    }
+
+    /// A packet that failed to decode: close with the reason the spec names.
+    pub fn handle_decode_error(&mut self, err: &DecodeError) {
+        if self.close.is_some() {
+            return;
+        }
+        if self.state == State::AwaitConnect
+            && let DecodeError::UnsupportedProtocolVersion { level, .. } = err
+        {
+            // [MQTT-3.1.2-2]: CONNACK 0x01 (v3) / 0x84 (v5), then close.
+            self.version = if *level == 5 {
+                ProtocolVersion::V5
+            } else {
+                ProtocolVersion::V311
+            };
+            self.send_connack_refusal(1, ReasonCode::UnsupportedProtocolVersion);
+            self.close_error(&err.to_string(), None);
+            return;
+        }
+        let reason = ReasonCode::from_u8(err.reason_code()).unwrap_or(ReasonCode::MalformedPacket);
+        let connected = self.state != State::AwaitConnect;
+        self.close_error(&err.to_string(), connected.then_some(reason));
+    }
+
+    /// Applies one decoded packet from the client.
+    pub fn handle_packet(&mut self, packet: Packet, now: Instant) {
+        if self.close.is_some() {
+            return;
+        }
+        self.last_rx = now;
+        if self.state == State::AwaitConnect {
+            match packet {
+                Packet::Connect(c) => self.handle_connect(c, now),
+                other => self.close_error(
+                    &format!(
+                        "[MQTT-3.1.0-1] first packet is {} not CONNECT",
+                        other.name()
+                    ),
+                    None,
+                ),
+            }
+            return;
+        }
+        match packet {
+            Packet::Connect(_) => self.protocol_error("[MQTT-3.1.0-2] second CONNECT"),
+            Packet::Publish(p) => self.handle_publish(p, now),
+            Packet::PubAck(r) => self.command(Command::PubAck {
+                conn: self.conn,
+                packet_id: r.packet_id,
+            }),
+            Packet::PubRec(r) => {
+                // A PUBREC with an error reason ends the QoS 2 flow (MQTT 5 §4.3.3).
+                let cmd = if r.reason.is_error() {
+                    Command::PubComp {
+                        conn: self.conn,
+                        packet_id: r.packet_id,
+                    }
+                } else {
+                    Command::PubRec {
+                        conn: self.conn,
+                        packet_id: r.packet_id,
+                    }
+                };
+                self.command(cmd);
+            }
+            Packet::PubRel(r) => self.command(Command::PubRel {
+                conn: self.conn,
+                packet_id: r.packet_id,
+            }),
+            Packet::PubComp(r) => self.command(Command::PubComp {
+                conn: self.conn,
+                packet_id: r.packet_id,
+            }),
+            Packet::Subscribe(s) => self.handle_subscribe(s),
+            Packet::Unsubscribe(u) => {
+                let filters = u.filters.iter().map(|f| Arc::from(f.as_str())).collect();
+                self.command(Command::Unsubscribe {
+                    conn: self.conn,
+                    packet_id: u.packet_id,
+                    filters,
+                });
+            }
+            Packet::PingReq => self.packets.push_back(Packet::PingResp),
+            Packet::Disconnect(d) => self.handle_disconnect(&d),
+            Packet::Auth(_) => self.protocol_error("AUTH without an authentication method"),
+            other => self.protocol_error(&format!("{} is not sent by clients", other.name())),
+        }
+    }
+
+    fn command(&mut self, cmd: Command) {
+        self.commands.push_back(cmd);
+    }
+
+    fn handle_connect(&mut self, c: Connect, now: Instant) {
+        self.version = c.protocol;
+        if c.properties.authentication_method.is_some() {
+            // Extended authentication is not supported (MQTT 5 §4.12).
+            self.send_connack_refusal(5, ReasonCode::BadAuthenticationMethod);
+            self.close_error("extended authentication is not supported", None);
+            return;
+        }
+        let (client_id, assigned) = match connect::client_identifier(&c, &self.settings) {
+            Ok(v) => v,
+            Err(r) => return self.refuse(&r),
+        };
+        let will = match connect::will(&c, &self.settings, now) {
+            Ok(w) => w,
+            Err(r) => return self.refuse(&r),
+        };
+        self.requested_keep_alive = c.keep_alive;
+        self.keep_alive = connect::keep_alive(c.keep_alive, self.settings.max_keepalive);
+        let v5 = self.version.is_v5();
+        self.session_expiry = if v5 {
+            c.properties.session_expiry_interval.unwrap_or(0)
+        } else if c.clean_start {
+            0
+        } else {
+            u32::MAX
+        };
+        let receive_maximum = if v5 {
+            c.properties.receive_maximum.unwrap_or(u16::MAX)
+        } else {
+            u16::MAX
+        };
+        if v5 {
+            self.client_max_packet = c.properties.maximum_packet_size.unwrap_or(u32::MAX);
+            self.outbound_aliases =
+                OutboundAliases::new(c.properties.topic_alias_maximum.unwrap_or(0));
+        }
+        if self.username.is_none() {
+            self.username = c.username.as_deref().map(Arc::from);
+        }
+        self.client_id = Some(client_id.clone());
+        self.assigned_id = assigned;
+        self.state = State::Attaching;
+        self.attached = true;
+        let kind = if v5 {
+            ClientKind::Mqtt5
+        } else {
+            ClientKind::Mqtt3
+        };
+        self.command(Command::Connect(ConnectRequest {
+            conn: self.conn,
+            client_id,
+            clean_start: c.clean_start,
+            session_expiry: self.session_expiry,
+            will,
+            receive_maximum,
+            username: self.username.clone(),
+            kind,
+            outbox: self.outbox.clone(),
+        }));
+    }
+
+    fn refuse(&mut self, r: &connect::Refusal) {
+        self.send_connack_refusal(r.v3_code, r.v5_reason);
+        self.close_error(&r.why, None);
+    }
+
+    fn send_connack_refusal(&mut self, v3_code: u8, v5_reason: ReasonCode) {
+        let code = if self.version.is_v5() {
+            v5_reason.as_u8()
+        } else {
+            v3_code
+        };
+        self.packets.push_back(Packet::ConnAck(ConnAck {
+            session_present: false,
+            code,
+            properties: ConnAckProperties::default(),
+        }));
+    }
+
+    fn connack(&mut self, session_present: bool) {
+        let mut properties = ConnAckProperties::default();
+        if self.version.is_v5() {
+            properties.receive_maximum = Some(self.settings.receive_maximum);
+            properties.maximum_packet_size = Some(self.settings.max_packet_size);
+            properties.topic_alias_maximum = Some(self.settings.max_topic_alias);
+            properties.retain_available = Some(self.settings.retain_available);
+            properties.wildcard_subscription_available = Some(true);
+            properties.subscription_identifiers_available = Some(true);
+            properties.shared_subscription_available = Some(true);
+            if self.assigned_id {
+                properties.assigned_client_identifier =
+                    self.client_id.as_deref().map(str::to_string);
+            }
+            if self.keep_alive != self.requested_keep_alive {
+                properties.server_keep_alive = Some(self.keep_alive);
+            }
+        }
+        self.packets.push_back(Packet::ConnAck(ConnAck {
+            session_present,
+            code: 0,
+            properties,
+        }));
+        self.state = State::Connected;
+    }
+
+    fn handle_publish(&mut self, p: Publish, now: Instant) {
+        let v5 = self.version.is_v5();
+        let topic = if v5 {
+            match self
+                .inbound_aliases
+                .resolve(&p.topic, p.properties.topic_alias)
+            {
+                Ok(t) => t,
+                Err(AliasError::OutOfRange) => {
+                    return self.close_error(
+                        "[MQTT-3.3.2-9] topic alias out of range",
+                        Some(ReasonCode::TopicAliasInvalid),
+                    );
+                }
+                Err(AliasError::Unknown) => {
+                    return self.protocol_error("[MQTT-3.3.4-?] unknown topic alias");
+                }
+            }
+        } else {
+            p.topic.clone()
+        };
+        if let Err(e) = topic::validate_topic_name(&topic) {
+            return self.close_error(
+                &format!("invalid topic {topic:?} in PUBLISH: {e}"),
+                Some(ReasonCode::TopicNameInvalid),
+            );
+        }
+        if p.retain && !self.settings.retain_available {
+            return self.close_error(
+                "retained PUBLISH but retain is not available",
+                Some(ReasonCode::RetainNotSupported),
+            );
+        }
+        if let Some(id) = p.packet_id
+            && p.qos != QoS::AtMostOnce
+            && !self.incoming_unacked.contains(&id)
+        {
+            if v5 && self.incoming_unacked.len() >= usize::from(self.settings.receive_maximum) {
+                return self.close_error(
+                    "[MQTT-3.3.4-9] Receive Maximum exceeded",
+                    Some(ReasonCode::ReceiveMaximumExceeded),
+                );
+            }
+            self.incoming_unacked.insert(id);
+        }
+        let message = Message {
+            topic,
+            payload: p.payload,
+            qos: p.qos,
+            retain: p.retain,
+            properties: if v5 {
+                convert::message_properties(&p.properties)
+            } else {
+                None
+            },
+            expires_at: if v5 {
+                convert::publish_expiry(now, &p.properties)
+            } else {
+                None
+            },
+        };
+        self.command(Command::Publish {
+            conn: self.conn,
+            packet_id: p.packet_id.filter(|_| p.qos != QoS::AtMostOnce),
+            message,
+        });
+    }
+
+    fn handle_subscribe(&mut self, s: Subscribe) {
+        let v5 = self.version.is_v5();
+        let mut filters = Vec::with_capacity(s.filters.len());
+        for (filter, o) in &s.filters {
+            if v5 && o.no_local && topic::parse_shared(filter).is_some() {
+                return self.protocol_error("[MQTT-3.8.3-4] No Local on a shared subscription");
+            }
+            filters.push(SubscribeRequest {
+                filter: Arc::from(filter.as_str()),
+                options: SubscriptionOptions {
+                    qos: o.qos,
+                    no_local: v5 && o.no_local,
+                    retain_as_published: v5 && o.retain_as_published,
+                    retain_handling: if v5 { o.retain_handling as u8 } else { 0 },
+                },
+            });
+        }
+        let subscription_id = if v5 {
+            s.properties.subscription_identifier
+        } else {
+            None
+        };
+        self.command(Command::Subscribe {
+            conn: self.conn,
+            packet_id: s.packet_id,
+            filters,
+            subscription_id,
+        });
+    }
+
+    fn handle_disconnect(&mut self, d: &Disconnect) {
+        let mut session_expiry = None;
+        if self.version.is_v5()
+            && let Some(e) = d.properties.session_expiry_interval
+        {
+            if self.session_expiry == 0 && e != 0 {
+                return self.protocol_error(
+                    "[MQTT-3.14.2-2] session expiry set at DISCONNECT after connecting with 0",
+                );
+            }
+            session_expiry = Some(e);
+        }
+        let publish_will = d.reason == ReasonCode::DisconnectWithWillMessage;
+        if self.attached {
+            self.command(Command::Disconnect {
+                conn: self.conn,
+                kind: DisconnectKind::Graceful {
+                    publish_will,
+                    session_expiry,
+                },
+            });
+            self.attached = false;
+        }
+        self.state = State::Closed;
+        self.close = Some(Close {
+            reason: "disconnected by client".into(),
+            graceful: true,
+        });
+    }
+
+    fn protocol_error(&mut self, why: &str) {
+        self.close_error(why, Some(ReasonCode::ProtocolError));
+    }
+
+    /// Closes for an error: MQTT 5 clients get a DISCONNECT with `reason`
+    /// first; the core publishes the will.
+    fn close_error(&mut self, why: &str, reason: Option<ReasonCode>) {
+        if self.close.is_some() {
+            return;
+        }
+        if let Some(reason) = reason
+            && self.version.is_v5()
+            && self.state != State::AwaitConnect
+        {
+            self.packets.push_back(Packet::Disconnect(Disconnect {
+                reason,
+                properties: DisconnectProperties::default(),
+            }));
+        }
+        if self.attached {
+            self.command(Command::Disconnect {
+                conn: self.conn,
+                kind: DisconnectKind::Abnormal,
+            });
+            self.attached = false;
+        }
+        self.state = State::Closed;
+        self.close = Some(Close {
+            reason: why.to_string(),
+            graceful: false,
+        });
+    }
+
+    /// Applies one event from the broker core.
+    pub fn handle_outbound(&mut self, event: Outbound, now: Instant) {
+        if self.state == State::Closed {
+            if matches!(event, Outbound::Deliver(_)) {
+                self.outbox.delivered();
+            }
+            return;
+        }
+        match event {
+            Outbound::ConnAck { session_present } => self.connack(session_present),
+            Outbound::Deliver(d) => {
+                self.outbox.delivered();
+                self.deliver(d, now);
+            }
+            Outbound::PubAck { packet_id, outcome } => {
+                self.incoming_unacked.remove(&packet_id);
+                if !self.version.is_v5() && outcome == PublishOutcome::QuotaExceeded {
+                    // 3.1.1 has no way to refuse a publish: close without PUBACK
+                    // rather than acknowledge what was not stored.
+                    return self.close_error("could not store message (quota exceeded)", None);
+                }
+                self.packets.push_back(Packet::PubAck(
+                    self.pub_response(packet_id, outcome_reason(outcome)),
+                ));
+            }
+            Outbound::PubRec { packet_id, outcome } => {
+                if !outcome.is_success() {
+                    self.incoming_unacked.remove(&packet_id);
+                    if !self.version.is_v5() && outcome == PublishOutcome::QuotaExceeded {
+                        return self.close_error("could not store message (quota exceeded)", None);
+                    }
+                }
+                self.packets.push_back(Packet::PubRec(
+                    self.pub_response(packet_id, outcome_reason(outcome)),
+                ));
+            }
+            Outbound::PubComp { packet_id, found } => {
+                self.incoming_unacked.remove(&packet_id);
+                let reason = if found {
+                    ReasonCode::Success
+                } else {
+                    ReasonCode::PacketIdentifierNotFound
+                };
+                self.packets
+                    .push_back(Packet::PubComp(self.pub_response(packet_id, reason)));
+            }
+            Outbound::PubRel { packet_id } => {
+                self.packets
+                    .push_back(Packet::PubRel(PubResponse::new(packet_id)));
+            }
+            Outbound::SubAck { packet_id, results } => {
+                let v5 = self.version.is_v5();
+                let reasons = results.iter().map(|r| suback_reason(*r, v5)).collect();
+                self.packets.push_back(Packet::SubAck(SubAck {
+                    packet_id,
+                    reasons,
+                    properties: AckProperties::default(),
+                }));
+            }
+            Outbound::UnsubAck { packet_id, results } => {
+                let reasons = results
+                    .iter()
+                    .map(|r| match r {
+                        UnsubscribeResult::Removed => ReasonCode::Success,
+                        UnsubscribeResult::NoSubscriptionExisted => {
+                            ReasonCode::NoSubscriptionExisted
+                        }
+                    })
+                    .collect();
+                self.packets.push_back(Packet::UnsubAck(UnsubAck {
+                    packet_id,
+                    reasons,
+                    properties: AckProperties::default(),
+                }));
+            }
+            Outbound::Disconnect(why) => {
+                // The core has already detached this connection.
+                self.attached = false;
+                let (reason, text) = match why {
+                    ServerDisconnect::SessionTakenOver => {
+                        (ReasonCode::SessionTakenOver, "session taken over")
+                    }
+                    ServerDisconnect::ShuttingDown => {
+                        (ReasonCode::ServerShuttingDown, "server shutting down")
+                    }
+                    ServerDisconnect::ReceiveMaximumExceeded => (
+                        ReasonCode::ReceiveMaximumExceeded,
+                        "receive maximum exceeded",
+                    ),
+                };
+                self.close_error(text, Some(reason));
+            }
+        }
+    }
+
+    fn pub_response(&self, packet_id: u16, reason: ReasonCode) -> PubResponse {
+        PubResponse {
+            packet_id,
+            reason: if self.version.is_v5() {
+                reason
+            } else {
+                ReasonCode::Success
+            },
+            properties: AckProperties::default(),
+        }
+    }
+
+    fn deliver(&mut self, d: Delivery, now: Instant) {
+        let v5 = self.version.is_v5();
+        let m = &d.message;
+        let mut properties = if v5 {
+            convert::delivery_properties(m, &d.subscription_ids, now)
+        } else {
+            Default::default()
+        };
+        let mut publish = Publish {
+            dup: d.dup,
+            qos: m.qos,
+            retain: m.retain,
+            topic: m.topic.clone(),
+            packet_id: d.packet_id,
+            properties: Default::default(),
+            payload: m.payload.clone(),
+        };
+        // MQTT 5 §3.1.2.11.4: never send a packet larger than the client accepts;
+        // such a message is discarded as if delivered. Checked before choosing an
+        // alias so the alias table only holds topics actually sent.
+        publish.properties = properties.clone();
+        let too_big = v5
+            && encoded_len(&Packet::Publish(publish.clone()), self.version)
+                .map_or(true, |n| n > self.client_max_packet as usize);
+        if too_big {
+            self.discard_delivery(d.packet_id, m.qos);
+            return;
+        }
+        if v5 && !d.dup {
+            match self.outbound_aliases.choose(&m.topic) {
+                OutboundTopic::Name => {}
+                OutboundTopic::NameAndAlias(a) => properties.topic_alias = Some(a),
+                OutboundTopic::AliasOnly(a) => {
+                    properties.topic_alias = Some(a);
+                    publish.topic = Arc::from("");
+                }
+            }
+        }
+        publish.properties = properties;
+        self.packets.push_back(Packet::Publish(publish));
+    }
+
+    fn discard_delivery(&mut self, packet_id: Option<u16>, qos: QoS) {
+        let Some(packet_id) = packet_id else {
+            return;
+        };
+        let conn = self.conn;
+        match qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => self.command(Command::PubAck { conn, packet_id }),
+            QoS::ExactlyOnce => {
+                self.command(Command::PubRec { conn, packet_id });
+                self.command(Command::PubComp { conn, packet_id });
+            }
+        }
+    }
+}
+
+fn keep_alive_limit(keep_alive: u16) -> Duration {
+    Duration::from_millis(u64::from(keep_alive) * 1500)
+}
+
+fn outcome_reason(outcome: PublishOutcome) -> ReasonCode {
+    match outcome {
+        PublishOutcome::Delivered => ReasonCode::Success,
+        PublishOutcome::NoMatchingSubscribers => ReasonCode::NoMatchingSubscribers,
+        PublishOutcome::NotAuthorized => ReasonCode::NotAuthorized,
+        PublishOutcome::QuotaExceeded => ReasonCode::QuotaExceeded,
+    }
+}
+
+fn suback_reason(r: SubscribeResult, v5: bool) -> ReasonCode {
+    match r {
+        SubscribeResult::Granted(QoS::AtMostOnce) => ReasonCode::Success,
+        SubscribeResult::Granted(QoS::AtLeastOnce) => ReasonCode::GrantedQoS1,
+        SubscribeResult::Granted(QoS::ExactlyOnce) => ReasonCode::GrantedQoS2,
+        // 3.1.1 knows only 0x80 Failure [MQTT-3.9.3-2].
+        _ if !v5 => ReasonCode::UnspecifiedError,
+        SubscribeResult::NotAuthorized => ReasonCode::NotAuthorized,
+        SubscribeResult::QuotaExceeded => ReasonCode::QuotaExceeded,
+        SubscribeResult::NotSupported => ReasonCode::SharedSubscriptionsNotSupported,
+        SubscribeResult::Failed => ReasonCode::TopicFilterInvalid,
+    }
+}
+
+#[cfg(test)]
+mod tests;

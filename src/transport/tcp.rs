@@ -1,0 +1,77 @@
+//! TCP listeners for MQTT: bind with socket2 (SO_REUSEADDR, so a restart does
+//! not wait for TIME_WAIT), accept, and hand each stream to a connection task.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, warn};
+
+/// Binds a listening TCP socket.
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        // One listener per address family, as in mosquitto.conf.
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// Accepts connections until `shutdown`, spawning `serve` for each on `tasks`.
+/// `max_connections` of 0 means unlimited; past the limit new connections are
+/// closed at once and logged.
+pub async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    max_connections: usize,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    serve: F,
+) where
+    F: Fn(TcpStream, SocketAddr) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let limit = (max_connections > 0).then(|| Arc::new(Semaphore::new(max_connections)));
+    loop {
+        let accepted = tokio::select! {
+            () = shutdown.cancelled() => break,
+            r = listener.accept() => r,
+        };
+        let (stream, peer) = match accepted {
+            Ok(v) => v,
+            Err(e) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                warn!("accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let permit = match &limit {
+            Some(sem) => match sem.clone().try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    warn!(
+                        "Connection from {peer} refused: max_connections ({max_connections}) reached."
+                    );
+                    continue;
+                }
+            },
+            None => None,
+        };
+        let _ = stream.set_nodelay(true);
+        debug!(%peer, "accepted");
+        let fut = serve(stream, peer);
+        tasks.spawn(async move {
+            fut.await;
+            drop(permit);
+        });
+    }
+}
