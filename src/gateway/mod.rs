@@ -7,6 +7,7 @@
 pub mod address;
 mod connect;
 pub mod discovery;
+pub mod driver;
 #[allow(clippy::module_inception)]
 mod gateway;
 mod inbound;
@@ -18,6 +19,7 @@ pub mod sleep_buffer;
 pub mod topic_registry;
 
 pub use address::{PeerAddr, SensorAddr};
+pub use driver::{GatewayError, bind_udp, run_gateway, run_gateway_on};
 pub use gateway::{Gateway, GatewayStats, Transmit};
 pub use settings::{GatewaySettings, PredefinedTopic};
 

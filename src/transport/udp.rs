@@ -1,0 +1,161 @@
+//! UDP listeners for the MQTT-SN gateway: one socket per configured address,
+//! IPv4 or IPv6, with an optional multicast group for gateway discovery.
+//! Whole datagrams in and out; what they mean is the gateway's business.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::UdpSocket;
+
+/// Largest datagram the gateway reads (the MQTT-SN length field's maximum).
+pub const MAX_DATAGRAM: usize = 65_535;
+
+/// One UDP socket to listen on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UdpListenerSettings {
+    /// Local address; port 0 picks a free port.
+    pub bind: SocketAddr,
+    /// Multicast group (and port) for ADVERTISE, SEARCHGW and GWINFO.
+    pub multicast_group: Option<SocketAddr>,
+    /// Multicast TTL / hop limit.
+    pub multicast_ttl: u32,
+}
+
+impl UdpListenerSettings {
+    /// A plain unicast listener.
+    pub fn unicast(bind: SocketAddr) -> UdpListenerSettings {
+        UdpListenerSettings {
+            bind,
+            multicast_group: None,
+            multicast_ttl: 1,
+        }
+    }
+}
+
+/// A bound UDP socket.
+#[derive(Debug)]
+pub struct UdpListener {
+    socket: UdpSocket,
+    local: SocketAddr,
+    group: Option<SocketAddr>,
+}
+
+impl UdpListener {
+    /// Creates and binds the socket (SO_REUSEADDR, IPV6_V6ONLY for IPv6) and
+    /// joins the multicast group if one is configured. Failing to join is a
+    /// warning, not an error: unicast keeps working. Needs a tokio runtime.
+    pub fn bind(settings: &UdpListenerSettings) -> io::Result<UdpListener> {
+        let bind = settings.bind;
+        let socket = Socket::new(Domain::for_address(bind), Type::DGRAM, Some(Protocol::UDP))?;
+        if bind.is_ipv6() {
+            // One socket per family: a v6 wildcard must not swallow v4 traffic.
+            socket.set_only_v6(true)?;
+        }
+        socket.set_reuse_address(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&bind.into())?;
+        let group = settings
+            .multicast_group
+            .filter(|g| join_group(&socket, *g, settings.multicast_ttl));
+        let socket = UdpSocket::from_std(socket.into())?;
+        let local = socket.local_addr()?;
+        Ok(UdpListener {
+            socket,
+            local,
+            group,
+        })
+    }
+
+    /// The bound local address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The multicast group broadcasts go to, if joined.
+    pub fn multicast_group(&self) -> Option<SocketAddr> {
+        self.group
+    }
+
+    /// Receives one datagram.
+    pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.socket.recv_from(buf).await
+    }
+
+    /// Sends one datagram.
+    pub async fn send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
+        self.socket.send_to(buf, to).await
+    }
+
+    /// Sends one datagram to the multicast group; does nothing without one.
+    pub async fn broadcast(&self, buf: &[u8]) -> io::Result<()> {
+        if let Some(g) = self.group {
+            self.socket.send_to(buf, g).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Joins `group` and sets its TTL; logs and returns false on failure.
+fn join_group(socket: &Socket, group: SocketAddr, ttl: u32) -> bool {
+    let r = match group.ip() {
+        IpAddr::V4(ip) => socket
+            .join_multicast_v4(&ip, &Ipv4Addr::UNSPECIFIED)
+            .and_then(|()| socket.set_multicast_ttl_v4(ttl))
+            .and_then(|()| socket.set_multicast_loop_v4(true)),
+        IpAddr::V6(ip) => socket
+            .join_multicast_v6(&ip, 0)
+            .and_then(|()| socket.set_multicast_hops_v6(ttl))
+            .and_then(|()| socket.set_multicast_loop_v6(true)),
+    };
+    match r {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(%group, error = %e, "cannot join the multicast group; discovery by unicast only");
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn datagrams_round_trip_on_loopback() {
+        let a = UdpListener::bind(&UdpListenerSettings::unicast(
+            "127.0.0.1:0".parse().unwrap(),
+        ))
+        .unwrap();
+        let b = UdpListener::bind(&UdpListenerSettings::unicast(
+            "127.0.0.1:0".parse().unwrap(),
+        ))
+        .unwrap();
+        a.send_to(&[0x02, 0x16], b.local_addr()).await.unwrap();
+        let mut buf = [0u8; 16];
+        let (n, from) = b.recv_from(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], &[0x02, 0x16]);
+        assert_eq!(from, a.local_addr());
+    }
+
+    #[tokio::test]
+    async fn ipv6_listener_binds_v6_only() {
+        let Ok(l) = UdpListener::bind(&UdpListenerSettings::unicast("[::1]:0".parse().unwrap()))
+        else {
+            return; // No IPv6 on this host.
+        };
+        assert!(l.local_addr().is_ipv6());
+    }
+
+    #[tokio::test]
+    async fn failing_multicast_join_is_not_fatal() {
+        // A unicast address is not a group: joining fails, binding succeeds.
+        let l = UdpListener::bind(&UdpListenerSettings {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            multicast_group: Some("127.0.0.1:1884".parse().unwrap()),
+            multicast_ttl: 1,
+        })
+        .unwrap();
+        assert_eq!(l.multicast_group(), None);
+    }
+}
