@@ -172,26 +172,23 @@ impl Gateway {
             Err(e) => {
                 self.stats.malformed += 1;
                 tracing::debug!(%peer, error = %e, "dropping malformed datagram");
-                self.answer_undecodable(now, SensorAddr::direct(peer), e);
+                self.answer_undecodable(SensorAddr::direct(peer), e);
                 return;
             }
         };
-        let (addr, msg, radius_ctrl) = match frame {
-            Frame::Message(m) => (SensorAddr::direct(peer), m, None),
+        // Ctrl from a forwarder carries nothing the gateway uses (§5.5).
+        let (addr, msg) = match frame {
+            Frame::Message(m) => (SensorAddr::direct(peer), m),
             Frame::Encapsulated {
-                ctrl,
-                node_id,
-                message,
+                node_id, message, ..
             } => (
                 SensorAddr {
                     peer,
                     node_id: Some(node_id),
                 },
                 message,
-                Some(ctrl),
             ),
         };
-        let _ = radius_ctrl;
         self.dispatch(now, addr, msg);
     }
 
@@ -434,7 +431,7 @@ impl Gateway {
             self.on_unknown_sender(now, &addr, &msg);
             return;
         };
-        self.with_session(key, |gw, s| gw.on_session_message(now, key, s, msg));
+        self.with_session(key, |gw, s| gw.on_session_message(now, s, msg));
     }
 
     fn on_unknown_sender(&mut self, now: Instant, addr: &SensorAddr, msg: &Message) {
@@ -453,8 +450,7 @@ impl Gateway {
 
     /// Replies the codec still allows for a message it could not fully decode
     /// (reserved TopicIdType, G-45, G-59; QoS −1 in SUBSCRIBE, digest §5.9).
-    fn answer_undecodable(&mut self, now: Instant, addr: SensorAddr, e: DecodeError) {
-        let _ = now;
+    fn answer_undecodable(&mut self, addr: SensorAddr, e: DecodeError) {
         let Some(&key) = self.by_addr.get(&addr) else {
             return;
         };

@@ -7,7 +7,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::address::SensorAddr;
-use super::gateway::{Gateway, Key, raw_topic_id, rejected_suback};
+use super::gateway::{Gateway, raw_topic_id, rejected_suback};
 use super::retransmit::Awaiting;
 use super::session::{PendingSub, Session, State, WillData};
 use super::topic_registry::{has_wildcard, valid_topic_filter, valid_topic_name};
@@ -17,14 +17,7 @@ use crate::qos::QoS;
 
 impl Gateway {
     /// A message from the address of session `s` (digest §4.15).
-    pub(super) fn on_session_message(
-        &mut self,
-        now: Instant,
-        key: Key,
-        s: &mut Session,
-        msg: Message,
-    ) {
-        let _ = key;
+    pub(super) fn on_session_message(&mut self, now: Instant, s: &mut Session, msg: Message) {
         // G-72: anything from the client restarts supervision.
         if !matches!(s.state, State::Disconnected | State::Lost) {
             s.last_heard = now;
@@ -70,19 +63,15 @@ impl Gateway {
             Message::Register {
                 msg_id, topic_name, ..
             } => self.on_register(s, msg_id, topic_name),
-            Message::RegAck {
-                topic_id,
-                msg_id,
-                code,
-            } => self.on_regack(now, s, topic_id, msg_id, code),
+            Message::RegAck { msg_id, code, .. } => self.on_regack(now, s, msg_id, code),
             Message::Publish {
-                dup,
                 qos: SnQos::Level(qos),
                 retain,
                 topic,
                 msg_id,
                 data,
-            } => self.on_publish(s, dup, qos, retain, topic, msg_id, data),
+                ..
+            } => self.on_publish(s, qos, retain, topic, msg_id, data),
             Message::PubAck {
                 topic_id,
                 msg_id,
@@ -176,18 +165,15 @@ impl Gateway {
     }
 
     /// PUBLISH QoS 0/1/2 from an active client (G-32..G-46).
-    #[allow(clippy::too_many_arguments)]
     fn on_publish(
         &mut self,
         s: &mut Session,
-        dup: bool,
         qos: QoS,
         retain: bool,
         topic: TopicRef,
         msg_id: u16,
         data: Bytes,
     ) {
-        let _ = dup;
         let addr = s.addr.clone();
         let raw = raw_topic_id(topic);
         // G-46, digest §5.17: the MsgId of a QoS 0 PUBLISH is ignored.

@@ -132,12 +132,10 @@ impl Gateway {
     fn on_deliver(&mut self, now: Instant, s: &mut Session, d: Delivery) {
         match s.state {
             State::Active | State::Awake | State::Asleep | State::Connecting(_) => {
-                let qos = d.message.qos;
                 if s.queue.push(d).is_err() {
                     self.stats.dropped_qos0 += 1;
                     tracing::debug!(client_id = %s.client_id, "buffer full: QoS 0 delivery dropped");
                 }
-                let _ = qos;
                 // G-77: asleep (or still connecting) ⇒ held until the client can take it.
                 if matches!(s.state, State::Active | State::Awake) {
                     self.pump(now, s);
@@ -238,11 +236,9 @@ impl Gateway {
         &mut self,
         now: Instant,
         s: &mut Session,
-        topic_id: u16,
         msg_id: u16,
         code: ReturnCode,
     ) {
-        let _ = topic_id;
         let Some((pending_msg, pending_topic)) = s.register else {
             return;
         };
@@ -259,7 +255,10 @@ impl Gateway {
             for d in s.queue.take_topic(&name) {
                 self.abandon(s, &d);
             }
-            s.rejected.insert(name);
+            // Bounded like the topic table; past it the name is simply offered again.
+            if s.rejected.len() < self.settings.max_topics_per_sensor {
+                s.rejected.insert(name);
+            }
         }
         self.pump(now, s);
     }

@@ -15,6 +15,9 @@ const RESERVED_HIGH: u16 = 0xFFFF;
 pub struct PredefinedTopics {
     global: HashMap<u16, Arc<str>>,
     per_client: HashMap<Arc<str>, HashMap<u16, Arc<str>>>,
+    /// Name → lowest id, for the gateway's publish procedure (digest §4.10).
+    global_ids: HashMap<Arc<str>, u16>,
+    per_client_ids: HashMap<Arc<str>, HashMap<Arc<str>, u16>>,
     /// Highest configured id; normal ids are allocated above it (G-31).
     highest: u16,
 }
@@ -34,13 +37,23 @@ impl PredefinedTopics {
             let name: Arc<str> = Arc::from(e.topic.as_str());
             match &e.client_id {
                 None => {
-                    t.global.insert(e.topic_id, name);
+                    t.global.insert(e.topic_id, name.clone());
+                    let id = t.global_ids.entry(name).or_insert(e.topic_id);
+                    *id = (*id).min(e.topic_id);
                 }
                 Some(c) => {
+                    let c: Arc<str> = Arc::from(c.as_str());
                     t.per_client
-                        .entry(Arc::from(c.as_str()))
+                        .entry(c.clone())
                         .or_default()
-                        .insert(e.topic_id, name);
+                        .insert(e.topic_id, name.clone());
+                    let id = t
+                        .per_client_ids
+                        .entry(c)
+                        .or_default()
+                        .entry(name)
+                        .or_insert(e.topic_id);
+                    *id = (*id).min(e.topic_id);
                 }
             }
             t.highest = t.highest.max(e.topic_id);
@@ -65,19 +78,11 @@ impl PredefinedTopics {
 
     /// The predefined id of `topic` for `client_id`, if one is configured.
     pub fn id_of(&self, client_id: &str, topic: &str) -> Option<u16> {
-        let own = self.per_client.get(client_id).and_then(|m| {
-            m.iter()
-                .filter(|(_, n)| &***n == topic)
-                .map(|(id, _)| *id)
-                .min()
-        });
-        own.or_else(|| {
-            self.global
-                .iter()
-                .filter(|(_, n)| &***n == topic)
-                .map(|(id, _)| *id)
-                .min()
-        })
+        self.per_client_ids
+            .get(client_id)
+            .and_then(|m| m.get(topic))
+            .or_else(|| self.global_ids.get(topic))
+            .copied()
     }
 }
 
