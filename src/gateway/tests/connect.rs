@@ -394,3 +394,40 @@ fn connect_from_an_address_of_another_client_ends_that_session() {
             .any(|c| matches!(c, Command::Connect(r) if &*r.client_id == "b"))
     );
 }
+
+#[test]
+fn session_taken_over_by_the_core_is_dropped_with_disconnect() {
+    // Brief: Outbound::Disconnect(SessionTakenOver) ends the sensor's session.
+    let mut h = Harness::new();
+    let conn = h.connect(1, "cl1", true);
+    h.outbound(
+        conn,
+        Outbound::Disconnect(crate::broker::ServerDisconnect::SessionTakenOver),
+    );
+    assert_eq!(
+        h.replies_to(1),
+        vec![Message::Disconnect { duration: None }]
+    );
+    assert_eq!(h.gw.session_count(), 0);
+    assert!(h.commands().is_empty(), "the core already ended it");
+}
+
+#[test]
+fn disconnects_to_unknown_senders_are_rate_limited() {
+    // Digest §5.20
+    let mut h = Harness::new();
+    for i in 0..200u16 {
+        h.raw(i, &[0x02, 0x16]);
+    }
+    let n = h.transmits().len();
+    assert!(n > 0 && n < 200, "{n}");
+}
+
+#[test]
+fn broadcasts_and_acks_from_unknown_senders_get_no_disconnect() {
+    // Digest §5.20
+    let mut h = Harness::new();
+    h.raw(1, &[0x07, 0x0D, 0x00, 0x01, 0x00, 0x01, 0x00]);
+    h.raw(1, &[0x04, 0x0E, 0x00, 0x01]);
+    assert!(h.transmits().is_empty());
+}

@@ -544,3 +544,18 @@ fn delivery_too_large_for_the_client_is_dropped_silently() {
             .any(|c| matches!(c, Command::PubAck { packet_id: 5, .. }))
     );
 }
+
+#[test]
+fn qos_minus_one_from_a_connected_client_resolves_normal_ids() {
+    // Digest §5.9
+    let mut h = Harness::new();
+    let (conn, t) = registered(&mut h, 1, "cl1", "a/b");
+    let [a, b] = t.to_be_bytes();
+    h.raw(1, &[0x09, 0x0C, 0x60, a, b, 0x00, 0x00, b'h', b'i']);
+    let cmds = h.commands();
+    assert!(
+        matches!(&cmds[..], [Command::Publish { conn: c, packet_id: None, message }]
+        if *c == conn && &*message.topic == "a/b" && message.qos == QoS::AtMostOnce)
+    );
+    assert!(h.replies_to(1).is_empty());
+}
