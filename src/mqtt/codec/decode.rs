@@ -15,6 +15,9 @@ use super::reason::{ConnectReturnCode, ReasonCode, ReasonContext};
 use super::wire::Reader;
 use crate::qos::QoS;
 
+/// Most buffer space reserved ahead of an incomplete body.
+const RESERVE_AHEAD: usize = 64 * 1024;
+
 /// Decodes one packet from the front of `buf`.
 ///
 /// Returns `Ok(None)` when `buf` does not yet hold a whole packet; on
@@ -44,7 +47,8 @@ pub fn decode_packet(
         max: max_packet_size,
     })?;
     if buf.len() < total {
-        buf.reserve(total - buf.len());
+        // Grow towards the body, but never let a declared length alone claim much memory.
+        buf.reserve((total - buf.len()).min(RESERVE_AHEAD));
         return Ok(None);
     }
     let mut frame = buf.split_to(total).freeze();
@@ -55,12 +59,20 @@ pub fn decode_packet(
         kind::CONNECT => Packet::Connect(decode_connect(&mut r)?),
         kind::CONNACK => Packet::ConnAck(decode_connack(&mut r, version)?),
         kind::PUBLISH => Packet::Publish(decode_publish(&mut r, flags, version)?),
-        kind::PUBACK => Packet::PubAck(decode_pub_response(&mut r, version, ReasonContext::PubAck)?),
-        kind::PUBREC => Packet::PubRec(decode_pub_response(&mut r, version, ReasonContext::PubRec)?),
-        kind::PUBREL => Packet::PubRel(decode_pub_response(&mut r, version, ReasonContext::PubRel)?),
-        kind::PUBCOMP => {
-            Packet::PubComp(decode_pub_response(&mut r, version, ReasonContext::PubComp)?)
+        kind::PUBACK => {
+            Packet::PubAck(decode_pub_response(&mut r, version, ReasonContext::PubAck)?)
         }
+        kind::PUBREC => {
+            Packet::PubRec(decode_pub_response(&mut r, version, ReasonContext::PubRec)?)
+        }
+        kind::PUBREL => {
+            Packet::PubRel(decode_pub_response(&mut r, version, ReasonContext::PubRel)?)
+        }
+        kind::PUBCOMP => Packet::PubComp(decode_pub_response(
+            &mut r,
+            version,
+            ReasonContext::PubComp,
+        )?),
         kind::SUBSCRIBE => Packet::Subscribe(decode_subscribe(&mut r, version)?),
         kind::SUBACK => Packet::SubAck(decode_suback(&mut r, version)?),
         kind::UNSUBSCRIBE => Packet::Unsubscribe(decode_unsubscribe(&mut r, version)?),
@@ -250,7 +262,10 @@ fn decode_subscribe(r: &mut Reader, version: ProtocolVersion) -> Result<Subscrib
 }
 
 // [MQTT-3.8.3-5]: reserved bits (7-6, and 5-2 before v5) must be zero.
-fn subscription_options(b: u8, version: ProtocolVersion) -> Result<SubscriptionOptions, DecodeError> {
+fn subscription_options(
+    b: u8,
+    version: ProtocolVersion,
+) -> Result<SubscriptionOptions, DecodeError> {
     let reserved = if version.is_v5() { 0xC0 } else { 0xFC };
     if b & reserved != 0 {
         return Err(DecodeError::InvalidSubscriptionOptions);

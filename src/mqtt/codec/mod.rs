@@ -19,7 +19,9 @@ mod tests;
 pub use decode::decode_packet;
 pub use encode::{encode_packet, encoded_len};
 pub use error::{DecodeError, EncodeError};
-pub use fixed_header::{FixedHeader, MAX_REMAINING_LENGTH, encode_fixed_header, parse_fixed_header};
+pub use fixed_header::{
+    FixedHeader, MAX_REMAINING_LENGTH, encode_fixed_header, parse_fixed_header,
+};
 pub use packet::{
     Auth, ConnAck, Connect, Disconnect, LastWill, Packet, ProtocolVersion, PubResponse, Publish,
     RetainHandling, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe,

@@ -104,7 +104,10 @@ impl PropertySet for ConnectProperties {
             self.request_problem_information,
         );
         w.user(&self.user_properties)?;
-        w.utf8(id::AUTHENTICATION_METHOD, self.authentication_method.as_deref())?;
+        w.utf8(
+            id::AUTHENTICATION_METHOD,
+            self.authentication_method.as_deref(),
+        )?;
         w.binary(id::AUTHENTICATION_DATA, self.authentication_data.as_ref())
     }
 }
@@ -275,9 +278,15 @@ impl PropertySet for ConnAckProperties {
             self.shared_subscription_available,
         );
         w.two(id::SERVER_KEEP_ALIVE, self.server_keep_alive);
-        w.utf8(id::RESPONSE_INFORMATION, self.response_information.as_deref())?;
+        w.utf8(
+            id::RESPONSE_INFORMATION,
+            self.response_information.as_deref(),
+        )?;
         w.utf8(id::SERVER_REFERENCE, self.server_reference.as_deref())?;
-        w.utf8(id::AUTHENTICATION_METHOD, self.authentication_method.as_deref())?;
+        w.utf8(
+            id::AUTHENTICATION_METHOD,
+            self.authentication_method.as_deref(),
+        )?;
         w.binary(id::AUTHENTICATION_DATA, self.authentication_data.as_ref())
     }
 }
@@ -506,7 +515,10 @@ impl PropertySet for AuthProperties {
 
     fn write<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
         let mut w = PropWriter(s);
-        w.utf8(id::AUTHENTICATION_METHOD, self.authentication_method.as_deref())?;
+        w.utf8(
+            id::AUTHENTICATION_METHOD,
+            self.authentication_method.as_deref(),
+        )?;
         w.binary(id::AUTHENTICATION_DATA, self.authentication_data.as_ref())?;
         w.utf8(id::REASON_STRING, self.reason_string.as_deref())?;
         w.user(&self.user_properties)

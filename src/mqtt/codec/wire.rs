@@ -38,15 +38,21 @@ impl Reader {
     }
 
     pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
-        self.buf.try_get_u8().map_err(|_| DecodeError::UnexpectedEnd)
+        self.buf
+            .try_get_u8()
+            .map_err(|_| DecodeError::UnexpectedEnd)
     }
 
     pub(crate) fn u16(&mut self) -> Result<u16, DecodeError> {
-        self.buf.try_get_u16().map_err(|_| DecodeError::UnexpectedEnd)
+        self.buf
+            .try_get_u16()
+            .map_err(|_| DecodeError::UnexpectedEnd)
     }
 
     pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
-        self.buf.try_get_u32().map_err(|_| DecodeError::UnexpectedEnd)
+        self.buf
+            .try_get_u32()
+            .map_err(|_| DecodeError::UnexpectedEnd)
     }
 
     pub(crate) fn var_int(&mut self) -> Result<u32, DecodeError> {
