@@ -1,7 +1,5 @@
 //! Streaming packet decoder: bytes from a peer in, typed packets out.
 
-use std::sync::Arc;
-
 use bytes::{Buf, BytesMut};
 
 use super::error::DecodeError;
@@ -199,7 +197,7 @@ fn decode_publish(
     version: ProtocolVersion,
 ) -> Result<Publish, DecodeError> {
     let qos = qos((flags >> 1) & 0x03)?;
-    let topic: Arc<str> = Arc::from(r.utf8()?);
+    let topic = r.utf8_arc()?;
     let packet_id = if qos == QoS::AtMostOnce {
         None
     } else {
@@ -275,7 +273,7 @@ fn subscription_options(
         0 => RetainHandling::SendAtSubscribe,
         1 => RetainHandling::SendIfNew,
         2 => RetainHandling::DoNotSend,
-        _ => return Err(DecodeError::InvalidSubscriptionOptions),
+        _ => return Err(DecodeError::InvalidRetainHandling),
     };
     Ok(SubscriptionOptions {
         qos,

@@ -48,23 +48,26 @@ pub enum DecodeError {
     /// UNSUBSCRIBE carried no topic filter.
     #[error("[MQTT-3.10.3-2] UNSUBSCRIBE without topic filters")]
     EmptyUnsubscribe,
-    /// Reserved subscription option bits were set, or Retain Handling was 3.
+    /// Reserved subscription option bits were set.
     #[error("[MQTT-3.8.3-5] reserved subscription option bits set")]
     InvalidSubscriptionOptions,
+    /// Retain Handling 3 in the subscription options.
+    #[error("[MQTT-3.8.3.1] Retain Handling 3 is a protocol error")]
+    InvalidRetainHandling,
     /// Requested QoS 3 in SUBSCRIBE.
-    #[error("[MQTT-3-8.3-4] SUBSCRIBE requests QoS 3")]
+    #[error("[MQTT-3.8.3.1] SUBSCRIBE requests QoS 3 (3.1.1: [MQTT-3-8.3-4])")]
     InvalidSubscribeQoS,
     /// CONNECT reserved flag bit 0 set.
     #[error("[MQTT-3.1.2-3] CONNECT reserved flag is set")]
     ConnectReservedFlag,
     /// Will QoS non-zero while the will flag is 0.
-    #[error("[MQTT-3.1.2-11] will QoS set without the will flag")]
+    #[error("[MQTT-3.1.2-11] will QoS set without the will flag (3.1.1: [MQTT-3.1.2-13])")]
     WillQoSWithoutWill,
     /// Will retain set while the will flag is 0.
-    #[error("[MQTT-3.1.2-13] will retain set without the will flag")]
+    #[error("[MQTT-3.1.2-13] will retain set without the will flag (3.1.1: [MQTT-3.1.2-15])")]
     WillRetainWithoutWill,
     /// Will QoS 3.
-    #[error("[MQTT-3.1.2-12] will QoS 3")]
+    #[error("[MQTT-3.1.2-12] will QoS 3 (3.1.1: [MQTT-3.1.2-14])")]
     InvalidWillQoS,
     /// MQTT 3.1/3.1.1 password flag set without the username flag.
     #[error("[MQTT-3.1.2-22] password flag set without username flag")]
@@ -129,7 +132,8 @@ impl DecodeError {
             DecodeError::UnsupportedProtocolVersion { .. } => 0x84,
             DecodeError::DuplicateProperty(_)
             | DecodeError::InvalidPropertyValue { .. }
-            | DecodeError::InvalidSubscriptionOptions => 0x82,
+            | DecodeError::InvalidRetainHandling
+            | DecodeError::InvalidSubscribeQoS => 0x82,
             _ => 0x81,
         }
     }

@@ -357,7 +357,7 @@ fn version() -> impl Strategy<Value = ProtocolVersion> {
     ]
 }
 
-/// Feeds `bytes` in `chunk`-sized pieces, decoding (and re-encoding) until an error.
+/// Feeds `bytes` in `chunk`-sized pieces, decoding and re-encoding until an error.
 fn feed(bytes: &[u8], chunk: usize, version: ProtocolVersion) {
     let mut buf = BytesMut::new();
     for piece in bytes.chunks(chunk) {
@@ -365,8 +365,13 @@ fn feed(bytes: &[u8], chunk: usize, version: ProtocolVersion) {
         loop {
             match decode_packet(&mut buf, version, NO_LIMIT) {
                 Ok(Some(packet)) => {
+                    // Whatever decodes and re-encodes must decode to the same packet.
                     let mut out = BytesMut::new();
-                    let _ = encode_packet(&packet, version, &mut out);
+                    if encode_packet(&packet, version, &mut out).is_ok() {
+                        let again = decode_packet(&mut out, version, NO_LIMIT).unwrap().unwrap();
+                        assert_eq!(again, packet);
+                        assert!(out.is_empty());
+                    }
                 }
                 Ok(None) => break,
                 Err(_) => return,

@@ -90,19 +90,26 @@ fn subscription_option_reserved_bits_are_malformed() {
         err("82 06 0001 0001 23 04", V311),
         DecodeError::InvalidSubscriptionOptions
     );
-    // 5.0: bits 7..6 reserved, Retain Handling 3 invalid.
-    assert_eq!(
-        err("82 07 0001 00 0001 23 40", V5),
-        DecodeError::InvalidSubscriptionOptions
-    );
-    assert_eq!(
-        err("82 07 0001 00 0001 23 30", V5),
-        DecodeError::InvalidSubscriptionOptions
-    );
+    // 5.0: bits 7..6 reserved.
+    let e = err("82 07 0001 00 0001 23 40", V5);
+    assert_eq!(e, DecodeError::InvalidSubscriptionOptions);
+    assert_eq!(e.reason_code(), 0x81);
+}
+
+#[test]
+fn retain_handling_3_is_a_protocol_error() {
+    let e = err("82 07 0001 00 0001 23 30", V5);
+    assert_eq!(e, DecodeError::InvalidRetainHandling);
+    assert_eq!(e.reason_code(), 0x82);
+}
+
+#[test]
+fn subscribe_qos_3_is_rejected() {
     assert_eq!(
         err("82 06 0001 0001 23 03", V311),
         DecodeError::InvalidSubscribeQoS
     );
+    assert_eq!(err("82 07 0001 00 0001 23 03", V5).reason_code(), 0x82);
 }
 
 const CONNECT_HEAD: &str = "0004 4d515454 04";
