@@ -23,6 +23,7 @@ const RESERVE_AHEAD: usize = 64 * 1024;
 /// (total bytes including the fixed header; pass `u32::MAX` for no limit) is
 /// checked from the fixed header before the body is awaited. CONNECT decides
 /// its own layout from its protocol level; other packets follow `version`.
+/// After an error the buffer's contents are unspecified: close the connection.
 pub fn decode_packet(
     buf: &mut BytesMut,
     version: ProtocolVersion,
@@ -83,6 +84,21 @@ pub fn decode_packet(
     };
     r.finish()?;
     Ok(Some(packet))
+}
+
+/// The protocol version a CONNECT at the front of `buf` announces, read
+/// without consuming anything; `None` if `buf` does not start with a CONNECT
+/// whose name and level are present and known. Lets a server answer a broken
+/// CONNECT with a CONNACK in the client's own format.
+pub fn peek_connect_version(buf: &[u8]) -> Option<ProtocolVersion> {
+    let header = parse_fixed_header(buf).ok()??;
+    if header.byte1 != kind::CONNECT << 4 {
+        return None;
+    }
+    let rest = buf.get(header.header_len..)?;
+    let name_len = usize::from(u16::from_be_bytes([*rest.first()?, *rest.get(1)?]));
+    let name = std::str::from_utf8(rest.get(2..2 + name_len)?).ok()?;
+    ProtocolVersion::from_name_and_level(name, *rest.get(2 + name_len)?)
 }
 
 fn reason(code: u8, ctx: ReasonContext) -> Result<ReasonCode, DecodeError> {

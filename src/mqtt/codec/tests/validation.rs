@@ -265,3 +265,45 @@ fn encoding_subscribe_without_filters_fails() {
     });
     assert_eq!(encoded_len(&s, V5), Err(EncodeError::NoFilters));
 }
+
+#[test]
+fn connect_version_can_be_peeked_before_decoding() {
+    use crate::mqtt::codec::peek_connect_version;
+    let v5 = hex("10 0c 0004 4d515454 05 02 003c 0000");
+    assert_eq!(peek_connect_version(&v5), Some(V5));
+    assert_eq!(peek_connect_version(&v5[..9]), Some(V5));
+    assert_eq!(peek_connect_version(&v5[..8]), None);
+    let v31 = hex("10 0e 0006 4d5149736470 03 02 003c 0000");
+    assert_eq!(peek_connect_version(&v31), Some(ProtocolVersion::V31));
+    assert_eq!(peek_connect_version(&hex("10 0c 0004 4d515454 06")), None);
+    assert_eq!(peek_connect_version(&hex("30 03 0001 61")), None);
+}
+
+#[test]
+fn encoder_clears_dup_on_qos0() {
+    let Packet::Publish(mut p) = publish("a", QoS::AtMostOnce, None, Bytes::new()) else {
+        unreachable!()
+    };
+    p.dup = true;
+    let mut buf = BytesMut::new();
+    encode_packet(&Packet::Publish(p), V311, &mut buf).unwrap();
+    assert_eq!(buf[0], 0x30);
+}
+
+#[test]
+fn connack_code_reads_as_either_version() {
+    let Packet::ConnAck(ack) = decode_one(&hex("20 02 00 05"), V311).unwrap() else {
+        panic!("not a connack");
+    };
+    assert_eq!(
+        ack.return_code(),
+        Some(crate::mqtt::codec::ConnectReturnCode::NotAuthorized)
+    );
+    let Packet::ConnAck(ack) = decode_one(&hex("20 03 00 87 00"), V5).unwrap() else {
+        panic!("not a connack");
+    };
+    assert_eq!(
+        ack.reason_code(),
+        Some(crate::mqtt::codec::ReasonCode::NotAuthorized)
+    );
+}
