@@ -2,6 +2,7 @@
 
 use bytes::BytesMut;
 
+use super::roundtrip::{all_packets_v5, as_v3};
 use super::{NO_LIMIT, encode, hex};
 use crate::mqtt::codec::{
     DecodeError, EncodeError, MAX_REMAINING_LENGTH, Packet, ProtocolVersion, PubResponse,
@@ -135,6 +136,29 @@ fn every_split_point_of_a_valid_packet_returns_none_then_the_packet() {
                 Some(&whole)
             );
             assert!(buf.is_empty());
+        }
+    }
+}
+
+#[test]
+fn every_split_point_of_every_packet_type_returns_none() {
+    let v5 = all_packets_v5();
+    let v3 = v5.iter().cloned().filter_map(as_v3);
+    let cases = v5
+        .iter()
+        .cloned()
+        .map(|p| (p, ProtocolVersion::V5))
+        .chain(v3.map(|p| (p, ProtocolVersion::V311)));
+    for (packet, version) in cases {
+        let bytes = encode(&packet, version);
+        for split in 0..bytes.len() {
+            let mut buf = BytesMut::from(&bytes[..split]);
+            assert_eq!(
+                decode_packet(&mut buf, version, NO_LIMIT),
+                Ok(None),
+                "{} split {split}",
+                packet.name()
+            );
         }
     }
 }

@@ -134,7 +134,7 @@ fn full_subscribe() -> Subscribe {
 }
 
 /// One packet of each type, carrying every v5 field.
-fn all_packets_v5() -> Vec<Packet> {
+pub(super) fn all_packets_v5() -> Vec<Packet> {
     let resp = |reason| PubResponse {
         packet_id: 7,
         reason,

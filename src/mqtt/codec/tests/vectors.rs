@@ -46,6 +46,31 @@ fn connect_v311_from_mosquitto_pub() {
 }
 
 #[test]
+fn connect_v311_with_retained_qos2_will_and_credentials_from_mosquitto_pub() {
+    let c = Connect {
+        protocol: V311,
+        clean_start: true,
+        keep_alive: 30,
+        client_id: "c1".into(),
+        will: Some(LastWill {
+            topic: "w/t".into(),
+            payload: Bytes::from_static(b"x"),
+            qos: QoS::ExactlyOnce,
+            retain: true,
+            properties: WillProperties::default(),
+        }),
+        username: Some("u".into()),
+        password: Some(Bytes::from_static(b"p")),
+        properties: ConnectProperties::default(),
+    };
+    check(
+        "10 1c 0004 4d515454 04 f6 001e 0002 6331 0003 772f74 0001 78 0001 75 0001 70",
+        V311,
+        Packet::Connect(c),
+    );
+}
+
+#[test]
 fn connect_v31_uses_mqisdp_level_3() {
     check(
         "10 12 0006 4d5149736470 03 02 003c 0004 74657374",
