@@ -1,7 +1,5 @@
 //! Streaming packet decoder: bytes from a peer in, typed packets out.
 
-use std::sync::Arc;
-
 use bytes::{Buf, BytesMut};
 
 use super::error::DecodeError;
@@ -15,6 +13,9 @@ use super::reason::{ConnectReturnCode, ReasonCode, ReasonContext};
 use super::wire::Reader;
 use crate::qos::QoS;
 
+/// Most buffer space reserved ahead of an incomplete body.
+const RESERVE_AHEAD: usize = 64 * 1024;
+
 /// Decodes one packet from the front of `buf`.
 ///
 /// Returns `Ok(None)` when `buf` does not yet hold a whole packet; on
@@ -22,6 +23,7 @@ use crate::qos::QoS;
 /// (total bytes including the fixed header; pass `u32::MAX` for no limit) is
 /// checked from the fixed header before the body is awaited. CONNECT decides
 /// its own layout from its protocol level; other packets follow `version`.
+/// After an error the buffer's contents are unspecified: close the connection.
 pub fn decode_packet(
     buf: &mut BytesMut,
     version: ProtocolVersion,
@@ -44,7 +46,8 @@ pub fn decode_packet(
         max: max_packet_size,
     })?;
     if buf.len() < total {
-        buf.reserve(total - buf.len());
+        // Grow towards the body, but never let a declared length alone claim much memory.
+        buf.reserve((total - buf.len()).min(RESERVE_AHEAD));
         return Ok(None);
     }
     let mut frame = buf.split_to(total).freeze();
@@ -81,6 +84,21 @@ pub fn decode_packet(
     };
     r.finish()?;
     Ok(Some(packet))
+}
+
+/// The protocol version a CONNECT at the front of `buf` announces, read
+/// without consuming anything; `None` if `buf` does not start with a CONNECT
+/// whose name and level are present and known. Lets a server answer a broken
+/// CONNECT with a CONNACK in the client's own format.
+pub fn peek_connect_version(buf: &[u8]) -> Option<ProtocolVersion> {
+    let header = parse_fixed_header(buf).ok()??;
+    if header.byte1 != kind::CONNECT << 4 {
+        return None;
+    }
+    let rest = buf.get(header.header_len..)?;
+    let name_len = usize::from(u16::from_be_bytes([*rest.first()?, *rest.get(1)?]));
+    let name = std::str::from_utf8(rest.get(2..2 + name_len)?).ok()?;
+    ProtocolVersion::from_name_and_level(name, *rest.get(2 + name_len)?)
 }
 
 fn reason(code: u8, ctx: ReasonContext) -> Result<ReasonCode, DecodeError> {
@@ -195,7 +213,7 @@ fn decode_publish(
     version: ProtocolVersion,
 ) -> Result<Publish, DecodeError> {
     let qos = qos((flags >> 1) & 0x03)?;
-    let topic: Arc<str> = Arc::from(r.utf8()?);
+    let topic = r.utf8_arc()?;
     let packet_id = if qos == QoS::AtMostOnce {
         None
     } else {
@@ -271,7 +289,7 @@ fn subscription_options(
         0 => RetainHandling::SendAtSubscribe,
         1 => RetainHandling::SendIfNew,
         2 => RetainHandling::DoNotSend,
-        _ => return Err(DecodeError::InvalidSubscriptionOptions),
+        _ => return Err(DecodeError::InvalidRetainHandling),
     };
     Ok(SubscriptionOptions {
         qos,

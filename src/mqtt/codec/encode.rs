@@ -47,10 +47,14 @@ fn first_byte(packet: &Packet) -> u8 {
     let (ty, flags) = match packet {
         Packet::Connect(_) => (kind::CONNECT, 0),
         Packet::ConnAck(_) => (kind::CONNACK, 0),
-        Packet::Publish(p) => (
-            kind::PUBLISH,
-            (u8::from(p.dup) << 3) | (p.qos.as_u8() << 1) | u8::from(p.retain),
-        ),
+        Packet::Publish(p) => {
+            // [MQTT-3.3.1-2]: DUP is always 0 on QoS 0, whatever the struct says.
+            let dup = p.dup && p.qos != QoS::AtMostOnce;
+            (
+                kind::PUBLISH,
+                (u8::from(dup) << 3) | (p.qos.as_u8() << 1) | u8::from(p.retain),
+            )
+        }
         Packet::PubAck(_) => (kind::PUBACK, 0),
         Packet::PubRec(_) => (kind::PUBREC, 0),
         Packet::PubRel(_) => (kind::PUBREL, 0x02),

@@ -16,7 +16,7 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
-pub use decode::decode_packet;
+pub use decode::{decode_packet, peek_connect_version};
 pub use encode::{encode_packet, encoded_len};
 pub use error::{DecodeError, EncodeError};
 pub use fixed_header::{

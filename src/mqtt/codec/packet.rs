@@ -10,7 +10,7 @@ use super::properties::{
     AckProperties, AuthProperties, ConnAckProperties, ConnectProperties, DisconnectProperties,
     PublishProperties, SubscribeProperties, UnsubscribeProperties, WillProperties,
 };
-use super::reason::ReasonCode;
+use super::reason::{ConnectReturnCode, ReasonCode};
 use crate::qos::QoS;
 
 /// MQTT protocol version, as negotiated by CONNECT.
@@ -157,10 +157,22 @@ pub struct LastWill {
 pub struct ConnAck {
     /// Session Present flag.
     pub session_present: bool,
-    /// 3.x return code ([`super::ConnectReturnCode`]) or v5 reason code ([`ReasonCode`]) as a byte.
+    /// 3.x return code ([`ConnectReturnCode`]) or v5 reason code ([`ReasonCode`]) as a byte.
     pub code: u8,
     /// CONNACK properties (MQTT 5).
     pub properties: ConnAckProperties,
+}
+
+impl ConnAck {
+    /// `code` read as an MQTT 5 reason code.
+    pub fn reason_code(&self) -> Option<ReasonCode> {
+        ReasonCode::from_u8(self.code)
+    }
+
+    /// `code` read as an MQTT 3.1/3.1.1 return code.
+    pub fn return_code(&self) -> Option<ConnectReturnCode> {
+        ConnectReturnCode::from_u8(self.code)
+    }
 }
 
 /// PUBLISH (§3.3).

@@ -1,22 +1,26 @@
 //! MQTT 5 reason codes (§2.4) and MQTT 3.1.1 CONNACK return codes (§3.2.2.3).
 
 macro_rules! reason_codes {
-    ($($name:ident = $value:literal, $doc:literal;)*) => {
+    ($first:ident = $first_value:literal, $first_doc:literal; $($name:ident = $value:literal, $doc:literal;)*) => {
         /// An MQTT 5 reason code. In 3.1.1 SUBACK the values 0x00..0x02 and
         /// 0x80 mean the same (granted QoS / failure).
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
         #[repr(u8)]
         pub enum ReasonCode {
+            #[doc = $first_doc]
+            #[default]
+            $first = $first_value,
             $(#[doc = $doc] $name = $value,)*
         }
 
         impl ReasonCode {
             /// Every reason code, in wire order.
-            pub const ALL: &'static [ReasonCode] = &[$(ReasonCode::$name,)*];
+            pub const ALL: &'static [ReasonCode] = &[ReasonCode::$first, $(ReasonCode::$name,)*];
 
             /// Parses a wire value; `None` for values the spec does not define.
             pub fn from_u8(v: u8) -> Option<ReasonCode> {
                 match v {
+                    $first_value => Some(ReasonCode::$first),
                     $($value => Some(ReasonCode::$name),)*
                     _ => None,
                 }
@@ -69,12 +73,6 @@ reason_codes! {
     MaximumConnectTime = 0xA0, "Maximum connect time.";
     SubscriptionIdentifiersNotSupported = 0xA1, "Subscription Identifiers not supported.";
     WildcardSubscriptionsNotSupported = 0xA2, "Wildcard Subscriptions not supported.";
-}
-
-impl Default for ReasonCode {
-    fn default() -> ReasonCode {
-        ReasonCode::Success
-    }
 }
 
 impl ReasonCode {

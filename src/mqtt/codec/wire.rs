@@ -2,6 +2,8 @@
 //! UTF-8 strings and binary data, read from a frozen packet body and
 //! written to any [`Sink`] so lengths can be counted without allocating.
 
+use std::sync::Arc;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::error::{DecodeError, EncodeError};
@@ -85,14 +87,15 @@ impl Reader {
         self.take(usize::from(len))
     }
 
-    // [MQTT-1.5.4-1] well-formed UTF-8, [MQTT-1.5.4-2] no U+0000.
     pub(crate) fn utf8(&mut self) -> Result<String, DecodeError> {
         let raw = self.binary()?;
-        let s = std::str::from_utf8(&raw).map_err(|_| DecodeError::InvalidUtf8)?;
-        if s.contains('\0') {
-            return Err(DecodeError::NullCharacter);
-        }
-        Ok(s.to_owned())
+        checked_str(&raw).map(str::to_owned)
+    }
+
+    /// A string straight into an `Arc<str>` (one allocation), for topics.
+    pub(crate) fn utf8_arc(&mut self) -> Result<Arc<str>, DecodeError> {
+        let raw = self.binary()?;
+        checked_str(&raw).map(Arc::from)
     }
 
     /// A packet identifier that must be non-zero [MQTT-2.3.1-1].
@@ -102,6 +105,15 @@ impl Reader {
             id => Ok(id),
         }
     }
+}
+
+// [MQTT-1.5.4-1] well-formed UTF-8, [MQTT-1.5.4-2] no U+0000.
+fn checked_str(raw: &[u8]) -> Result<&str, DecodeError> {
+    let s = std::str::from_utf8(raw).map_err(|_| DecodeError::InvalidUtf8)?;
+    if s.contains('\0') {
+        return Err(DecodeError::NullCharacter);
+    }
+    Ok(s)
 }
 
 /// Somewhere encoded bytes go: a real buffer, or a counter for `encoded_len`.
