@@ -172,7 +172,21 @@ impl Gateway {
             Err(e) => {
                 self.stats.malformed += 1;
                 tracing::debug!(%peer, error = %e, "dropping malformed datagram");
-                self.answer_undecodable(SensorAddr::direct(peer), e);
+                // A reply may still be due, behind a forwarder too (G-45, G-59, G-91).
+                let (addr, e) = match codec::split_encapsulation(&datagram) {
+                    Ok(Some(enc)) => match codec::decode_message(&enc.inner) {
+                        Err(inner) => (
+                            SensorAddr {
+                                peer,
+                                node_id: Some(enc.node_id),
+                            },
+                            inner,
+                        ),
+                        Ok(_) => return,
+                    },
+                    _ => (SensorAddr::direct(peer), e),
+                };
+                self.answer_undecodable(addr, e);
                 return;
             }
         };

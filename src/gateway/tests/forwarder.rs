@@ -63,3 +63,23 @@ fn nodes_behind_one_forwarder_have_independent_sessions() {
     h.raw(1, &wrap(&[0x02], &[0x02, 0x16]));
     assert_eq!(h.raw_replies_to(1), vec![wrap(&[0x02], &[0x02, 0x17])]);
 }
+
+#[test]
+fn undecodable_publish_from_a_node_is_answered_through_the_forwarder() {
+    // G-45 with G-91
+    let mut h = Harness::new();
+    h.raw(1, &wrap(&[0x09], &CONNECT_CL1));
+    h.play_broker();
+    h.transmits();
+    h.raw(
+        1,
+        &wrap(
+            &[0x09],
+            &[0x09, 0x0C, 0x23, 0x00, 0x01, 0x00, 0x05, b'h', b'i'],
+        ),
+    );
+    assert_eq!(
+        h.raw_replies_to(1),
+        vec![wrap(&[0x09], &[0x07, 0x0D, 0x00, 0x01, 0x00, 0x05, 0x03])]
+    );
+}
