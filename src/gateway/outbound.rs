@@ -157,7 +157,8 @@ impl Gateway {
                 break;
             };
             let topic = front.message.topic.clone();
-            if s.rejected.contains(&topic) {
+            // A message that expired while the client slept is not sent (MQTT 5 §3.3.2.3.3).
+            if s.rejected.contains(&topic) || front.message.is_expired(now) {
                 if let Some(d) = s.queue.pop() {
                     self.abandon(s, &d);
                 }

@@ -225,3 +225,22 @@ fn other_requests_while_asleep_get_disconnect_and_keep_the_session() {
     wake(&mut h, 1);
     assert_eq!(h.replies_to(1), vec![Message::PingResp]);
 }
+
+#[test]
+fn messages_that_expire_while_asleep_are_not_sent() {
+    let mut h = Harness::new();
+    let conn = asleep(&mut h, 300);
+    let Outbound::Deliver(mut d) = delivery("a/b", b"1", QoS::AtLeastOnce, Some(1)) else {
+        unreachable!()
+    };
+    d.message.expires_at = Some(h.now + Duration::from_secs(10));
+    h.outbound(conn, Outbound::Deliver(d));
+    h.advance(Duration::from_secs(20));
+    wake(&mut h, 1);
+    assert_eq!(h.replies_to(1), vec![Message::PingResp]);
+    assert!(
+        h.commands()
+            .iter()
+            .any(|c| matches!(c, Command::PubAck { packet_id: 1, .. }))
+    );
+}
