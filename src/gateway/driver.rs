@@ -206,14 +206,14 @@ impl Output {
                     tracing::debug!(%peer, error = %e, "UDP send failed");
                 }
                 if t.broadcast
-                    && let Err(e) = s.broadcast(&t.payload).await
+                    && let Err(e) = s.broadcast(&t.payload, t.radius).await
                 {
                     tracing::debug!(error = %e, "multicast send failed");
                 }
             }
             None if t.broadcast => {
                 for s in &self.sockets {
-                    if let Err(e) = s.broadcast(&t.payload).await {
+                    if let Err(e) = s.broadcast(&t.payload, t.radius).await {
                         tracing::debug!(error = %e, "multicast send failed");
                     }
                 }

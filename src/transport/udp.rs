@@ -39,6 +39,7 @@ pub struct UdpListener {
     socket: UdpSocket,
     local: SocketAddr,
     group: Option<SocketAddr>,
+    ttl: u32,
 }
 
 impl UdpListener {
@@ -64,6 +65,7 @@ impl UdpListener {
             socket,
             local,
             group,
+            ttl: settings.multicast_ttl,
         })
     }
 
@@ -88,10 +90,23 @@ impl UdpListener {
     }
 
     /// Sends one datagram to the multicast group; does nothing without one.
-    pub async fn broadcast(&self, buf: &[u8]) -> io::Result<()> {
-        if let Some(g) = self.group {
-            self.socket.send_to(buf, g).await?;
+    /// A non-zero `radius` (from SEARCHGW, MQTT-SN 1.2 §6.1) lowers the
+    /// TTL/hop limit for this datagram; 0 means the configured maximum.
+    pub async fn broadcast(&self, buf: &[u8], radius: u8) -> io::Result<()> {
+        let Some(g) = self.group else {
+            return Ok(());
+        };
+        let ttl = match u32::from(radius) {
+            0 => self.ttl,
+            r => r.min(self.ttl),
+        };
+        let sock = socket2::SockRef::from(&self.socket);
+        if g.is_ipv4() {
+            sock.set_multicast_ttl_v4(ttl)?;
+        } else {
+            sock.set_multicast_hops_v6(ttl)?;
         }
+        self.socket.send_to(buf, g).await?;
         Ok(())
     }
 }
