@@ -13,10 +13,12 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::broker::{self, BrokerHandle, BrokerSettings, Metrics};
-use crate::config::{Config, ListenerProtocol};
+use crate::config::{Config, GatewayMode, ListenerProtocol};
+use crate::gateway::{GatewaySettings, PredefinedTopic, bind_udp, run_gateway_on};
 use crate::mqtt::connection::{ConnectionContext, run_connection};
 use crate::mqtt::session::SessionSettings;
 use crate::transport::tcp;
+use crate::transport::udp::UdpListenerSettings;
 
 /// Why sngate could not start.
 #[derive(Debug, Error)]
@@ -105,7 +107,44 @@ pub fn session_settings(config: &Config) -> SessionSettings {
     }
 }
 
+/// MQTT-SN gateway settings from `[gateway]`.
+pub fn gateway_settings(config: &Config) -> GatewaySettings {
+    let g = &config.gateway;
+    GatewaySettings {
+        gateway_id: g.gateway_id,
+        advertise_interval: Duration::from_secs(u64::from(g.advertise_interval)),
+        retry_interval: Duration::from_secs(g.retry_interval),
+        max_retries: g.max_retries,
+        allow_qos_minus_one: g.allow_qos_minus_one,
+        max_sensors: g.max_sensors,
+        max_topics_per_sensor: g.max_topics_per_sensor,
+        max_buffered_messages: g.max_buffered_messages,
+        max_message_size: g.max_message_size,
+        max_client_id_len: g.max_client_id_len,
+        persistent_session_expiry: Duration::from_secs(g.persistent_session_expiry),
+        predefined: g
+            .predefined
+            .iter()
+            .map(|p| PredefinedTopic {
+                topic_id: p.topic_id,
+                topic: p.topic.clone(),
+                client_id: (p.client_id != "*").then(|| p.client_id.clone()),
+            })
+            .collect(),
+    }
+}
+
 fn check_supported(config: &Config) -> Result<(), StartError> {
+    if config.gateway.enabled && config.gateway.mode != GatewayMode::Broker {
+        return Err(StartError::Unsupported(
+            "gateway.mode other than \"broker\" is not available in this build yet".into(),
+        ));
+    }
+    if config.gateway.enabled && !config.gateway.serial.is_empty() {
+        return Err(StartError::Unsupported(
+            "[[gateway.serial]] is not available in this build yet".into(),
+        ));
+    }
     if let Some(l) = config
         .listener
         .iter()
@@ -172,9 +211,39 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
             move |stream, peer| run_connection(stream, peer, "tcp", ctx.clone()),
         ));
     }
+    let mut gateway_udp = Vec::new();
+    if config.gateway.enabled && !config.gateway.udp.is_empty() {
+        let udp: Vec<UdpListenerSettings> = config
+            .gateway
+            .udp
+            .iter()
+            .map(|u| UdpListenerSettings {
+                bind: u.bind,
+                multicast_group: u.multicast_group,
+                multicast_ttl: u32::from(u.multicast_ttl),
+            })
+            .collect();
+        let sockets = bind_udp(&udp).map_err(|e| match e {
+            crate::gateway::GatewayError::Bind { addr, source } => StartError::Bind {
+                addr,
+                what: "mqtt-sn udp",
+                source,
+            },
+            other => StartError::Unsupported(other.to_string()),
+        })?;
+        gateway_udp = sockets.iter().map(|s| s.local_addr()).collect();
+        let settings = gateway_settings(config);
+        let broker = broker.clone();
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            if let Err(e) = run_gateway_on(settings, sockets, broker, stop).await {
+                tracing::error!("MQTT-SN gateway stopped: {e}");
+            }
+        });
+    }
     Ok(Sngate {
         mqtt_listeners,
-        gateway_udp: Vec::new(),
+        gateway_udp,
         broker,
         metrics,
         shutdown,
