@@ -25,16 +25,34 @@ fn expiry(now: Instant, seconds: Option<u32>) -> Option<Instant> {
     seconds.map(|s| now + Duration::from_secs(u64::from(s)))
 }
 
-/// The pass-through properties of an inbound PUBLISH (MQTT 5 §3.3.2.3).
-pub fn message_properties(p: &PublishProperties) -> Option<Arc<MessageProperties>> {
+/// Builds the core's property set; `None` when nothing is set, so messages
+/// without properties cost nothing extra.
+fn pass_through(
+    payload_format: Option<bool>,
+    content_type: Option<&str>,
+    response_topic: Option<&str>,
+    correlation_data: Option<&bytes::Bytes>,
+    user_properties: &[UserProperty],
+) -> Option<Arc<MessageProperties>> {
     let props = MessageProperties {
-        payload_format_utf8: p.payload_format_indicator,
-        content_type: p.content_type.as_deref().map(Arc::from),
-        response_topic: p.response_topic.as_deref().map(Arc::from),
-        correlation_data: p.correlation_data.clone(),
-        user_properties: user_props_in(&p.user_properties),
+        payload_format_utf8: payload_format,
+        content_type: content_type.map(Arc::from),
+        response_topic: response_topic.map(Arc::from),
+        correlation_data: correlation_data.cloned(),
+        user_properties: user_props_in(user_properties),
     };
     (!props.is_empty()).then(|| Arc::new(props))
+}
+
+/// The pass-through properties of an inbound PUBLISH (MQTT 5 §3.3.2.3).
+pub fn message_properties(p: &PublishProperties) -> Option<Arc<MessageProperties>> {
+    pass_through(
+        p.payload_format_indicator,
+        p.content_type.as_deref(),
+        p.response_topic.as_deref(),
+        p.correlation_data.as_ref(),
+        &p.user_properties,
+    )
 }
 
 /// When an inbound PUBLISH expires.
@@ -47,14 +65,13 @@ pub fn will_properties(
     now: Instant,
     p: &WillProperties,
 ) -> (Option<Arc<MessageProperties>>, Option<Instant>) {
-    let props = MessageProperties {
-        payload_format_utf8: p.payload_format_indicator,
-        content_type: p.content_type.as_deref().map(Arc::from),
-        response_topic: p.response_topic.as_deref().map(Arc::from),
-        correlation_data: p.correlation_data.clone(),
-        user_properties: user_props_in(&p.user_properties),
-    };
-    let props = (!props.is_empty()).then(|| Arc::new(props));
+    let props = pass_through(
+        p.payload_format_indicator,
+        p.content_type.as_deref(),
+        p.response_topic.as_deref(),
+        p.correlation_data.as_ref(),
+        &p.user_properties,
+    );
     (props, expiry(now, p.message_expiry_interval))
 }
 
