@@ -224,3 +224,51 @@ async fn random_and_mutated_packets_leave_other_clients_served() {
     }
     b.still_served().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_to_a_wildcard_topic_closes_the_connection() {
+    // [MQTT-3.3.2-2]
+    let b = bystander().await;
+    let client = RawClient::connected(b.addr, "wild-1").await;
+    expect_closed_and_logged(client, &raw::publish(b"ok/#", b"x", 0, 0)).await;
+    b.still_served().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_with_qos_3_closes_the_connection() {
+    // [MQTT-3.8.3-4]
+    let b = bystander().await;
+    let client = RawClient::connected(b.addr, "qos3-1").await;
+    expect_closed_and_logged(client, &raw::subscribe(1, "ok/#", 3)).await;
+    b.still_served().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_client_id_without_clean_session_is_refused_with_connack_2() {
+    // [MQTT-3.1.3-8]
+    let b = bystander().await;
+    let mut client = RawClient::open(b.addr).await;
+    client.send(&raw::connect_with(4, 0x00, 60, "")).await;
+    assert_eq!(
+        client.read_exact(4).await,
+        Some(vec![0x20, 0x02, 0x00, 0x02])
+    );
+    assert!(client.closed_within(WAIT).await);
+    b.still_served().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsupported_protocol_level_is_refused_with_connack_1() {
+    // [MQTT-3.1.2-2]
+    let b = bystander().await;
+    let mut client = RawClient::open(b.addr).await;
+    client
+        .send(&raw::connect_with(9, 0x02, 60, "level-9"))
+        .await;
+    assert_eq!(
+        client.read_exact(4).await,
+        Some(vec![0x20, 0x02, 0x00, 0x01])
+    );
+    assert!(client.closed_within(WAIT).await);
+    b.still_served().await;
+}

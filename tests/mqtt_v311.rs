@@ -88,6 +88,48 @@ async fn empty_retained_publish_clears_the_retained_message() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retained_message_is_delivered_at_the_lower_of_its_qos_and_the_subscription_qos() {
+    let gw = start().await;
+    let addr = gw.mqtt_addr().expect("mqtt listener");
+    mosquitto_pub(addr, &["-t", "r/q1", "-r", "-q", "1", "-m", "one"]).await;
+    mosquitto_pub(addr, &["-t", "r/q2", "-r", "-q", "2", "-m", "two"]).await;
+    let mut sub = Sub::start(
+        addr,
+        &["-t", "r/q1", "-t", "r/q2", "-q", "1", "-F", "%q %t"],
+    )
+    .await;
+    let mut lines = sub.lines(2, WAIT).await;
+    lines.sort();
+    assert_eq!(lines, ["1 r/q1", "1 r/q2"]);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retained_will_is_kept_for_later_subscribers() {
+    let gw = start().await;
+    let addr = gw.mqtt_addr().expect("mqtt listener");
+    let mut watcher = Sub::start(addr, &["-t", "wills/#", "-v"]).await;
+    let dying = Sub::start(
+        addr,
+        &[
+            "-t",
+            "x",
+            "--will-topic",
+            "wills/kept",
+            "--will-payload",
+            "gone",
+            "--will-retain",
+        ],
+    )
+    .await;
+    dying.kill().await;
+    assert_eq!(watcher.line(WAIT).await.as_deref(), Some("wills/kept gone"));
+    let mut later = Sub::start(addr, &["-t", "wills/kept", "-F", "%r %p"]).await;
+    assert_eq!(later.line(WAIT).await.as_deref(), Some("1 gone"));
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retained_publish_is_forwarded_live_with_retain_flag_clear() {
     let gw = start().await;
     let addr = gw.mqtt_addr().expect("mqtt listener");
@@ -277,6 +319,43 @@ async fn persistent_session_gets_offline_qos1_messages_in_order_on_reconnect() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistent_session_does_not_queue_qos0_messages_while_offline() {
+    let gw = start().await;
+    let addr = gw.mqtt_addr().expect("mqtt listener");
+    let session = ["-c", "-i", "persistent-2", "-q", "1", "-t", "p/t"];
+    let first = Sub::start(addr, &[&session[..], &["-E"]].concat()).await;
+    assert!(first.wait_exit(WAIT).await.is_some_and(|s| s.success()));
+    mosquitto_pub(addr, &["-t", "p/t", "-q", "0", "-m", "qos0"]).await;
+    mosquitto_pub(addr, &["-t", "p/t", "-q", "1", "-m", "qos1"]).await;
+    let mut again = Sub::start(addr, &session).await;
+    assert_eq!(again.line(WAIT).await.as_deref(), Some("qos1"));
+    assert_eq!(again.line(QUIET).await, None);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnect_without_clean_session_reports_session_present() {
+    // [MQTT-3.2.2-2], [MQTT-3.2.2-1]
+    let gw = start().await;
+    let addr = gw.mqtt_addr().expect("mqtt listener");
+    let out = paho::run(
+        r#"
+for clean in (False, False, True):
+    c = Client("present-1", clean=clean)
+    print(c.session_present)
+    c.c.disconnect()
+    wait_for(c.disconnected.is_set, "disconnect")
+    c.c.loop_stop()
+"#,
+        addr,
+        &[],
+    )
+    .await;
+    assert_eq!(out, "False\nTrue\nFalse\n");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clean_session_discards_subscriptions_on_disconnect() {
     let gw = start().await;
     let addr = gw.mqtt_addr().expect("mqtt listener");
@@ -382,6 +461,30 @@ for m in c.messages:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resubscribing_replaces_the_subscription_qos() {
+    // [MQTT-3.8.4-3]
+    let gw = start().await;
+    let addr = gw.mqtt_addr().expect("mqtt listener");
+    let out = paho::run(
+        r#"
+c = Client("resub-1")
+c.subscribe("s/t", 0)
+c.subscribe("s/t", 2)
+c.publish("s/t", b"x", 2)
+c.publish("s/t", b"end", 2)
+wait_for(lambda: any(m.payload == b"end" for m in c.messages), "end")
+for m in c.messages:
+    print(m.payload.decode(), m.qos)
+"#,
+        addr,
+        &[],
+    )
+    .await;
+    assert_eq!(out, "x 2\nend 2\n");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsubscribe_stops_delivery() {
     let gw = start().await;
     let addr = gw.mqtt_addr().expect("mqtt listener");
@@ -426,5 +529,41 @@ async fn nothing_arrives_on_topics_nobody_subscribed() {
     let mut sub = Sub::start(addr, &["-t", "mine", "-v"]).await;
     mosquitto_pub(addr, &["-t", "theirs", "-m", "x"]).await;
     assert_eq!(sub.line(QUIET).await, None);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qos2_messages_arrive_exactly_once_in_publish_order() {
+    let gw = start().await;
+    let addr = gw.mqtt_addr().expect("mqtt listener");
+    let mut sub = Sub::start(addr, &["-t", "order/q2", "-q", "2"]).await;
+    let numbers: Vec<String> = (0..50).map(|n| n.to_string()).collect();
+    let input = numbers.join("\n") + "\n";
+    mosquitto_pub_stdin(addr, &["-t", "order/q2", "-q", "2", "-l"], input.as_bytes()).await;
+    assert_eq!(sub.lines(50, Duration::from_secs(10)).await, numbers);
+    assert_eq!(sub.line(QUIET).await, None, "no duplicates");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_payload_is_delivered_intact() {
+    let gw = start().await;
+    let addr = gw.mqtt_addr().expect("mqtt listener");
+    let out = paho::run(
+        r#"
+import hashlib
+c = Client("large-1")
+c.subscribe("big/t", 1)
+payload = bytes(i % 251 for i in range(300000))
+c.publish("big/t", payload, 1)
+c.wait_topic("big/t")
+m = c.messages[0]
+print(len(m.payload), m.payload == payload)
+"#,
+        addr,
+        &[],
+    )
+    .await;
+    assert_eq!(out, "300000 True\n");
     gw.stop().await;
 }

@@ -27,6 +27,7 @@ class Client:
         self.messages = []
         self.acked = set()
         self.connack = None
+        self.session_present = None
         self.connack_props = None
         self.disconnected = threading.Event()
         self.c.on_connect = self._on_connect
@@ -43,6 +44,7 @@ class Client:
 
     def _on_connect(self, c, u, flags, rc, props):
         self.connack = rc
+        self.session_present = flags.session_present
         self.connack_props = props
 
     def subscribe(self, *args):

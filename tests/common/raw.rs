@@ -37,10 +37,16 @@ fn packet(byte1: u8, body: &[u8]) -> Vec<u8> {
 
 /// A v3.1.1 CONNECT with clean session and the given keep-alive.
 pub fn connect(client_id: &str, keep_alive: u16) -> Vec<u8> {
+    connect_with(4, 0x02, keep_alive, client_id)
+}
+
+/// A CONNECT with "MQTT" as protocol name and the given level and flags
+/// (no will, user name or password fields follow, whatever the flags say).
+pub fn connect_with(level: u8, flags: u8, keep_alive: u16, client_id: &str) -> Vec<u8> {
     let mut body = Vec::new();
     put_str(&mut body, b"MQTT");
-    body.push(4);
-    body.push(0x02);
+    body.push(level);
+    body.push(flags);
     body.extend_from_slice(&keep_alive.to_be_bytes());
     put_str(&mut body, client_id.as_bytes());
     packet(0x10, &body)
@@ -92,6 +98,15 @@ impl RawClient {
             .expect("CONNACK read");
         assert_eq!(connack, [0x20, 0x02, 0x00, 0x00], "CONNACK accepted");
         c
+    }
+
+    /// Reads exactly `n` bytes (bounded wait); `None` if the server closed first.
+    pub async fn read_exact(&mut self, n: usize) -> Option<Vec<u8>> {
+        let mut buf = vec![0u8; n];
+        match tokio::time::timeout(Duration::from_secs(5), self.stream.read_exact(&mut buf)).await {
+            Ok(Ok(_)) => Some(buf),
+            _ => None,
+        }
     }
 
     /// Our end's address: the peer address the server logs.
