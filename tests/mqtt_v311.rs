@@ -567,3 +567,71 @@ print(len(m.payload), m.payload == payload)
     assert_eq!(out, "300000 True\n");
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unacknowledged_qos1_message_is_redelivered_with_dup_on_reconnect() {
+    // [MQTT-4.4.0-1]
+    let gw = start().await;
+    let addr = gw.mqtt_addr().expect("mqtt listener");
+    let out = paho::run(
+        r#"
+pub = Client("redeliver-pub")
+c = Client("redeliver-1", clean=False, manual_ack=True)
+c.subscribe("rd/t", 1)
+pub.publish("rd/t", b"m1", 1)
+c.wait_topic("rd/t")
+print(c.messages[0].payload.decode(), c.messages[0].dup)
+c.drop()
+again = Client("redeliver-1", clean=False)
+again.wait_topic("rd/t")
+print(again.messages[0].payload.decode(), again.messages[0].dup)
+"#,
+        addr,
+        &[],
+    )
+    .await;
+    assert_eq!(out, "m1 False\nm1 True\n");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unacknowledged_deliveries_are_limited_to_max_inflight_messages() {
+    let gw = start_with_broker("sys_interval = 0\nmax_inflight_messages = 5").await;
+    let addr = gw.mqtt_addr().expect("mqtt listener");
+    let out = paho::run(
+        r#"
+pub = Client("window-pub")
+c = Client("window-sub", manual_ack=True)
+c.subscribe("w/t", 1)
+for i in range(8):
+    pub.publish("w/t", str(i).encode(), 1)
+wait_for(lambda: len(c.messages) >= 5, "5 messages")
+time.sleep(0.3)
+print(len(c.messages))
+for m in list(c.messages):
+    c.c.ack(m.mid, 1)
+wait_for(lambda: len(c.messages) >= 8, "8 messages")
+print(" ".join(m.payload.decode() for m in c.messages))
+"#,
+        addr,
+        &[],
+    )
+    .await;
+    assert_eq!(out, "5\n0 1 2 3 4 5 6 7\n");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_offline_messages_than_the_inflight_window_arrive_in_order() {
+    let gw = start_with_broker("sys_interval = 0\nmax_inflight_messages = 5").await;
+    let addr = gw.mqtt_addr().expect("mqtt listener");
+    let session = ["-c", "-i", "persistent-3", "-q", "1", "-t", "p/t"];
+    let first = Sub::start(addr, &[&session[..], &["-E"]].concat()).await;
+    assert!(first.wait_exit(WAIT).await.is_some_and(|s| s.success()));
+    let numbers: Vec<String> = (0..30).map(|n| n.to_string()).collect();
+    let input = numbers.join("\n") + "\n";
+    mosquitto_pub_stdin(addr, &["-t", "p/t", "-q", "1", "-l"], input.as_bytes()).await;
+    let mut again = Sub::start(addr, &session).await;
+    assert_eq!(again.lines(30, WAIT).await, numbers);
+    gw.stop().await;
+}

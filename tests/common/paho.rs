@@ -4,9 +4,10 @@
 use std::net::SocketAddr;
 
 /// Defined for every script: `PORT`, `ARGS` (the extra arguments),
-/// `Client(...)` and `wait_for(pred, what, timeout)`.
+/// `Client(...)` (with `subscribe`, `publish`, `wait_topic`, `drop`, ...)
+/// and `wait_for(pred, what, timeout)`.
 pub const PRELUDE: &str = r#"
-import sys, time, threading
+import socket, sys, time, threading
 import paho.mqtt.client as mqtt
 
 PORT = int(sys.argv[1])
@@ -21,7 +22,7 @@ def wait_for(pred, what, timeout=5.0):
     raise SystemExit("timed out waiting for " + what)
 
 class Client:
-    def __init__(self, cid="", clean=True, keepalive=60, will=None, proto=mqtt.MQTTv311, loop=True):
+    def __init__(self, cid="", clean=True, keepalive=60, will=None, proto=mqtt.MQTTv311, loop=True, manual_ack=False):
         kw = {} if proto == mqtt.MQTTv5 else {"clean_session": clean}
         self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid, protocol=proto, **kw)
         self.messages = []
@@ -37,6 +38,8 @@ class Client:
         self.c.on_disconnect = lambda c, u, f, rc, p: self.disconnected.set()
         if will:
             self.c.will_set(*will)
+        if manual_ack:
+            self.c.manual_ack_set(True)
         self.c.connect("127.0.0.1", PORT, keepalive)
         if loop:
             self.c.loop_start()
@@ -57,6 +60,13 @@ class Client:
 
     def publish(self, topic, payload, qos=0, retain=False):
         self.c.publish(topic, payload, qos, retain).wait_for_publish(5)
+
+    def drop(self):
+        """Closes the socket without DISCONNECT."""
+        self.c.loop_stop()
+        s = self.c.socket()
+        s.shutdown(socket.SHUT_RDWR)
+        s.close()
 
     def wait_topic(self, topic, timeout=5.0):
         wait_for(lambda: any(m.topic == topic for m in self.messages), "a message on " + topic, timeout)
