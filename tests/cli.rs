@@ -74,6 +74,13 @@ async fn check_config_accepts_the_minimal_config() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_accepts_the_example_config() {
+    let file = repo_file("config/sngate.example.toml");
+    let out = run(&["check-config", &file]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_config_rejects_a_broken_file_naming_file_line_and_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("broken.toml");
@@ -99,6 +106,23 @@ async fn missing_config_file_fails_with_exit_code_1_naming_the_file() {
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(err.contains(&path), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_listener_address_fails_with_exit_code_1_naming_the_address() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sngate.toml");
+    std::fs::write(
+        &config,
+        format!("[[listener]]\nprotocol = \"mqtt\"\nbind = \"{addr}\"\n"),
+    )
+    .unwrap();
+    let out = run(&["-c", &config.display().to_string()]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains(&addr.to_string()), "{err}");
 }
 
 /// A free loopback port: bound and released, so only nearly race-free.

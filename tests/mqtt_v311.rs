@@ -181,6 +181,18 @@ async fn hash_subscription_does_not_receive_sys_topics() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plus_subscription_does_not_receive_sys_topics() {
+    // [MQTT-4.7.2-1]
+    let gw = start_with_broker("sys_interval = 1").await;
+    let addr = gw.mqtt_addr().expect("mqtt listener");
+    let mut sub = Sub::start(addr, &["-t", "+/broker/uptime", "-v"]).await;
+    mosquitto_pub(addr, &["-t", "x/broker/uptime", "-m", "m"]).await;
+    assert_eq!(sub.line(WAIT).await.as_deref(), Some("x/broker/uptime m"));
+    assert_eq!(sub.line(Duration::from_millis(1300)).await, None);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sys_subscription_receives_every_broker_statistic() {
     let gw = start_with_broker("sys_interval = 1").await;
     let addr = gw.mqtt_addr().expect("mqtt listener");
