@@ -404,6 +404,54 @@ print("second works")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn taken_over_connection_publishes_its_will() {
+    // The old connection ends without DISCONNECT from its client (MQTT 5 §3.1.4, as Mosquitto does for 3.1.1).
+    let gw = start().await;
+    let addr = gw.mqtt_addr().expect("mqtt listener");
+    let out = paho::run(
+        r#"
+watcher = Client("tw-watch")
+watcher.subscribe("tw/#", 0)
+first = Client("tw-1", will=("tw/will", b"first gone"))
+second = Client("tw-1")
+watcher.wait_topic("tw/will")
+print(watcher.messages[0].payload.decode())
+"#,
+        addr,
+        &[],
+    )
+    .await;
+    assert_eq!(out, "first gone\n");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pinging_client_outlives_its_keepalive() {
+    let gw = start().await;
+    let addr = gw.mqtt_addr().expect("mqtt listener");
+    let out = paho::run(
+        r#"
+watcher = Client("ping-watch")
+watcher.subscribe("ping/#", 0)
+pinging = Client("ping-1", keepalive=1, will=("ping/will", b"expired"), loop=False)
+# Driving the network loop every 0.1 s makes paho send PINGREQ on time.
+t0 = time.monotonic()
+while time.monotonic() - t0 < 3:
+    pinging.c.loop(0.1)
+pinging.c.publish("ping/alive", b"yes", 0)
+pinging.c.loop(0.1)
+watcher.wait_topic("ping/alive")
+print(" ".join(m.topic for m in watcher.messages))
+"#,
+        addr,
+        &[],
+    )
+    .await;
+    assert_eq!(out, "ping/alive\n");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_client_is_disconnected_after_one_and_a_half_keepalives() {
     // [MQTT-3.1.2-24]
     let gw = start().await;
