@@ -5,6 +5,10 @@
 
 #![allow(dead_code)]
 
+pub mod log_capture;
+pub mod paho;
+pub mod raw;
+
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
@@ -186,4 +190,43 @@ pub async fn python(script: &str, args: &[&str]) -> String {
 /// Port as a string, for command lines.
 pub fn port(addr: SocketAddr) -> String {
     addr.port().to_string()
+}
+
+/// Runs `mosquitto_pub ARGS...` with `input` on stdin (for `-l` / `-s`).
+pub async fn mosquitto_pub_stdin(addr: SocketAddr, args: &[&str], input: &[u8]) {
+    use tokio::io::AsyncWriteExt;
+    require_tool("mosquitto_pub");
+    let mut child = Command::new("mosquitto_pub")
+        .args(["-h", &addr.ip().to_string(), "-p", &addr.port().to_string()])
+        .args(args)
+        .stdin(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("mosquitto_pub runs");
+    let mut stdin = child.stdin.take().expect("stdin piped");
+    stdin
+        .write_all(input)
+        .await
+        .expect("write to mosquitto_pub");
+    drop(stdin);
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("mosquitto_pub finishes within 10 s")
+        .expect("mosquitto_pub runs");
+    assert!(status.success(), "mosquitto_pub {args:?} failed: {status}");
+}
+
+/// Starts sngate with the base config whose `[broker]` table holds
+/// `broker_keys` instead (e.g. `"sys_interval = 1"`); unlisted keys take
+/// their defaults, so `sys_interval` is 10 unless given.
+pub async fn start_with_broker(broker_keys: &str) -> Sngate {
+    let text = BASE_CONFIG.replace(
+        "[broker]\nsys_interval = 0\n",
+        &format!("[broker]\n{broker_keys}\n"),
+    );
+    assert_ne!(
+        text, BASE_CONFIG,
+        "BASE_CONFIG has the [broker] table we replace"
+    );
+    start_config(&text).await
 }

@@ -1,0 +1,207 @@
+//! The `sngate` binary as a user runs it: help, version, config checking,
+//! running from a file and stopping cleanly on SIGTERM / SIGINT.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use common::{Sub, mosquitto_pub};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn sngate() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sngate"));
+    cmd.env_remove("RUST_LOG").kill_on_drop(true);
+    cmd
+}
+
+async fn run(args: &[&str]) -> Output {
+    tokio::time::timeout(WAIT, sngate().args(args).output())
+        .await
+        .expect("sngate exits within 10 s")
+        .expect("sngate runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn repo_file(rel: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(rel)
+        .display()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_succeeds_and_lists_the_options() {
+    let out = run(&["--help"]).await;
+    assert!(out.status.success(), "{out:?}");
+    let help = text(&out.stdout);
+    assert!(
+        help.contains("--config") && help.contains("check-config"),
+        "{help}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_succeeds_and_prints_the_package_version() {
+    let out = run(&["--version"]).await;
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("sngate {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_accepts_the_reference_config() {
+    let file = repo_file("config/sngate.toml");
+    let out = run(&["check-config", &file]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), format!("{file}: OK"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_accepts_the_minimal_config() {
+    let file = repo_file("config/sngate.minimal.toml");
+    let out = run(&["check-config", &file]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_accepts_the_example_config() {
+    let file = repo_file("config/sngate.example.toml");
+    let out = run(&["check-config", &file]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_rejects_a_broken_file_naming_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.toml");
+    std::fs::write(
+        &path,
+        "[broker]\nmax_keepalive = 60\nsys_interval = \"often\"\n",
+    )
+    .unwrap();
+    let out = run(&["check-config", &path.display().to_string()]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("{}:3:", path.display())) && err.contains("broker.sys_interval"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_config_file_fails_with_exit_code_1_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing.toml").display().to_string();
+    let out = run(&["-c", &path]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains(&path), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_listener_address_fails_with_exit_code_1_naming_the_address() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sngate.toml");
+    std::fs::write(
+        &config,
+        format!("[[listener]]\nprotocol = \"mqtt\"\nbind = \"{addr}\"\n"),
+    )
+    .unwrap();
+    let out = run(&["-c", &config.display().to_string()]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains(&addr.to_string()), "{err}");
+}
+
+/// A free loopback port: bound and released, so only nearly race-free.
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Starts `sngate -c FILE` listening on a free port, checks it serves a
+/// publish, sends `signal`, and returns the exit status and the log.
+async fn run_then_signal(signal: &str) -> (std::process::ExitStatus, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("sngate.toml");
+    std::fs::write(
+        &config,
+        format!("[log]\nlevel = \"info\"\n\n[[listener]]\nprotocol = \"mqtt\"\nbind = \"127.0.0.1:{port}\"\n"),
+    )
+    .unwrap();
+    let mut child = sngate()
+        .args(["-c", &config.display().to_string()])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("sngate starts");
+    let mut log = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    let listening = tokio::time::timeout(WAIT, async {
+        while let Ok(Some(line)) = log.next_line().await {
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains("listen socket on") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(listening, Ok(true), "sngate listens; log so far:\n{seen}");
+
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut sub = Sub::start(addr, &["-t", "cli/t", "-C", "1", "-W", "5"]).await;
+    mosquitto_pub(addr, &["-t", "cli/t", "-q", "1", "-m", "served"]).await;
+    assert_eq!(sub.line(WAIT).await.as_deref(), Some("served"));
+
+    let pid = child.id().expect("running").to_string();
+    let kill = Command::new("kill")
+        .args([signal, &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(kill.success());
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .expect("sngate exits within 10 s of the signal")
+        .unwrap();
+    while let Ok(Ok(Some(line))) = tokio::time::timeout(WAIT, log.next_line()).await {
+        seen.push_str(&line);
+        seen.push('\n');
+    }
+    (status, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_sngate_with_exit_code_0() {
+    let (status, log) = run_then_signal("-TERM").await;
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("shutting down") && log.contains("stopped"),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_stops_sngate_with_exit_code_0() {
+    let (status, log) = run_then_signal("-INT").await;
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("shutting down") && log.contains("stopped"),
+        "{log}"
+    );
+}
