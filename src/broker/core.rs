@@ -15,7 +15,7 @@ use super::api::{
 use super::message::Message;
 use super::metrics::Metrics;
 use super::retained::RetainedStore;
-use super::session::{DeliveryStats, Link, Session, SessionLimits};
+use super::session::{DeliveryStats, Link, Session, SessionLimits, SharedOrigin, Unacked};
 use super::subscriptions::{SessionKey, Subscriber, SubscriptionTree};
 use super::sys::SysTopics;
 use crate::mqtt::topic;
@@ -325,6 +325,11 @@ impl Broker {
             return;
         };
         s.link = None;
+        let unacked = s.take_shared_unacked();
+        self.redistribute(key, unacked, now);
+        let Some(s) = self.sessions.get_mut(&key) else {
+            return;
+        };
         let (publish_will, new_expiry) = match kind {
             DisconnectKind::Graceful {
                 publish_will,
@@ -375,11 +380,56 @@ impl Broker {
         for filter in s.subscriptions.keys() {
             self.tree.remove(filter, key);
         }
+        let unacked = s.take_shared_unacked();
         s.clear_delivery_state();
+        self.redistribute(key, unacked, now);
         if let Some((_, will)) = s.will_due.take() {
             self.route(Some(key), will.message, now);
         }
         debug!(client_id = %s.client_id, "session ended");
+    }
+
+    /// Offers shared-subscription messages a member did not acknowledge to
+    /// another member of the same group, preferring online ones (MQTT 5
+    /// §4.8.2). With no other member they stay with `from` if its session
+    /// lives on, and are dropped otherwise.
+    fn redistribute(&mut self, from: SessionKey, unacked: Vec<Unacked>, now: Instant) {
+        let from_alive = self.sessions.contains_key(&from);
+        for Unacked { message, origin } in unacked {
+            let sessions = &self.sessions;
+            let online = |k: SessionKey| sessions.get(&k).is_some_and(Session::is_online);
+            let member = self
+                .tree
+                .pick_shared(&origin.filter, from, &online, !from_alive);
+            let (target, ids, copy) = match member {
+                Some(m) => {
+                    let mut copy = message;
+                    copy.qos = origin.qos.min(m.options.qos);
+                    copy.retain = origin.retain && m.options.retain_as_published;
+                    (m.session, m.subscription_id.into_iter().collect(), copy)
+                }
+                None if from_alive => (from, Vec::new(), message),
+                None => {
+                    debug!(filter = %origin.filter, topic = %message.topic,
+                        "unacknowledged shared-subscription message dropped: no other member");
+                    continue;
+                }
+            };
+            if target != from {
+                debug!(filter = %origin.filter, topic = %copy.topic,
+                    "unacknowledged shared-subscription message offered to another member");
+            }
+            if let Some(s) = self.sessions.get_mut(&target) {
+                s.offer_from(
+                    copy,
+                    ids,
+                    Some(origin),
+                    now,
+                    &self.limits,
+                    &mut self.stats.delivery,
+                );
+            }
+        }
     }
 
     fn client_publish(
@@ -442,20 +492,44 @@ impl Broker {
             &mut matched,
         );
         matched.retain(|sub| !(sub.options.no_local && Some(sub.session) == from));
+        let mut delivered = 0;
+        // A shared subscription is a delivery of its own, even to a session
+        // that also matches through an ordinary subscription (MQTT 5 §4.8.2).
+        for sub in matched.iter().filter(|sub| sub.shared.is_some()) {
+            if let Some(s) = self.sessions.get_mut(&sub.session) {
+                let mut copy = message.clone();
+                copy.qos = copy.qos.min(sub.options.qos);
+                copy.retain = message.retain && sub.options.retain_as_published;
+                let origin = sub.shared.clone().map(|filter| SharedOrigin {
+                    filter,
+                    qos: message.qos,
+                    retain: message.retain,
+                });
+                s.offer_from(
+                    copy,
+                    sub.subscription_id.into_iter().collect(),
+                    origin,
+                    now,
+                    &self.limits,
+                    &mut self.stats.delivery,
+                );
+                delivered += 1;
+            }
+        }
+        matched.retain(|sub| sub.shared.is_none());
         // Overlapping subscriptions yield one copy at the highest QoS, carrying
         // every subscription identifier [MQTT-3.3.5-1, MQTT 5 §3.3.4].
         matched.sort_by_key(|sub| sub.session);
-        let mut delivered = 0;
         let mut i = 0;
-        while i < matched.len() {
-            let session = matched[i].session;
+        while let Some(first) = matched.get(i) {
+            let session = first.session;
             let mut qos = QoS::AtMostOnce;
             let mut retain_as_published = false;
             let mut ids = Vec::new();
-            while i < matched.len() && matched[i].session == session {
-                qos = qos.max(matched[i].options.qos);
-                retain_as_published |= matched[i].options.retain_as_published;
-                if let Some(id) = matched[i].subscription_id {
+            while let Some(sub) = matched.get(i).filter(|m| m.session == session) {
+                qos = qos.max(sub.options.qos);
+                retain_as_published |= sub.options.retain_as_published;
+                if let Some(id) = sub.subscription_id {
                     ids.push(id);
                 }
                 i += 1;
@@ -496,6 +570,7 @@ impl Broker {
                 session: key,
                 options: req.options,
                 subscription_id,
+                shared: None,
             };
             let is_new = self.tree.insert(&req.filter, sub);
             if let Some(s) = self.sessions.get_mut(&key) {
