@@ -378,7 +378,11 @@ impl MqttSession {
         let mut properties = ConnAckProperties::default();
         if self.version.is_v5() {
             properties.receive_maximum = Some(self.settings.receive_maximum);
-            properties.maximum_packet_size = Some(self.settings.max_packet_size);
+            // Absence means "the protocol's limit"; a larger value than a
+            // remaining length can express is refused by clients (paho-mqtt
+            // accepts 1..=268,435,455), so it is left out (MQTT 5 §3.2.2.3.6).
+            properties.maximum_packet_size =
+                Some(self.settings.max_packet_size).filter(|&n| n <= MAX_ADVERTISED_PACKET_SIZE);
             properties.topic_alias_maximum = Some(self.settings.max_topic_alias);
             properties.retain_available = Some(self.settings.retain_available);
             properties.wildcard_subscription_available = Some(true);
@@ -749,6 +753,9 @@ fn publish_property_error(p: &Publish) -> Option<&'static str> {
     }
     None
 }
+
+/// The largest Maximum Packet Size put in a CONNACK: the largest remaining length.
+const MAX_ADVERTISED_PACKET_SIZE: u32 = 268_435_455;
 
 fn keep_alive_limit(keep_alive: u16) -> Duration {
     Duration::from_millis(u64::from(keep_alive) * 1500)

@@ -88,7 +88,9 @@ fn connack_advertises_the_server_limits_and_omits_maximum_qos() {
         [Packet::ConnAck(c)] => {
             let p = &c.properties;
             assert_eq!(p.receive_maximum, Some(d.receive_maximum));
-            assert_eq!(p.maximum_packet_size, Some(d.max_packet_size));
+            // The default (no limit but the protocol's) is not advertised.
+            assert_eq!(p.maximum_packet_size, None);
+            assert!(d.max_packet_size > 268_435_455);
             assert_eq!(p.topic_alias_maximum, Some(d.max_topic_alias));
             assert_eq!(p.retain_available, Some(true));
             assert_eq!(p.wildcard_subscription_available, Some(true));
