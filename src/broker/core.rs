@@ -45,6 +45,15 @@ impl Default for BrokerSettings {
     }
 }
 
+/// A will's message as published at `now`: its expiry interval, set at
+/// `since`, starts counting now (MQTT 5 §3.1.3.2.4).
+fn will_message(mut message: Message, since: Option<Instant>, now: Instant) -> Message {
+    if let (Some(at), Some(since)) = (message.expires_at, since) {
+        message.expires_at = Some(now + at.saturating_duration_since(since));
+    }
+    message
+}
+
 /// Counters kept by the core for `$SYS`.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct CoreStats {
@@ -169,6 +178,7 @@ impl Broker {
                     && let Some(s) = self.sessions.get_mut(key)
                 {
                     s.will = will;
+                    s.will_since = Some(now);
                 }
             }
             Command::Disconnect { conn, kind } => self.disconnect(conn, kind, now),
@@ -269,6 +279,7 @@ impl Broker {
         s.expiry = req.session_expiry;
         s.expires_at = None;
         s.will = req.will;
+        s.will_since = Some(now);
         // A new connection to the session cancels a delayed will (MQTT 5 §3.1.3.2.2).
         s.will_due = None;
         s.receive_maximum = req.receive_maximum;
@@ -281,7 +292,7 @@ impl Broker {
         req.outbox
             .send(req.conn, Outbound::ConnAck { session_present });
         if session_present {
-            s.resend_inflight(now);
+            s.resend_inflight();
             s.pump(now, &self.limits, &mut self.stats.delivery);
         }
     }
@@ -313,7 +324,8 @@ impl Broker {
         if let Some(will) = s.will.take()
             && (will.delay == 0 || clean_start)
         {
-            self.route(Some(key), will.message, now);
+            let message = will_message(will.message, s.will_since, now);
+            self.route(Some(key), message, now);
         }
     }
 
@@ -342,17 +354,19 @@ impl Broker {
         }
         let will = s.will.take().filter(|_| publish_will);
         let mut will_now = None;
-        if let Some(will) = will {
+        if let Some(mut will) = will {
             if will.delay > 0 && s.expiry > 0 {
                 let delay = will.delay.min(s.expiry);
-                s.will_due = Some((now + Duration::from_secs(u64::from(delay)), will));
+                let due = now + Duration::from_secs(u64::from(delay));
+                will.message = will_message(will.message, s.will_since, due);
+                s.will_due = Some((due, will));
             } else {
-                will_now = Some(will);
+                will_now = Some(will_message(will.message, s.will_since, now));
             }
         }
         if s.expiry == 0 {
             if let Some(will) = will_now {
-                self.route(Some(key), will.message, now);
+                self.route(Some(key), will, now);
             }
             self.end_session(key, now);
             return;
@@ -361,7 +375,7 @@ impl Broker {
             s.expires_at = Some(now + Duration::from_secs(u64::from(s.expiry)));
         }
         if let Some(will) = will_now {
-            self.route(Some(key), will.message, now);
+            self.route(Some(key), will, now);
         }
     }
 
@@ -383,8 +397,14 @@ impl Broker {
         let unacked = s.take_shared_unacked();
         s.clear_delivery_state();
         self.redistribute(key, unacked, now);
-        if let Some((_, will)) = s.will_due.take() {
-            self.route(Some(key), will.message, now);
+        if let Some((due, will)) = s.will_due.take() {
+            // Published before its due time: its expiry starts now, not then.
+            let mut message = will.message;
+            let early = due.saturating_duration_since(now);
+            message.expires_at = message
+                .expires_at
+                .map(|at| at.checked_sub(early).unwrap_or(now));
+            self.route(Some(key), message, now);
         }
         debug!(client_id = %s.client_id, "session ended");
     }

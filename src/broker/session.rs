@@ -104,7 +104,11 @@ pub struct Session {
     pub expires_at: Option<Instant>,
     /// The will of the attached connection.
     pub will: Option<Will>,
-    /// A will waiting for its delay to pass (MQTT 5 §3.1.3.2.2).
+    /// When `will` was set: its message expiry is counted from when it is
+    /// published, not from CONNECT (MQTT 5 §3.1.3.2.4).
+    pub will_since: Option<Instant>,
+    /// A will waiting for its delay to pass (MQTT 5 §3.1.3.2.2); its expiry
+    /// is already counted from the due time.
     pub will_due: Option<(Instant, Will)>,
     /// The client's Receive Maximum.
     pub receive_maximum: u16,
@@ -128,6 +132,7 @@ impl Session {
             expiry: 0,
             expires_at: None,
             will: None,
+            will_since: None,
             will_due: None,
             receive_maximum: u16::MAX,
             incoming_qos2: HashSet::new(),
@@ -282,16 +287,18 @@ impl Session {
     /// Re-sends unacknowledged deliveries after a reconnect, in their original
     /// order, PUBLISH with DUP set and PUBREL for those already PUBREC'd
     /// [MQTT-4.4.0-1].
-    pub fn resend_inflight(&mut self, now: Instant) {
+    pub fn resend_inflight(&mut self) {
         let mut order: Vec<(u64, u16)> = self.inflight.iter().map(|(id, f)| (f.seq, *id)).collect();
         order.sort_unstable();
         for (_, packet_id) in order {
             let Some(f) = self.inflight.get(&packet_id) else {
                 continue;
             };
+            // Onward delivery has started, so an unacknowledged message is
+            // resent even if it has expired since [MQTT-3.3.2-5, MQTT-4.4.0-1];
+            // skipping it would also hold its window slot for ever.
             let event = match f.awaiting {
                 Awaiting::PubComp => Outbound::PubRel { packet_id },
-                _ if f.message.is_expired(now) => continue,
                 _ => Outbound::Deliver(Delivery {
                     packet_id: Some(packet_id),
                     message: f.message.clone(),
@@ -459,7 +466,7 @@ mod tests {
         s.offer(msg(QoS::AtLeastOnce, 7), vec![], now, &LIMITS, &mut st);
         s.offer(msg(QoS::ExactlyOnce, 8), vec![], now, &LIMITS, &mut st);
         delivered(&mut rx);
-        s.resend_inflight(now);
+        s.resend_inflight();
         assert_eq!(
             delivered(&mut rx),
             vec![(Some(1), 7, true), (Some(2), 8, true)]
@@ -479,7 +486,7 @@ mod tests {
             Ok((_, Outbound::PubRel { packet_id: 1 }))
         ));
         assert!(!s.puback(1), "a PUBACK does not complete a QoS 2 delivery");
-        s.resend_inflight(now);
+        s.resend_inflight();
         assert!(matches!(
             rx.try_recv(),
             Ok((_, Outbound::PubRel { packet_id: 1 }))

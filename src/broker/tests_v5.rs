@@ -373,3 +373,50 @@ fn shared_and_ordinary_subscription_of_one_client_get_a_copy_each() {
     // MQTT 5 §4.8.2: one copy by the ordinary subscription, one by the shared.
     assert_eq!(c.payloads(), vec!["x", "x"]);
 }
+
+#[test]
+fn will_message_expiry_counts_from_publication_not_from_connect() {
+    let (mut b, now) = broker();
+    let mut w = connect(&mut b, "w", CLEAN, now);
+    subscribe(&mut b, &mut w, "will", QoS::AtLeastOnce, now);
+    let mut m = message("will", "gone", QoS::AtLeastOnce);
+    m.expires_at = Some(now + secs(10));
+    let c = connect(
+        &mut b,
+        "c",
+        Opts {
+            will: Some(Will {
+                message: m,
+                delay: 0,
+            }),
+            ..CLEAN
+        },
+        now,
+    );
+    let later = now + secs(100);
+    drop_connection(&mut b, &c, later);
+    let d = w.deliveries();
+    assert_eq!(
+        d.len(),
+        1,
+        "a will connected long ago is not already expired"
+    );
+    assert_eq!(d[0].message.remaining_expiry(later), Some(10));
+}
+
+#[test]
+fn unacknowledged_delivery_is_resent_after_reconnect_even_if_expired_since() {
+    let (mut b, now) = broker();
+    let mut s = connect(&mut b, "s", persistent(u32::MAX), now);
+    subscribe(&mut b, &mut s, "t", QoS::AtLeastOnce, now);
+    let p = connect(&mut b, "p", CLEAN, now);
+    let mut m = message("t", "x", QoS::AtLeastOnce);
+    m.expires_at = Some(now + secs(2));
+    publish(&mut b, &p, m, now);
+    assert_eq!(s.deliveries().len(), 1);
+    drop_connection(&mut b, &s, now);
+    let mut s = connect(&mut b, "s", persistent(u32::MAX), now + secs(5));
+    let d = s.deliveries();
+    assert_eq!(d.len(), 1);
+    assert!(d[0].dup);
+}
