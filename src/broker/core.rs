@@ -15,7 +15,7 @@ use super::api::{
 use super::message::Message;
 use super::metrics::Metrics;
 use super::retained::RetainedStore;
-use super::session::{DeliveryStats, Link, Session, SessionLimits};
+use super::session::{DeliveryStats, Link, Session, SessionLimits, SharedOrigin, Unacked};
 use super::subscriptions::{SessionKey, Subscriber, SubscriptionTree};
 use super::sys::SysTopics;
 use crate::mqtt::topic;
@@ -43,6 +43,15 @@ impl Default for BrokerSettings {
             retain_available: true,
         }
     }
+}
+
+/// A will's message as published at `now`: its expiry interval, set at
+/// `since`, starts counting now (MQTT 5 §3.1.3.2.4).
+fn will_message(mut message: Message, since: Option<Instant>, now: Instant) -> Message {
+    if let (Some(at), Some(since)) = (message.expires_at, since) {
+        message.expires_at = Some(now + at.saturating_duration_since(since));
+    }
+    message
 }
 
 /// Counters kept by the core for `$SYS`.
@@ -169,6 +178,7 @@ impl Broker {
                     && let Some(s) = self.sessions.get_mut(key)
                 {
                     s.will = will;
+                    s.will_since = Some(now);
                 }
             }
             Command::Disconnect { conn, kind } => self.disconnect(conn, kind, now),
@@ -269,6 +279,7 @@ impl Broker {
         s.expiry = req.session_expiry;
         s.expires_at = None;
         s.will = req.will;
+        s.will_since = Some(now);
         // A new connection to the session cancels a delayed will (MQTT 5 §3.1.3.2.2).
         s.will_due = None;
         s.receive_maximum = req.receive_maximum;
@@ -281,7 +292,7 @@ impl Broker {
         req.outbox
             .send(req.conn, Outbound::ConnAck { session_present });
         if session_present {
-            s.resend_inflight(now);
+            s.resend_inflight();
             s.pump(now, &self.limits, &mut self.stats.delivery);
         }
     }
@@ -313,7 +324,8 @@ impl Broker {
         if let Some(will) = s.will.take()
             && (will.delay == 0 || clean_start)
         {
-            self.route(Some(key), will.message, now);
+            let message = will_message(will.message, s.will_since, now);
+            self.route(Some(key), message, now);
         }
     }
 
@@ -325,6 +337,11 @@ impl Broker {
             return;
         };
         s.link = None;
+        let unacked = s.take_shared_unacked();
+        self.redistribute(key, unacked, now);
+        let Some(s) = self.sessions.get_mut(&key) else {
+            return;
+        };
         let (publish_will, new_expiry) = match kind {
             DisconnectKind::Graceful {
                 publish_will,
@@ -337,17 +354,19 @@ impl Broker {
         }
         let will = s.will.take().filter(|_| publish_will);
         let mut will_now = None;
-        if let Some(will) = will {
+        if let Some(mut will) = will {
             if will.delay > 0 && s.expiry > 0 {
                 let delay = will.delay.min(s.expiry);
-                s.will_due = Some((now + Duration::from_secs(u64::from(delay)), will));
+                let due = now + Duration::from_secs(u64::from(delay));
+                will.message = will_message(will.message, s.will_since, due);
+                s.will_due = Some((due, will));
             } else {
-                will_now = Some(will);
+                will_now = Some(will_message(will.message, s.will_since, now));
             }
         }
         if s.expiry == 0 {
             if let Some(will) = will_now {
-                self.route(Some(key), will.message, now);
+                self.route(Some(key), will, now);
             }
             self.end_session(key, now);
             return;
@@ -356,7 +375,7 @@ impl Broker {
             s.expires_at = Some(now + Duration::from_secs(u64::from(s.expiry)));
         }
         if let Some(will) = will_now {
-            self.route(Some(key), will.message, now);
+            self.route(Some(key), will, now);
         }
     }
 
@@ -375,11 +394,62 @@ impl Broker {
         for filter in s.subscriptions.keys() {
             self.tree.remove(filter, key);
         }
+        let unacked = s.take_shared_unacked();
         s.clear_delivery_state();
-        if let Some((_, will)) = s.will_due.take() {
-            self.route(Some(key), will.message, now);
+        self.redistribute(key, unacked, now);
+        if let Some((due, will)) = s.will_due.take() {
+            // Published before its due time: its expiry starts now, not then.
+            let mut message = will.message;
+            let early = due.saturating_duration_since(now);
+            message.expires_at = message
+                .expires_at
+                .map(|at| at.checked_sub(early).unwrap_or(now));
+            self.route(Some(key), message, now);
         }
         debug!(client_id = %s.client_id, "session ended");
+    }
+
+    /// Offers shared-subscription messages a member did not acknowledge to
+    /// another member of the same group, preferring online ones (MQTT 5
+    /// §4.8.2). With no other member they stay with `from` if its session
+    /// lives on, and are dropped otherwise.
+    fn redistribute(&mut self, from: SessionKey, unacked: Vec<Unacked>, now: Instant) {
+        let from_alive = self.sessions.contains_key(&from);
+        for Unacked { message, origin } in unacked {
+            let sessions = &self.sessions;
+            let online = |k: SessionKey| sessions.get(&k).is_some_and(Session::is_online);
+            let member = self
+                .tree
+                .pick_shared(&origin.filter, from, &online, !from_alive);
+            let (target, ids, copy) = match member {
+                Some(m) => {
+                    let mut copy = message;
+                    copy.qos = origin.qos.min(m.options.qos);
+                    copy.retain = origin.retain && m.options.retain_as_published;
+                    (m.session, m.subscription_id.into_iter().collect(), copy)
+                }
+                None if from_alive => (from, Vec::new(), message),
+                None => {
+                    debug!(filter = %origin.filter, topic = %message.topic,
+                        "unacknowledged shared-subscription message dropped: no other member");
+                    continue;
+                }
+            };
+            if target != from {
+                debug!(filter = %origin.filter, topic = %copy.topic,
+                    "unacknowledged shared-subscription message offered to another member");
+            }
+            if let Some(s) = self.sessions.get_mut(&target) {
+                s.offer_from(
+                    copy,
+                    ids,
+                    Some(origin),
+                    now,
+                    &self.limits,
+                    &mut self.stats.delivery,
+                );
+            }
+        }
     }
 
     fn client_publish(
@@ -442,20 +512,44 @@ impl Broker {
             &mut matched,
         );
         matched.retain(|sub| !(sub.options.no_local && Some(sub.session) == from));
+        let mut delivered = 0;
+        // A shared subscription is a delivery of its own, even to a session
+        // that also matches through an ordinary subscription (MQTT 5 §4.8.2).
+        for sub in matched.iter().filter(|sub| sub.shared.is_some()) {
+            if let Some(s) = self.sessions.get_mut(&sub.session) {
+                let mut copy = message.clone();
+                copy.qos = copy.qos.min(sub.options.qos);
+                copy.retain = message.retain && sub.options.retain_as_published;
+                let origin = sub.shared.clone().map(|filter| SharedOrigin {
+                    filter,
+                    qos: message.qos,
+                    retain: message.retain,
+                });
+                s.offer_from(
+                    copy,
+                    sub.subscription_id.into_iter().collect(),
+                    origin,
+                    now,
+                    &self.limits,
+                    &mut self.stats.delivery,
+                );
+                delivered += 1;
+            }
+        }
+        matched.retain(|sub| sub.shared.is_none());
         // Overlapping subscriptions yield one copy at the highest QoS, carrying
         // every subscription identifier [MQTT-3.3.5-1, MQTT 5 §3.3.4].
         matched.sort_by_key(|sub| sub.session);
-        let mut delivered = 0;
         let mut i = 0;
-        while i < matched.len() {
-            let session = matched[i].session;
+        while let Some(first) = matched.get(i) {
+            let session = first.session;
             let mut qos = QoS::AtMostOnce;
             let mut retain_as_published = false;
             let mut ids = Vec::new();
-            while i < matched.len() && matched[i].session == session {
-                qos = qos.max(matched[i].options.qos);
-                retain_as_published |= matched[i].options.retain_as_published;
-                if let Some(id) = matched[i].subscription_id {
+            while let Some(sub) = matched.get(i).filter(|m| m.session == session) {
+                qos = qos.max(sub.options.qos);
+                retain_as_published |= sub.options.retain_as_published;
+                if let Some(id) = sub.subscription_id {
                     ids.push(id);
                 }
                 i += 1;
@@ -496,6 +590,7 @@ impl Broker {
                 session: key,
                 options: req.options,
                 subscription_id,
+                shared: None,
             };
             let is_new = self.tree.insert(&req.filter, sub);
             if let Some(s) = self.sessions.get_mut(&key) {

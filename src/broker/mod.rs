@@ -21,3 +21,5 @@ pub use metrics::Metrics;
 pub use runner::spawn;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_v5;

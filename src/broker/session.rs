@@ -47,18 +47,42 @@ enum Awaiting {
     PubComp,
 }
 
+/// Where a delivery made through a shared subscription came from, so that it
+/// can be offered to another member if this one goes away unacknowledged
+/// (MQTT 5 §4.8.2).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharedOrigin {
+    /// The `$share/group/filter` it matched.
+    pub filter: Arc<str>,
+    /// QoS as published, before the member's granted QoS capped it.
+    pub qos: QoS,
+    /// Retain flag as published.
+    pub retain: bool,
+}
+
+/// A shared-subscription message taken back from a member that went away.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unacked {
+    /// The message as it was offered to the member.
+    pub message: Message,
+    /// Its origin.
+    pub origin: SharedOrigin,
+}
+
 #[derive(Debug)]
 struct Inflight {
     seq: u64,
     message: Message,
     subscription_ids: Vec<u32>,
     awaiting: Awaiting,
+    shared: Option<SharedOrigin>,
 }
 
 #[derive(Debug)]
 struct Queued {
     message: Message,
     subscription_ids: Vec<u32>,
+    shared: Option<SharedOrigin>,
 }
 
 /// A client session, attached or not.
@@ -80,7 +104,11 @@ pub struct Session {
     pub expires_at: Option<Instant>,
     /// The will of the attached connection.
     pub will: Option<Will>,
-    /// A will waiting for its delay to pass (MQTT 5 §3.1.3.2.2).
+    /// When `will` was set: its message expiry is counted from when it is
+    /// published, not from CONNECT (MQTT 5 §3.1.3.2.4).
+    pub will_since: Option<Instant>,
+    /// A will waiting for its delay to pass (MQTT 5 §3.1.3.2.2); its expiry
+    /// is already counted from the due time.
     pub will_due: Option<(Instant, Will)>,
     /// The client's Receive Maximum.
     pub receive_maximum: u16,
@@ -104,6 +132,7 @@ impl Session {
             expiry: 0,
             expires_at: None,
             will: None,
+            will_since: None,
             will_due: None,
             receive_maximum: u16::MAX,
             incoming_qos2: HashSet::new(),
@@ -149,6 +178,20 @@ impl Session {
         limits: &SessionLimits,
         stats: &mut DeliveryStats,
     ) {
+        self.offer_from(message, subscription_ids, None, now, limits, stats);
+    }
+
+    /// Like [`Session::offer`], remembering the shared subscription the
+    /// message came through, if any.
+    pub fn offer_from(
+        &mut self,
+        message: Message,
+        subscription_ids: Vec<u32>,
+        shared: Option<SharedOrigin>,
+        now: Instant,
+        limits: &SessionLimits,
+        stats: &mut DeliveryStats,
+    ) {
         if message.is_expired(now) {
             return;
         }
@@ -172,12 +215,13 @@ impl Session {
             return;
         }
         if self.is_online() && self.queue.is_empty() && self.inflight.len() < self.window(limits) {
-            self.send_new(message, subscription_ids);
+            self.send_new(message, subscription_ids, shared);
             stats.sent += 1;
         } else if self.queue.len() < limits.max_queued {
             self.queue.push_back(Queued {
                 message,
                 subscription_ids,
+                shared,
             });
         } else {
             stats.dropped += 1;
@@ -194,7 +238,12 @@ impl Session {
         }
     }
 
-    fn send_new(&mut self, message: Message, subscription_ids: Vec<u32>) {
+    fn send_new(
+        &mut self,
+        message: Message,
+        subscription_ids: Vec<u32>,
+        shared: Option<SharedOrigin>,
+    ) {
         let packet_id = self.allocate_packet_id();
         let awaiting = if message.qos == QoS::ExactlyOnce {
             Awaiting::PubRec
@@ -215,6 +264,7 @@ impl Session {
                 message,
                 subscription_ids,
                 awaiting,
+                shared,
             },
         );
         self.send(Outbound::Deliver(delivery));
@@ -229,7 +279,7 @@ impl Session {
             if next.message.is_expired(now) {
                 continue;
             }
-            self.send_new(next.message, next.subscription_ids);
+            self.send_new(next.message, next.subscription_ids, next.shared);
             stats.sent += 1;
         }
     }
@@ -237,16 +287,18 @@ impl Session {
     /// Re-sends unacknowledged deliveries after a reconnect, in their original
     /// order, PUBLISH with DUP set and PUBREL for those already PUBREC'd
     /// [MQTT-4.4.0-1].
-    pub fn resend_inflight(&mut self, now: Instant) {
+    pub fn resend_inflight(&mut self) {
         let mut order: Vec<(u64, u16)> = self.inflight.iter().map(|(id, f)| (f.seq, *id)).collect();
         order.sort_unstable();
         for (_, packet_id) in order {
             let Some(f) = self.inflight.get(&packet_id) else {
                 continue;
             };
+            // Onward delivery has started, so an unacknowledged message is
+            // resent even if it has expired since [MQTT-3.3.2-5, MQTT-4.4.0-1];
+            // skipping it would also hold its window slot for ever.
             let event = match f.awaiting {
                 Awaiting::PubComp => Outbound::PubRel { packet_id },
-                _ if f.message.is_expired(now) => continue,
                 _ => Outbound::Deliver(Delivery {
                     packet_id: Some(packet_id),
                     message: f.message.clone(),
@@ -286,6 +338,42 @@ impl Session {
             f.awaiting = Awaiting::PubComp;
         }
         self.send(Outbound::PubRel { packet_id });
+    }
+
+    /// Takes back every message that came through a shared subscription and
+    /// that the client has not yet received: queued, or in flight without a
+    /// PUBACK/PUBREC. Oldest first. (A PUBREC'd QoS 2 message has arrived and
+    /// stays to finish its PUBREL/PUBCOMP exchange.)
+    pub fn take_shared_unacked(&mut self) -> Vec<Unacked> {
+        let mut ids: Vec<(u64, u16)> = self
+            .inflight
+            .iter()
+            .filter(|(_, f)| f.shared.is_some() && f.awaiting != Awaiting::PubComp)
+            .map(|(id, f)| (f.seq, *id))
+            .collect();
+        ids.sort_unstable();
+        let mut out = Vec::new();
+        for (_, id) in ids {
+            if let Some(Inflight {
+                message,
+                shared: Some(origin),
+                ..
+            }) = self.inflight.remove(&id)
+            {
+                out.push(Unacked { message, origin });
+            }
+        }
+        let queue = std::mem::take(&mut self.queue);
+        for q in queue {
+            match q.shared {
+                Some(origin) => out.push(Unacked {
+                    message: q.message,
+                    origin,
+                }),
+                None => self.queue.push_back(q),
+            }
+        }
+        out
     }
 
     /// Drops all delivery state (clean start, or the session ended).
@@ -378,7 +466,7 @@ mod tests {
         s.offer(msg(QoS::AtLeastOnce, 7), vec![], now, &LIMITS, &mut st);
         s.offer(msg(QoS::ExactlyOnce, 8), vec![], now, &LIMITS, &mut st);
         delivered(&mut rx);
-        s.resend_inflight(now);
+        s.resend_inflight();
         assert_eq!(
             delivered(&mut rx),
             vec![(Some(1), 7, true), (Some(2), 8, true)]
@@ -398,7 +486,7 @@ mod tests {
             Ok((_, Outbound::PubRel { packet_id: 1 }))
         ));
         assert!(!s.puback(1), "a PUBACK does not complete a QoS 2 delivery");
-        s.resend_inflight(now);
+        s.resend_inflight();
         assert!(matches!(
             rx.try_recv(),
             Ok((_, Outbound::PubRel { packet_id: 1 }))

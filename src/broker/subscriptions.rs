@@ -14,7 +14,7 @@ use crate::mqtt::topic;
 pub struct SessionKey(pub u64);
 
 /// One subscription as stored in the tree.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscriber {
     /// The subscribing session.
     pub session: SessionKey,
@@ -22,6 +22,9 @@ pub struct Subscriber {
     pub options: SubscriptionOptions,
     /// Its MQTT 5 subscription identifier.
     pub subscription_id: Option<u32>,
+    /// The whole `$share/group/filter` for a shared subscription, so that a
+    /// message can be offered to another member later (MQTT 5 §4.8.2).
+    pub shared: Option<Arc<str>>,
 }
 
 #[derive(Debug, Default)]
@@ -92,6 +95,10 @@ impl SubscriptionTree {
             None => node.subscribers.insert(sub.session, sub).is_none(),
             Some(group) => {
                 let g = node.shared.entry(group.into()).or_default();
+                let sub = Subscriber {
+                    shared: Some(Arc::from(filter)),
+                    ..sub
+                };
                 match g.members.iter_mut().find(|m| m.session == sub.session) {
                     Some(m) => {
                         *m = sub;
@@ -119,6 +126,38 @@ impl SubscriptionTree {
             self.count -= 1;
         }
         removed
+    }
+
+    /// Chooses a member of the shared subscription `filter` other than
+    /// `exclude`, round-robin among those for which `online` is true; with
+    /// `allow_offline`, an offline member is taken when no member is online.
+    pub fn pick_shared(
+        &mut self,
+        filter: &str,
+        exclude: SessionKey,
+        online: &dyn Fn(SessionKey) -> bool,
+        allow_offline: bool,
+    ) -> Option<Subscriber> {
+        let (Some(group), inner) = split_shared(filter) else {
+            return None;
+        };
+        let mut node = &mut self.root;
+        for level in inner.split('/') {
+            node = match level {
+                "+" => node.plus.as_deref_mut()?,
+                "#" => node.hash.as_deref_mut()?,
+                _ => node.children.get_mut(level)?,
+            };
+        }
+        let g = node.shared.get_mut(group)?;
+        pick_member(g, &|k| k != exclude && online(k))
+            .filter(|m| m.session != exclude && online(m.session))
+            .or_else(|| {
+                g.members
+                    .iter()
+                    .find(|m| allow_offline && m.session != exclude)
+                    .cloned()
+            })
     }
 
     /// Collects every subscription matching `topic` into `out`. For each
@@ -191,7 +230,7 @@ fn remove_at(node: &mut Node, levels: &[&str], group: Option<&str>, session: Ses
 }
 
 fn emit(node: &mut Node, online: &dyn Fn(SessionKey) -> bool, out: &mut Vec<Subscriber>) {
-    out.extend(node.subscribers.values().copied());
+    out.extend(node.subscribers.values().cloned());
     for group in node.shared.values_mut() {
         if let Some(member) = pick_member(group, online) {
             out.push(member);
@@ -208,14 +247,14 @@ fn pick_member(group: &mut SharedGroup, online: &dyn Fn(SessionKey) -> bool) -> 
     }
     for step in 0..n {
         let i = (group.next + step) % n;
-        if online(group.members[i].session) {
+        if group.members.get(i).is_some_and(|m| online(m.session)) {
             group.next = (i + 1) % n;
-            return Some(group.members[i]);
+            return group.members.get(i).cloned();
         }
     }
     let i = group.next % n;
     group.next = (i + 1) % n;
-    Some(group.members[i])
+    group.members.get(i).cloned()
 }
 
 fn walk(
@@ -254,6 +293,7 @@ mod tests {
             session: SessionKey(n),
             options: SubscriptionOptions::default(),
             subscription_id: None,
+            shared: None,
         }
     }
 
@@ -323,6 +363,37 @@ mod tests {
             assert_eq!(out.len(), 1);
             assert_eq!(out[0].session, SessionKey(2));
         }
+    }
+
+    #[test]
+    fn shared_member_for_redelivery_is_another_online_member() {
+        let mut t = SubscriptionTree::new();
+        t.insert("$share/g/a/+", sub(1));
+        t.insert("$share/g/a/+", sub(2));
+        t.insert("$share/g/a/+", sub(3));
+        let online = |s: SessionKey| s != SessionKey(3);
+        for _ in 0..4 {
+            let m = t.pick_shared("$share/g/a/+", SessionKey(1), &online, false);
+            assert_eq!(m.map(|m| m.session), Some(SessionKey(2)));
+        }
+        let none_online = |_| false;
+        assert_eq!(
+            t.pick_shared("$share/g/a/+", SessionKey(1), &none_online, false),
+            None
+        );
+        assert!(
+            t.pick_shared("$share/g/a/+", SessionKey(1), &none_online, true)
+                .is_some_and(|m| m.session != SessionKey(1))
+        );
+    }
+
+    #[test]
+    fn shared_member_carries_its_shared_filter() {
+        let mut t = SubscriptionTree::new();
+        t.insert("$share/g/a", sub(1));
+        let mut out = Vec::new();
+        t.matches("a", &|_| true, &mut out);
+        assert_eq!(out[0].shared.as_deref(), Some("$share/g/a"));
     }
 
     fn level() -> impl Strategy<Value = String> {

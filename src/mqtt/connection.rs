@@ -133,6 +133,7 @@ where
                     Ok(0) => session.connection_lost("closed by client"),
                     Ok(n) => {
                         ctx.metrics.add_received(n);
+                        session.peek_connect(&rbuf);
                         loop {
                             match decode_packet(&mut rbuf, session.version(), max_packet) {
                                 Ok(Some(p)) => {

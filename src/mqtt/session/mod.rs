@@ -186,11 +186,22 @@ impl MqttSession {
         }
     }
 
+    /// Looks at the raw bytes of a CONNECT that is not yet decoded, so that a
+    /// decode error can be answered in the client's protocol version.
+    pub fn peek_connect(&mut self, buf: &[u8]) {
+        if self.state == State::AwaitConnect
+            && let Some(version) = connect::peek_connect_version(buf)
+        {
+            self.version = version;
+        }
+    }
+
     /// A packet that failed to decode: close with the reason the spec names.
     pub fn handle_decode_error(&mut self, err: &DecodeError) {
         if self.close.is_some() {
             return;
         }
+        let reason = ReasonCode::from_u8(err.reason_code()).unwrap_or(ReasonCode::MalformedPacket);
         if self.state == State::AwaitConnect
             && let DecodeError::UnsupportedProtocolVersion { level, .. } = err
         {
@@ -204,7 +215,13 @@ impl MqttSession {
             self.close_error(&err.to_string(), None);
             return;
         }
-        let reason = ReasonCode::from_u8(err.reason_code()).unwrap_or(ReasonCode::MalformedPacket);
+        if self.state == State::AwaitConnect && self.version.is_v5() {
+            // A bad MQTT 5 CONNECT is answered with a CONNACK carrying the
+            // reason (MQTT 5 §4.13.1, [MQTT-3.2.2-8]).
+            self.send_connack_refusal(0, reason);
+            self.close_error(&format!("{err} (CONNACK 0x{:02X})", reason.as_u8()), None);
+            return;
+        }
         let connected = self.state != State::AwaitConnect;
         self.close_error(&err.to_string(), connected.then_some(reason));
     }
@@ -361,7 +378,11 @@ impl MqttSession {
         let mut properties = ConnAckProperties::default();
         if self.version.is_v5() {
             properties.receive_maximum = Some(self.settings.receive_maximum);
-            properties.maximum_packet_size = Some(self.settings.max_packet_size);
+            // Absence means "the protocol's limit"; a larger value than a
+            // remaining length can express is refused by clients (paho-mqtt
+            // accepts 1..=268,435,455), so it is left out (MQTT 5 §3.2.2.3.6).
+            properties.maximum_packet_size =
+                Some(self.settings.max_packet_size).filter(|&n| n <= MAX_ADVERTISED_PACKET_SIZE);
             properties.topic_alias_maximum = Some(self.settings.max_topic_alias);
             properties.retain_available = Some(self.settings.retain_available);
             properties.wildcard_subscription_available = Some(true);
@@ -385,6 +406,9 @@ impl MqttSession {
 
     fn handle_publish(&mut self, p: Publish, now: Instant) {
         let v5 = self.version.is_v5();
+        if v5 && let Some(why) = publish_property_error(&p) {
+            return self.protocol_error(why);
+        }
         let topic = if v5 {
             match self
                 .inbound_aliases
@@ -521,6 +545,7 @@ impl MqttSession {
         if self.close.is_some() {
             return;
         }
+        let mut why = why.to_string();
         if let Some(reason) = reason
             && self.version.is_v5()
             && self.state != State::AwaitConnect
@@ -529,6 +554,7 @@ impl MqttSession {
                 reason,
                 properties: DisconnectProperties::default(),
             }));
+            why = format!("{why} (DISCONNECT 0x{:02X})", reason.as_u8());
         }
         if self.attached {
             self.command(Command::Disconnect {
@@ -539,7 +565,7 @@ impl MqttSession {
         }
         self.state = State::Closed;
         self.close = Some(Close {
-            reason: why.to_string(),
+            reason: why,
             graceful: false,
         });
     }
@@ -709,6 +735,28 @@ impl MqttSession {
     }
 }
 
+/// Rules on a client's PUBLISH properties that the codec leaves to the
+/// receiver; each break is a Protocol Error (0x82).
+fn publish_property_error(p: &Publish) -> Option<&'static str> {
+    if p.topic.is_empty() && p.properties.topic_alias.is_none() {
+        return Some("[MQTT-3.3.2-1] empty topic name without a topic alias");
+    }
+    if !p.properties.subscription_identifiers.is_empty() {
+        return Some("[MQTT-3.3.4-6] PUBLISH from a client carries a Subscription Identifier");
+    }
+    if p.properties
+        .response_topic
+        .as_deref()
+        .is_some_and(|t| topic::validate_topic_name(t).is_err())
+    {
+        return Some("[MQTT-3.3.2-14] Response Topic is not a valid topic name");
+    }
+    None
+}
+
+/// The largest Maximum Packet Size put in a CONNACK: the largest remaining length.
+const MAX_ADVERTISED_PACKET_SIZE: u32 = 268_435_455;
+
 fn keep_alive_limit(keep_alive: u16) -> Duration {
     Duration::from_millis(u64::from(keep_alive) * 1500)
 }
@@ -738,3 +786,5 @@ fn suback_reason(r: SubscribeResult, v5: bool) -> ReasonCode {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_v5;
