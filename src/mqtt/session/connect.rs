@@ -74,23 +74,6 @@ fn assigned_client_id() -> String {
     format!("auto-{a:08X}-{b:04X}-{c:04X}-{d:016X}")
 }
 
-/// The protocol version a CONNECT at the front of `buf` announces, read
-/// before the packet is decoded: when the decode fails, an MQTT 5 client is
-/// still told why in a CONNACK (MQTT 5 §4.13.1). `None` while too few bytes
-/// have arrived or when the bytes are not a CONNECT of a known version.
-pub fn peek_connect_version(buf: &[u8]) -> Option<ProtocolVersion> {
-    if buf.first()? >> 4 != 1 {
-        return None;
-    }
-    // Skip the remaining length: up to four bytes, the last without bit 7.
-    let len_bytes = buf.iter().skip(1).take(4).position(|b| b & 0x80 == 0)? + 1;
-    let rest = buf.get(1 + len_bytes..)?;
-    let name_len = usize::from(u16::from_be_bytes([*rest.first()?, *rest.get(1)?]));
-    let name = std::str::from_utf8(rest.get(2..2 + name_len)?).ok()?;
-    let level = *rest.get(2 + name_len)?;
-    ProtocolVersion::from_name_and_level(name, level)
-}
-
 /// Effective keep-alive: a request above `max_keepalive` (or 0 when a maximum
 /// is set) is held to the maximum (MQTT 5 §3.2.2.3.14 Server Keep Alive).
 pub fn keep_alive(requested: u16, max: u16) -> u16 {
@@ -185,16 +168,6 @@ mod tests {
         assert!(client_identifier(&connect(ProtocolVersion::V5, "", true), &s).is_err());
     }
 
-    #[test]
-    fn connect_version_is_read_from_raw_bytes() {
-        let v5 = [0x10, 0x0A, 0, 4, b'M', b'Q', b'T', b'T', 5, 2, 0, 60, 0];
-        assert_eq!(peek_connect_version(&v5), Some(ProtocolVersion::V5));
-        let v4 = [0x10, 0x0A, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60];
-        assert_eq!(peek_connect_version(&v4), Some(ProtocolVersion::V311));
-        assert_eq!(peek_connect_version(&v5[..6]), None);
-        assert_eq!(peek_connect_version(&[0x30, 0x02, 0, 0]), None);
-        assert_eq!(peek_connect_version(&[0x10, 0xFF, 0xFF, 0xFF, 0xFF]), None);
-    }
 
     #[test]
     fn keep_alive_is_held_to_the_maximum() {

@@ -190,7 +190,7 @@ impl MqttSession {
     /// decode error can be answered in the client's protocol version.
     pub fn peek_connect(&mut self, buf: &[u8]) {
         if self.state == State::AwaitConnect
-            && let Some(version) = connect::peek_connect_version(buf)
+            && let Some(version) = crate::mqtt::codec::peek_connect_version(buf)
         {
             self.version = version;
         }
