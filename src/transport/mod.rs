@@ -1,3 +1,4 @@
 //! Transports: they move frames and know nothing of what a packet means.
 
+pub mod serial;
 pub mod tcp;
