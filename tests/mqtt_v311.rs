@@ -14,9 +14,6 @@ async fn qos0_publish_reaches_wildcard_subscriber() {
     let addr = gw.mqtt_addr().expect("mqtt listener");
     let mut sub = Sub::start(addr, &["-t", "sensors/#", "-v"]).await;
     mosquitto_pub(addr, &["-t", "sensors/kitchen/temp", "-m", "21.5"]).await;
-    assert_eq!(
-        sub.line(WAIT).await.as_deref(),
-        Some("sensors/kitchen/temp 21.5")
-    );
+    assert_eq!(sub.line(WAIT).await.as_deref(), Some("sensors/kitchen/temp 21.5"));
     gw.stop().await;
 }

@@ -134,10 +134,7 @@ impl Sub {
 
     /// Waits for the process to exit by itself (e.g. after `-C N`).
     pub async fn wait_exit(mut self, wait: Duration) -> Option<std::process::ExitStatus> {
-        tokio::time::timeout(wait, self.child.wait())
-            .await
-            .ok()?
-            .ok()
+        tokio::time::timeout(wait, self.child.wait()).await.ok()?.ok()
     }
 }
 
