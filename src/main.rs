@@ -15,6 +15,9 @@ fn main() -> ExitCode {
     if let Some(Command::CheckConfig { file }) = &cli.command {
         return ExitCode::from(u8::try_from(run_check_config(file)).unwrap_or(1));
     }
+    if let Some(Command::Sn(command)) = &cli.command {
+        return ExitCode::from(u8::try_from(sngate::cli::sn::run(command)).unwrap_or(1));
+    }
     let config = match &cli.config {
         Some(path) => match Config::load(path) {
             Ok(c) => c,

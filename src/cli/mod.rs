@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 
+pub mod sn;
+
 /// Command line of the `sngate` binary.
 #[derive(Debug, clap::Parser)]
 #[command(
@@ -30,6 +32,9 @@ pub enum Command {
         /// The TOML file to check
         file: PathBuf,
     },
+    /// MQTT-SN test clients: pub, sub, search
+    #[command(subcommand)]
+    Sn(sn::SnCommand),
 }
 
 /// Checks `file` as `sngate check-config` does: returns the exit code (0 valid,

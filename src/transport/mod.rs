@@ -1,4 +1,5 @@
 //! Transports: they move frames and know nothing of what a packet means.
 
+pub mod serial;
 pub mod tcp;
 pub mod udp;

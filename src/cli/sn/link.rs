@@ -1,0 +1,151 @@
+//! How the `sngate sn` client reaches a gateway: a UDP socket or a serial link.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::transport::serial::framing::{Destination, OutFrame};
+use crate::transport::serial::port::{LinkEvent, SerialLink};
+
+/// One datagram received, with where it came from (for `sn search`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// The MQTT-SN datagram.
+    pub datagram: Bytes,
+    /// Sender: a socket address, or an XBee address in hex, or the serial device.
+    pub from: String,
+}
+
+/// A datagram service to one gateway.
+#[derive(Debug)]
+pub enum Link {
+    /// UDP to `gateway`; datagrams from other addresses are ignored unless `any_source`.
+    Udp {
+        /// The socket.
+        socket: UdpSocket,
+        /// The gateway (or the multicast group for `sn search`).
+        gateway: SocketAddr,
+        /// Accept datagrams from anyone (discovery).
+        any_source: bool,
+    },
+    /// A serial link; stops when dropped.
+    Serial {
+        /// Sending half.
+        link: SerialLink,
+        /// Events from the link.
+        events: mpsc::Receiver<LinkEvent>,
+        /// Stops the link task.
+        shutdown: CancellationToken,
+        /// Device path, for messages.
+        device: String,
+    },
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        if let Link::Serial { shutdown, .. } = self {
+            shutdown.cancel();
+        }
+    }
+}
+
+impl Link {
+    /// A UDP socket bound to the unspecified address of `gateway`'s family.
+    pub async fn udp(gateway: SocketAddr, any_source: bool) -> io::Result<Link> {
+        let bind: SocketAddr = if gateway.is_ipv4() {
+            "0.0.0.0:0".parse().map_err(io::Error::other)?
+        } else {
+            "[::]:0".parse().map_err(io::Error::other)?
+        };
+        let socket = UdpSocket::bind(bind).await?;
+        // Discovery stays on the local link unless the user picks a routed group.
+        if gateway.ip().is_multicast() && gateway.is_ipv4() {
+            socket.set_multicast_ttl_v4(1)?;
+        }
+        Ok(Link::Udp {
+            socket,
+            gateway,
+            any_source,
+        })
+    }
+
+    /// Sends one datagram to the gateway (broadcast on an XBee link when `broadcast`).
+    pub async fn send(&mut self, datagram: Bytes, broadcast: bool) -> io::Result<()> {
+        match self {
+            Link::Udp {
+                socket, gateway, ..
+            } => socket.send_to(&datagram, *gateway).await.map(|_| ()),
+            Link::Serial { link, .. } => {
+                let destination = if broadcast {
+                    Destination::Broadcast
+                } else {
+                    Destination::Peer
+                };
+                link.tx
+                    .send(OutFrame {
+                        message: datagram,
+                        destination,
+                    })
+                    .await
+                    .map_err(|_| io::Error::other("serial link stopped"))
+            }
+        }
+    }
+
+    /// The next datagram before `deadline`, or `None` when it passes.
+    pub async fn recv(&mut self, deadline: Instant) -> io::Result<Option<Received>> {
+        let deadline = tokio::time::Instant::from_std(deadline);
+        match self {
+            Link::Udp {
+                socket,
+                gateway,
+                any_source,
+            } => {
+                let mut buf = vec![0u8; 65_536];
+                loop {
+                    let got = tokio::time::timeout_at(deadline, socket.recv_from(&mut buf)).await;
+                    let Ok(got) = got else { return Ok(None) };
+                    let (n, from) = got?;
+                    if *any_source || from == *gateway {
+                        let datagram = Bytes::copy_from_slice(buf.get(..n).unwrap_or_default());
+                        return Ok(Some(Received {
+                            datagram,
+                            from: from.to_string(),
+                        }));
+                    }
+                }
+            }
+            Link::Serial { events, device, .. } => loop {
+                let got = tokio::time::timeout_at(deadline, events.recv()).await;
+                let Ok(event) = got else { return Ok(None) };
+                match event {
+                    None => return Err(io::Error::other("serial link stopped")),
+                    Some(LinkEvent::Frame(frame)) => {
+                        let from = match frame.source {
+                            Some(address) => format!("{address:016x}"),
+                            None => device.clone(),
+                        };
+                        return Ok(Some(Received {
+                            datagram: frame.message,
+                            from,
+                        }));
+                    }
+                    Some(LinkEvent::Down { reason }) => {
+                        eprintln!("sngate sn: {device}: {reason}");
+                    }
+                    Some(LinkEvent::DeliveryFailed { frame_id, status }) => {
+                        eprintln!(
+                            "sngate sn: radio could not deliver frame {frame_id} (status {status:#04x})"
+                        );
+                    }
+                    Some(LinkEvent::Up | LinkEvent::FramingError(_)) => {}
+                }
+            },
+        }
+    }
+}
