@@ -14,7 +14,6 @@ use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use redb::{
@@ -58,7 +57,6 @@ pub struct RedbStore {
     io: Arc<IoCounters>,
     stats: StoreStats,
     live_bytes: u64,
-    repaired: bool,
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -82,7 +80,7 @@ impl RedbStore {
         })?;
         let path = dir.join(STORE_FILE);
         let io = Arc::new(IoCounters::default());
-        let (db, repaired) = open_database(&path, &io)?;
+        let db = open_database(&path, &io)?;
         check_version(&db, &path)?;
         let live_bytes = guarded(&path, || measure(&db, &path))?;
         Ok(RedbStore {
@@ -92,19 +90,12 @@ impl RedbStore {
             io,
             stats: StoreStats::default(),
             live_bytes,
-            repaired,
         })
     }
 
     /// The store file.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// True when the file had to be repaired at open (after a crash or power
-    /// cut); worth a log line, nothing durable was lost.
-    pub fn was_repaired(&self) -> bool {
-        self.repaired
     }
 
     /// Bytes of stored records (keys + values), the measure `max_size` bounds.
@@ -122,9 +113,7 @@ impl RedbStore {
 
     fn database(&mut self) -> Result<&Database, StoreError> {
         if self.db.is_none() {
-            let (db, repaired) = open_database(&self.path, &self.io)?;
-            self.repaired |= repaired;
-            self.db = Some(db);
+            self.db = Some(open_database(&self.path, &self.io)?);
         }
         match &self.db {
             Some(db) => Ok(db),
@@ -268,7 +257,7 @@ fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T, StoreError>) -> Result<
     })
 }
 
-fn open_database(path: &Path, io: &Arc<IoCounters>) -> Result<(Database, bool), StoreError> {
+fn open_database(path: &Path, io: &Arc<IoCounters>) -> Result<Database, StoreError> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -281,19 +270,16 @@ fn open_database(path: &Path, io: &Arc<IoCounters>) -> Result<(Database, bool), 
         })?;
     let backend =
         CountingBackend::new(file, Arc::clone(io)).map_err(|e| map_err(path, e.into(), true))?;
-    let repaired = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&repaired);
-    let db = guarded(path, || {
+    guarded(path, || {
         Builder::new()
             .set_cache_size(CACHE_BYTES)
             // A plain open trusts the file and may panic on a page altered
-            // behind redb's back; the check verifies every page's checksum.
+            // behind redb's back; the check verifies every page's checksum
+            // (one read of the whole file and one commit per start).
             .set_check_integrity_on_open(true)
-            .set_repair_callback(move |_| flag.store(true, Ordering::Relaxed))
             .create_with_backend(backend)
             .map_err(|e| map_err(path, e.into(), true))
-    })?;
-    Ok((db, repaired.load(Ordering::Relaxed)))
+    })
 }
 
 /// Reads or writes the format-version record; a fresh file gets the current one.
