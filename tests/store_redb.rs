@@ -335,10 +335,18 @@ fn overwritten_bytes_in_the_middle_make_the_store_corrupt() {
     store_with_data(dir.path());
     let path = dir.path().join(STORE_FILE);
     let mut raw = std::fs::read(&path).unwrap();
-    let used = raw.iter().rposition(|&b| b != 0).unwrap();
-    // Scribble over the data pages, past the header and commit slots.
-    for b in &mut raw[4096..used] {
-        *b = !*b;
+    // Damage every copy of a stored topic: data pages in the middle of the
+    // file, leaving the header and commit slots intact.
+    let needle = b"sensors/1/temp";
+    let hits: Vec<usize> = raw
+        .windows(needle.len())
+        .enumerate()
+        .filter(|(_, w)| w == needle)
+        .map(|(i, _)| i)
+        .collect();
+    assert!(!hits.is_empty() && hits[0] > 4096);
+    for i in hits {
+        raw[i] ^= 0x55;
     }
     std::fs::write(&path, raw).unwrap();
     assert_corrupt_then_recoverable(dir.path());
