@@ -8,6 +8,7 @@ pub mod codec;
 mod error;
 mod memory;
 mod records;
+mod redb_read;
 mod redb_store;
 
 use std::collections::HashMap;

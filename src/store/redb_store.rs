@@ -17,16 +17,14 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use redb::{
-    Builder, Database, Durability, ReadableDatabase, ReadableTable, Table, TableDefinition,
-    TableHandle, WriteTransaction,
+    Builder, Database, Durability, ReadableTable, Table, TableDefinition, TableHandle,
+    WriteTransaction,
 };
 
 use super::backend::{CountingBackend, IoCounters};
 use super::codec::{self, Record};
-use super::{
-    CommitStats, MessageRecord, QueueEntry, SessionRecord, SnTopicsRecord, Snapshot, Store,
-    StoreError, StoreOp, StoreStats, record_size,
-};
+use super::redb_read::{measure, read_all};
+use super::{CommitStats, Snapshot, Store, StoreError, StoreOp, StoreStats, record_size};
 
 /// The store's file name inside `persistence.path`.
 pub const STORE_FILE: &str = "sngate.redb";
@@ -39,13 +37,14 @@ const VERSION_KEY: &str = "format_version";
 // redb's default cache is 1 GiB; a gateway on a Raspberry Pi has far less to spare.
 const CACHE_BYTES: usize = 8 << 20;
 
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
-const QUEUE: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("queue");
-const RETAINED: TableDefinition<&str, &[u8]> = TableDefinition::new("retained");
-const INCOMING_QOS2: TableDefinition<(&str, u16), ()> = TableDefinition::new("incoming_qos2");
-const SN_TOPICS: TableDefinition<&str, &[u8]> = TableDefinition::new("sn_topics");
-const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub(super) const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
+pub(super) const QUEUE: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("queue");
+pub(super) const RETAINED: TableDefinition<&str, &[u8]> = TableDefinition::new("retained");
+pub(super) const INCOMING_QOS2: TableDefinition<(&str, u16), ()> =
+    TableDefinition::new("incoming_qos2");
+pub(super) const SN_TOPICS: TableDefinition<&str, &[u8]> = TableDefinition::new("sn_topics");
+pub(super) const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 
 /// The durable store.
 pub struct RedbStore {
@@ -327,7 +326,7 @@ fn check_version(db: &Database, path: &Path) -> Result<(), StoreError> {
 }
 
 /// Maps a redb error; at open, "not a database" and "too short" mean a damaged file.
-fn map_err(path: &Path, e: redb::Error, at_open: bool) -> StoreError {
+pub(super) fn map_err(path: &Path, e: redb::Error, at_open: bool) -> StoreError {
     let path = path.to_path_buf();
     let corrupt = |reason: String| StoreError::Corrupt {
         path: path.clone(),
@@ -496,121 +495,4 @@ fn apply(t: &mut Tables<'_>, op: &StoreOp, a: &mut Applied) -> Result<(), redb::
         }
     }
     Ok(())
-}
-
-/// Sums the record sizes of everything stored, the base `max_size` is checked against.
-fn measure(db: &Database, path: &Path) -> Result<u64, StoreError> {
-    let err = |e: redb::Error| map_err(path, e, true);
-    let txn = db.begin_read().map_err(|e| err(e.into()))?;
-    let mut total = 0u64;
-    for def in [SESSIONS, RETAINED, SN_TOPICS] {
-        let table = txn.open_table(def).map_err(|e| err(e.into()))?;
-        for row in table.iter().map_err(|e| err(e.into()))? {
-            let (k, v) = row.map_err(|e| err(e.into()))?;
-            total += record_size(k.value().len(), v.value().len());
-        }
-    }
-    let queue = txn.open_table(QUEUE).map_err(|e| err(e.into()))?;
-    for row in queue.iter().map_err(|e| err(e.into()))? {
-        let (k, v) = row.map_err(|e| err(e.into()))?;
-        total += record_size(k.value().0.len() + 8, v.value().len());
-    }
-    let incoming = txn.open_table(INCOMING_QOS2).map_err(|e| err(e.into()))?;
-    for row in incoming.iter().map_err(|e| err(e.into()))? {
-        let (k, _) = row.map_err(|e| err(e.into()))?;
-        total += record_size(k.value().0.len() + 2, 0);
-    }
-    let counters = txn.open_table(COUNTERS).map_err(|e| err(e.into()))?;
-    for row in counters.iter().map_err(|e| err(e.into()))? {
-        let (k, _) = row.map_err(|e| err(e.into()))?;
-        total += record_size(k.value().len(), 8);
-    }
-    Ok(total)
-}
-
-fn decode_at<T: Record>(
-    path: &Path,
-    table: &str,
-    key: &dyn std::fmt::Debug,
-    bytes: &[u8],
-) -> Result<T, StoreError> {
-    codec::decode(bytes).map_err(|e| StoreError::Corrupt {
-        path: path.to_path_buf(),
-        reason: format!("record {key:?} in table {table}: {e}"),
-    })
-}
-
-fn key_mismatch(path: &Path, table: &str, key: &dyn std::fmt::Debug) -> StoreError {
-    StoreError::Corrupt {
-        path: path.to_path_buf(),
-        reason: format!("record {key:?} in table {table} does not match its key"),
-    }
-}
-
-fn read_all(db: &Database, path: &Path) -> Result<Snapshot, StoreError> {
-    let err = |e: redb::Error| map_err(path, e, false);
-    let txn = db.begin_read().map_err(|e| err(e.into()))?;
-    let mut snap = Snapshot::default();
-
-    let sessions = txn.open_table(SESSIONS).map_err(|e| err(e.into()))?;
-    for row in sessions.iter().map_err(|e| err(e.into()))? {
-        let (k, v) = row.map_err(|e| err(e.into()))?;
-        let key = k.value();
-        let s: SessionRecord = decode_at(path, "sessions", &key, v.value())?;
-        if s.client_id != key {
-            return Err(key_mismatch(path, "sessions", &key));
-        }
-        snap.sessions.push(s);
-    }
-
-    let queue = txn.open_table(QUEUE).map_err(|e| err(e.into()))?;
-    for row in queue.iter().map_err(|e| err(e.into()))? {
-        let (k, v) = row.map_err(|e| err(e.into()))?;
-        let key = k.value();
-        let entry: QueueEntry = decode_at(path, "queue", &key, v.value())?;
-        if entry.seq != key.1 {
-            return Err(key_mismatch(path, "queue", &key));
-        }
-        // Keys iterate in (client, seq) order, so each queue comes out sorted.
-        snap.queues.entry(key.0.to_owned()).or_default().push(entry);
-    }
-
-    let retained = txn.open_table(RETAINED).map_err(|e| err(e.into()))?;
-    for row in retained.iter().map_err(|e| err(e.into()))? {
-        let (k, v) = row.map_err(|e| err(e.into()))?;
-        let key = k.value();
-        let m: MessageRecord = decode_at(path, "retained", &key, v.value())?;
-        if m.topic != key {
-            return Err(key_mismatch(path, "retained", &key));
-        }
-        snap.retained.push(m);
-    }
-
-    let incoming = txn.open_table(INCOMING_QOS2).map_err(|e| err(e.into()))?;
-    for row in incoming.iter().map_err(|e| err(e.into()))? {
-        let (k, _) = row.map_err(|e| err(e.into()))?;
-        let (client, id) = k.value();
-        snap.incoming_qos2
-            .entry(client.to_owned())
-            .or_default()
-            .push(id);
-    }
-
-    let sn = txn.open_table(SN_TOPICS).map_err(|e| err(e.into()))?;
-    for row in sn.iter().map_err(|e| err(e.into()))? {
-        let (k, v) = row.map_err(|e| err(e.into()))?;
-        let key = k.value();
-        let t: SnTopicsRecord = decode_at(path, "sn_topics", &key, v.value())?;
-        if t.client_id != key {
-            return Err(key_mismatch(path, "sn_topics", &key));
-        }
-        snap.sn_topics.push(t);
-    }
-
-    let counters = txn.open_table(COUNTERS).map_err(|e| err(e.into()))?;
-    for row in counters.iter().map_err(|e| err(e.into()))? {
-        let (k, v) = row.map_err(|e| err(e.into()))?;
-        snap.counters.insert(k.value().to_owned(), v.value());
-    }
-    Ok(snap)
 }
