@@ -54,7 +54,7 @@ fn run(config: Config) -> anyhow::Result<()> {
     runtime.block_on(async move {
         info!("sngate version {} starting", env!("CARGO_PKG_VERSION"));
         let app = sngate::app::start(&config).await?;
-        wait_for_signal().await?;
+        wait_for_signal(&app).await?;
         info!("shutting down");
         app.stop().await;
         info!("sngate stopped");
@@ -62,13 +62,21 @@ fn run(config: Config) -> anyhow::Result<()> {
     })
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
+/// Waits for SIGTERM or SIGINT; SIGHUP reloads certificates, passwords and ACL.
+async fn wait_for_signal(app: &sngate::app::Sngate) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+            _ = hup.recv() => {
+                info!("SIGHUP received: reloading");
+                // Failures are logged by reload itself; the old files stay in force.
+                let _ = app.reload();
+            }
+        }
     }
-    Ok(())
 }

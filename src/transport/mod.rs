@@ -1,4 +1,6 @@
 //! Transports: they move frames and know nothing of what a packet means.
 
 pub mod tcp;
+pub mod tls;
 pub mod udp;
+pub mod websocket;
