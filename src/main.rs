@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use sngate::cli::{Cli, Command, run_check_config};
+use sngate::cli::{Cli, Command, run_check_config, run_passwd};
 use sngate::config::Config;
 use tracing::info;
 use tracing_subscriber::EnvFilter;
@@ -14,6 +14,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::CheckConfig { file }) = &cli.command {
         return ExitCode::from(u8::try_from(run_check_config(file)).unwrap_or(1));
+    }
+    if let Some(Command::Passwd(args)) = &cli.command {
+        return ExitCode::from(u8::try_from(run_passwd(args)).unwrap_or(1));
     }
     let config = match &cli.config {
         Some(path) => match Config::load(path) {
