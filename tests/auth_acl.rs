@@ -65,7 +65,7 @@ async fn start_acl(acl: &str) -> (Sngate, tempfile::TempDir) {
     // paho refuses a CONNACK Maximum Packet Size above 268435455, which the
     // broker default exceeds by one: set a smaller limit.
     let app = common::start_config(&format!(
-        "[broker]\nsys_interval = 0\nmax_packet_size = 1048576\n\
+        "[broker]\nsys_interval = 0\nmax_packet_size = 1048576\n[gateway]\nenabled = false\n\
          [[listener]]\nbind = \"127.0.0.1:0\"\n\
          [auth]\nacl_file = \"{}\"\n",
         path.display()

@@ -47,7 +47,7 @@ async fn start_ws(protocol: &str, keys: &str) -> (sngate::app::Sngate, SocketAdd
     // paho refuses a CONNACK Maximum Packet Size above 268435455, which the
     // broker default exceeds by one; a smaller limit keeps this test about WebSocket.
     let app = common::start_config(&format!(
-        "[broker]\nsys_interval = 0\nmax_packet_size = 1048576\n\
+        "[broker]\nsys_interval = 0\nmax_packet_size = 1048576\n[gateway]\nenabled = false\n\
          [[listener]]\nprotocol = \"{protocol}\"\nbind = \"127.0.0.1:0\"\npath = \"/mqtt\"\n{keys}"
     ))
     .await;
