@@ -19,8 +19,8 @@ use crate::gateway::{GatewaySettings, PredefinedTopic, bind_udp, run_gateway_on}
 use crate::mqtt::connection::{ConnectionContext, run_connection};
 use crate::mqtt::session::SessionSettings;
 use crate::transport::tls::{self, TlsError, TlsSettings};
-use crate::transport::{tcp, websocket};
 use crate::transport::udp::UdpListenerSettings;
+use crate::transport::{tcp, websocket};
 
 /// Why sngate could not start.
 #[derive(Debug, Error)]

@@ -97,7 +97,11 @@ async fn a_denied_subscribe_gets_0x80_on_311_and_0x87_on_5() {
         let out = client(&app, version, "c1", "u", &["sub:allowed/#", "sub:other/#"]).await;
         assert_eq!(
             out,
-            ["connack 0", "suback allowed/# 1", &format!("suback other/# {denied}")],
+            [
+                "connack 0",
+                "suback allowed/# 1",
+                &format!("suback other/# {denied}")
+            ],
             "version {version}"
         );
     }
@@ -109,10 +113,23 @@ async fn a_subscribe_mixing_allowed_and_denied_filters_answers_each() {
     // paho subscribes one filter per call; this checks the core sees only
     // the allowed filter by delivering on it afterwards.
     let (app, _dir) = start_acl("user u\ntopic readwrite ok/#\n").await;
-    let out = client(&app, V5, "c1", "u", &["sub:no/#", "sub:ok/#", "pub:ok/1:1:hi", "wait:0.3"]).await;
+    let out = client(
+        &app,
+        V5,
+        "c1",
+        "u",
+        &["sub:no/#", "sub:ok/#", "pub:ok/1:1:hi", "wait:0.3"],
+    )
+    .await;
     assert_eq!(
         out,
-        ["connack 0", "suback no/# 135", "suback ok/# 1", "puback ok/1 0", "msg ok/1 hi"]
+        [
+            "connack 0",
+            "suback no/# 135",
+            "suback ok/# 1",
+            "puback ok/1 0",
+            "msg ok/1 hi"
+        ]
     );
     app.stop().await;
 }
@@ -120,7 +137,13 @@ async fn a_subscribe_mixing_allowed_and_denied_filters_answers_each() {
 #[tokio::test]
 async fn a_denied_publish_is_acknowledged_and_dropped_on_311() {
     let (app, _dir) = start_acl("user u\ntopic read t/#\ntopic write t/open\n").await;
-    let ops = ["sub:t/#", "pub:t/closed:1:no", "pub:t/closed:2:no2", "pub:t/open:1:yes", "wait:0.3"];
+    let ops = [
+        "sub:t/#",
+        "pub:t/closed:1:no",
+        "pub:t/closed:2:no2",
+        "pub:t/open:1:yes",
+        "wait:0.3",
+    ];
     let out = client(&app, V3, "c1", "u", &ops).await;
     assert_eq!(
         out,
@@ -139,11 +162,22 @@ async fn a_denied_publish_is_acknowledged_and_dropped_on_311() {
 #[tokio::test]
 async fn a_denied_publish_gets_puback_0x87_on_5() {
     let (app, _dir) = start_acl("user u\ntopic read t/#\ntopic write t/open\n").await;
-    let ops = ["sub:t/#", "pub:t/closed:1:no", "pub:t/open:1:yes", "wait:0.3"];
+    let ops = [
+        "sub:t/#",
+        "pub:t/closed:1:no",
+        "pub:t/open:1:yes",
+        "wait:0.3",
+    ];
     let out = client(&app, V5, "c1", "u", &ops).await;
     assert_eq!(
         out,
-        ["connack 0", "suback t/# 1", "puback t/closed 135", "puback t/open 0", "msg t/open yes"]
+        [
+            "connack 0",
+            "suback t/# 1",
+            "puback t/closed 135",
+            "puback t/open 0",
+            "msg t/open yes"
+        ]
     );
     app.stop().await;
 }
@@ -168,7 +202,11 @@ async fn a_read_denied_delivery_is_not_sent() {
         };
         let (sub, publ) = tokio::join!(subscriber, publisher);
         assert_eq!(publ.len(), 3, "{publ:?}");
-        assert_eq!(sub, ["connack 0", "suback alice/# 1", "msg alice/open shown"], "version {version}");
+        assert_eq!(
+            sub,
+            ["connack 0", "suback alice/# 1", "msg alice/open shown"],
+            "version {version}"
+        );
     }
     app.stop().await;
 }
@@ -177,10 +215,21 @@ async fn a_read_denied_delivery_is_not_sent() {
 async fn user_pattern_grants_each_user_their_own_subtree() {
     let (app, _dir) = start_acl("pattern readwrite users/%u/#\n").await;
     for (version, denied) in [(V3, "128"), (V5, "135")] {
-        let out = client(&app, version, "c1", "ann", &["sub:users/ann/#", "sub:users/bob/#"]).await;
+        let out = client(
+            &app,
+            version,
+            "c1",
+            "ann",
+            &["sub:users/ann/#", "sub:users/bob/#"],
+        )
+        .await;
         assert_eq!(
             out,
-            ["connack 0", "suback users/ann/# 1", &format!("suback users/bob/# {denied}")]
+            [
+                "connack 0",
+                "suback users/ann/# 1",
+                &format!("suback users/bob/# {denied}")
+            ]
         );
     }
     app.stop().await;
@@ -189,9 +238,23 @@ async fn user_pattern_grants_each_user_their_own_subtree() {
 #[tokio::test]
 async fn client_id_pattern_limits_publishing_to_the_clients_own_topic() {
     let (app, _dir) = start_acl("pattern write devices/%c/up\n").await;
-    let out = client(&app, V5, "d1", "", &["pub:devices/d1/up:1:a", "pub:devices/d2/up:1:b"]).await;
+    let out = client(
+        &app,
+        V5,
+        "d1",
+        "",
+        &["pub:devices/d1/up:1:a", "pub:devices/d2/up:1:b"],
+    )
+    .await;
     // 0x10: accepted, no subscribers; 0x87: denied.
-    assert_eq!(out, ["connack 0", "puback devices/d1/up 16", "puback devices/d2/up 135"]);
+    assert_eq!(
+        out,
+        [
+            "connack 0",
+            "puback devices/d1/up 16",
+            "puback devices/d2/up 135"
+        ]
+    );
     app.stop().await;
 }
 
@@ -202,12 +265,20 @@ async fn rules_before_any_user_line_apply_to_anonymous_clients_only() {
         let anon = client(&app, version, "a", "", &["sub:public/#", "sub:private/#"]).await;
         assert_eq!(
             anon,
-            ["connack 0", "suback public/# 1", &format!("suback private/# {denied}")]
+            [
+                "connack 0",
+                "suback public/# 1",
+                &format!("suback private/# {denied}")
+            ]
         );
         let user = client(&app, version, "b", "u", &["sub:public/#", "sub:private/#"]).await;
         assert_eq!(
             user,
-            ["connack 0", &format!("suback public/# {denied}"), "suback private/# 1"]
+            [
+                "connack 0",
+                &format!("suback public/# {denied}"),
+                "suback private/# 1"
+            ]
         );
     }
     app.stop().await;

@@ -42,7 +42,18 @@ async fn connack_code(addr: SocketAddr, v5: bool, user: Option<&str>, pass: Opti
     if pass.is_some() {
         flags |= 0x40;
     }
-    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', if v5 { 5 } else { 4 }, flags, 0, 60];
+    let mut body = vec![
+        0,
+        4,
+        b'M',
+        b'Q',
+        b'T',
+        b'T',
+        if v5 { 5 } else { 4 },
+        flags,
+        0,
+        60,
+    ];
     if v5 {
         body.push(0); // no properties
     }
@@ -74,14 +85,34 @@ async fn start_with_password_file(file: &Path) -> sngate::app::Sngate {
 async fn a_mosquitto_passwd_file_accepts_the_right_password() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("passwd");
-    let out = run("mosquitto_passwd", &["-c", "-b", &s(&file), "alice", "s3cret"]).await;
+    let out = run(
+        "mosquitto_passwd",
+        &["-c", "-b", &s(&file), "alice", "s3cret"],
+    )
+    .await;
     assert!(out.status.success(), "{out:?}");
     let app = start_with_password_file(&file).await;
     let addr = app.mqtt_addr().unwrap();
-    let mut sub = common::Sub::start(addr, &["-u", "alice", "-P", "s3cret", "-t", "p/t", "-C", "1", "-W", "5"]).await;
-    common::mosquitto_pub(addr, &["-u", "alice", "-P", "s3cret", "-t", "p/t", "-m", "welcome"]).await;
-    assert_eq!(sub.line(Duration::from_secs(5)).await.as_deref(), Some("welcome"));
-    assert_eq!(connack_code(addr, false, Some("alice"), Some("s3cret")).await, 0);
+    let mut sub = common::Sub::start(
+        addr,
+        &[
+            "-u", "alice", "-P", "s3cret", "-t", "p/t", "-C", "1", "-W", "5",
+        ],
+    )
+    .await;
+    common::mosquitto_pub(
+        addr,
+        &["-u", "alice", "-P", "s3cret", "-t", "p/t", "-m", "welcome"],
+    )
+    .await;
+    assert_eq!(
+        sub.line(Duration::from_secs(5)).await.as_deref(),
+        Some("welcome")
+    );
+    assert_eq!(
+        connack_code(addr, false, Some("alice"), Some("s3cret")).await,
+        0
+    );
     app.stop().await;
 }
 
@@ -89,15 +120,41 @@ async fn a_mosquitto_passwd_file_accepts_the_right_password() {
 async fn a_wrong_password_gets_connack_4_on_311_and_0x86_on_5() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("passwd");
-    run("mosquitto_passwd", &["-c", "-b", &s(&file), "alice", "s3cret"]).await;
+    run(
+        "mosquitto_passwd",
+        &["-c", "-b", &s(&file), "alice", "s3cret"],
+    )
+    .await;
     let app = start_with_password_file(&file).await;
     let addr = app.mqtt_addr().unwrap();
-    assert_eq!(connack_code(addr, false, Some("alice"), Some("wrong")).await, 4);
-    assert_eq!(connack_code(addr, true, Some("alice"), Some("wrong")).await, 0x86);
-    assert_eq!(connack_code(addr, false, Some("nobody"), Some("s3cret")).await, 4);
+    assert_eq!(
+        connack_code(addr, false, Some("alice"), Some("wrong")).await,
+        4
+    );
+    assert_eq!(
+        connack_code(addr, true, Some("alice"), Some("wrong")).await,
+        0x86
+    );
+    assert_eq!(
+        connack_code(addr, false, Some("nobody"), Some("s3cret")).await,
+        4
+    );
     let out = run(
         "mosquitto_pub",
-        &["-h", "127.0.0.1", "-p", &common::port(addr), "-u", "alice", "-P", "wrong", "-t", "t", "-m", "x"],
+        &[
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &common::port(addr),
+            "-u",
+            "alice",
+            "-P",
+            "wrong",
+            "-t",
+            "t",
+            "-m",
+            "x",
+        ],
     )
     .await;
     assert!(!out.status.success());
@@ -108,7 +165,11 @@ async fn a_wrong_password_gets_connack_4_on_311_and_0x86_on_5() {
 async fn missing_credentials_get_connack_5_on_311_and_0x87_on_5() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("passwd");
-    run("mosquitto_passwd", &["-c", "-b", &s(&file), "alice", "s3cret"]).await;
+    run(
+        "mosquitto_passwd",
+        &["-c", "-b", &s(&file), "alice", "s3cret"],
+    )
+    .await;
     let app = start_with_password_file(&file).await;
     let addr = app.mqtt_addr().unwrap();
     assert_eq!(connack_code(addr, false, None, None).await, 5);
@@ -120,13 +181,27 @@ async fn missing_credentials_get_connack_5_on_311_and_0x87_on_5() {
 async fn the_older_sha512_form_from_mosquitto_passwd_is_accepted() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("passwd");
-    let out = run("mosquitto_passwd", &["-H", "sha512", "-c", "-b", &s(&file), "bob", "hunter2"]).await;
+    let out = run(
+        "mosquitto_passwd",
+        &["-H", "sha512", "-c", "-b", &s(&file), "bob", "hunter2"],
+    )
+    .await;
     assert!(out.status.success(), "{out:?}");
-    assert!(std::fs::read_to_string(&file).unwrap().starts_with("bob:$6$"));
+    assert!(
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .starts_with("bob:$6$")
+    );
     let app = start_with_password_file(&file).await;
     let addr = app.mqtt_addr().unwrap();
-    assert_eq!(connack_code(addr, false, Some("bob"), Some("hunter2")).await, 0);
-    assert_eq!(connack_code(addr, false, Some("bob"), Some("hunter3")).await, 4);
+    assert_eq!(
+        connack_code(addr, false, Some("bob"), Some("hunter2")).await,
+        0
+    );
+    assert_eq!(
+        connack_code(addr, false, Some("bob"), Some("hunter3")).await,
+        4
+    );
     app.stop().await;
 }
 
@@ -139,12 +214,21 @@ async fn reload_picks_up_a_changed_password_file() {
     let addr = app.mqtt_addr().unwrap();
     run("mosquitto_passwd", &["-b", &s(&file), "alice", "new"]).await;
     app.reload().expect("reload succeeds");
-    assert_eq!(connack_code(addr, false, Some("alice"), Some("old")).await, 4);
-    assert_eq!(connack_code(addr, false, Some("alice"), Some("new")).await, 0);
+    assert_eq!(
+        connack_code(addr, false, Some("alice"), Some("old")).await,
+        4
+    );
+    assert_eq!(
+        connack_code(addr, false, Some("alice"), Some("new")).await,
+        0
+    );
     // A broken file is reported and the previous one stays in force.
     std::fs::write(&file, "alice:plaintext\n").unwrap();
     assert!(app.reload().is_err());
-    assert_eq!(connack_code(addr, false, Some("alice"), Some("new")).await, 0);
+    assert_eq!(
+        connack_code(addr, false, Some("alice"), Some("new")).await,
+        0
+    );
     app.stop().await;
 }
 
@@ -188,16 +272,31 @@ async fn a_file_from_sngate_passwd_is_accepted_by_mosquitto() {
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while TcpStream::connect(addr).await.is_err() {
-        assert!(tokio::time::Instant::now() < deadline, "mosquitto did not start");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "mosquitto did not start"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let p = port.to_string();
     let base = ["-h", "127.0.0.1", "-p", p.as_str(), "-t", "t", "-m", "x"];
-    let ok = run("mosquitto_pub", &[&base[..], &["-u", "carol", "-P", "pa55"]].concat()).await;
+    let ok = run(
+        "mosquitto_pub",
+        &[&base[..], &["-u", "carol", "-P", "pa55"]].concat(),
+    )
+    .await;
     assert!(ok.status.success(), "{ok:?}");
-    let ok = run("mosquitto_pub", &[&base[..], &["-u", "dave", "-P", "other"]].concat()).await;
+    let ok = run(
+        "mosquitto_pub",
+        &[&base[..], &["-u", "dave", "-P", "other"]].concat(),
+    )
+    .await;
     assert!(ok.status.success(), "{ok:?}");
-    let bad = run("mosquitto_pub", &[&base[..], &["-u", "carol", "-P", "nope"]].concat()).await;
+    let bad = run(
+        "mosquitto_pub",
+        &[&base[..], &["-u", "carol", "-P", "nope"]].concat(),
+    )
+    .await;
     assert!(!bad.status.success());
     let _ = broker.kill().await;
 }

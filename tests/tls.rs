@@ -33,7 +33,11 @@ async fn start_tls(listener_keys: &str, extra: &str) -> (Sngate, SocketAddr) {
 
 fn server_keys(pki: &Pki) -> String {
     let s = pki.server("server");
-    format!("certfile = \"{}\"\nkeyfile = \"{}\"\n", p(&s.cert), p(&s.key))
+    format!(
+        "certfile = \"{}\"\nkeyfile = \"{}\"\n",
+        p(&s.cert),
+        p(&s.key)
+    )
 }
 
 /// Runs `mosquitto_pub` against `addr`; true if it exited 0.
@@ -58,8 +62,18 @@ async fn mosquitto_clients_talk_over_tls_with_a_cafile() {
     let pki = Pki::new("test CA");
     let (app, addr) = start_tls(&server_keys(&pki), "").await;
     let ca = p(&pki.ca_file());
-    let mut sub = Sub::start(addr, &["--cafile", &ca, "-t", "tls/t", "-C", "1", "-W", "5"]).await;
-    assert!(pub_ok(addr, &["--cafile", &ca, "-t", "tls/t", "-m", "over tls", "-q", "1"]).await);
+    let mut sub = Sub::start(
+        addr,
+        &["--cafile", &ca, "-t", "tls/t", "-C", "1", "-W", "5"],
+    )
+    .await;
+    assert!(
+        pub_ok(
+            addr,
+            &["--cafile", &ca, "-t", "tls/t", "-m", "over tls", "-q", "1"]
+        )
+        .await
+    );
     assert_eq!(sub.line(WAIT).await.as_deref(), Some("over tls"));
     app.stop().await;
 }
@@ -69,7 +83,13 @@ async fn a_client_that_does_not_trust_the_server_certificate_cannot_connect() {
     let pki = Pki::new("test CA");
     let other = Pki::new("other CA");
     let (app, addr) = start_tls(&server_keys(&pki), "").await;
-    assert!(!pub_ok(addr, &["--cafile", &p(&other.ca_file()), "-t", "t", "-m", "x"]).await);
+    assert!(
+        !pub_ok(
+            addr,
+            &["--cafile", &p(&other.ca_file()), "-t", "t", "-m", "x"]
+        )
+        .await
+    );
     app.stop().await;
 }
 
@@ -77,12 +97,24 @@ async fn a_client_that_does_not_trust_the_server_certificate_cannot_connect() {
 async fn require_certificate_refuses_a_client_without_a_certificate() {
     let pki = Pki::new("test CA");
     let ca = p(&pki.ca_file());
-    let keys = format!("{}cafile = \"{ca}\"\nrequire_certificate = true\n", server_keys(&pki));
+    let keys = format!(
+        "{}cafile = \"{ca}\"\nrequire_certificate = true\n",
+        server_keys(&pki)
+    );
     let (app, addr) = start_tls(&keys, "").await;
     assert!(!pub_ok(addr, &["--cafile", &ca, "-t", "t", "-m", "no cert"]).await);
     let client = pki.client("dev", "device-1");
     let with_cert = [
-        "--cafile", &ca, "--cert", &p(&client.cert), "--key", &p(&client.key), "-t", "t", "-m", "x",
+        "--cafile",
+        &ca,
+        "--cert",
+        &p(&client.cert),
+        "--key",
+        &p(&client.key),
+        "-t",
+        "t",
+        "-m",
+        "x",
     ];
     assert!(pub_ok(addr, &with_cert).await);
     app.stop().await;
@@ -93,10 +125,22 @@ async fn require_certificate_refuses_a_certificate_from_another_ca() {
     let pki = Pki::new("test CA");
     let rogue = Pki::new("rogue CA").client("rogue", "alice");
     let ca = p(&pki.ca_file());
-    let keys = format!("{}cafile = \"{ca}\"\nrequire_certificate = true\n", server_keys(&pki));
+    let keys = format!(
+        "{}cafile = \"{ca}\"\nrequire_certificate = true\n",
+        server_keys(&pki)
+    );
     let (app, addr) = start_tls(&keys, "").await;
     let args = [
-        "--cafile", &ca, "--cert", &p(&rogue.cert), "--key", &p(&rogue.key), "-t", "t", "-m", "x",
+        "--cafile",
+        &ca,
+        "--cert",
+        &p(&rogue.cert),
+        "--key",
+        &p(&rogue.key),
+        "-t",
+        "t",
+        "-m",
+        "x",
     ];
     assert!(!pub_ok(addr, &args).await);
     app.stop().await;
@@ -117,7 +161,14 @@ async fn use_identity_as_username_applies_the_acl_of_the_certificate_cn() {
     let alice = pki.client("alice", "alice");
     let mallory = pki.client("mallory", "mallory");
     let cert_args = |c: &certs::CertFiles| {
-        vec!["--cafile".to_string(), ca.clone(), "--cert".into(), p(&c.cert), "--key".into(), p(&c.key)]
+        vec![
+            "--cafile".to_string(),
+            ca.clone(),
+            "--cert".into(),
+            p(&c.cert),
+            "--key".into(),
+            p(&c.key),
+        ]
     };
     let alice_args = cert_args(&alice);
     let alice_ref: Vec<&str> = alice_args.iter().map(String::as_str).collect();
@@ -142,7 +193,11 @@ async fn reload_switches_certificates_without_dropping_connections() {
     let pki = Pki::new("first CA");
     let (app, addr) = start_tls(&server_keys(&pki), "").await;
     let first_ca = p(&pki.ca_file());
-    let mut sub = Sub::start(addr, &["--cafile", &first_ca, "-t", "r/t", "-C", "1", "-W", "8"]).await;
+    let mut sub = Sub::start(
+        addr,
+        &["--cafile", &first_ca, "-t", "r/t", "-C", "1", "-W", "8"],
+    )
+    .await;
 
     // Renew: a certificate from another CA replaces the files in place.
     let second = Pki::new("second CA");
@@ -154,7 +209,13 @@ async fn reload_switches_certificates_without_dropping_connections() {
 
     let second_ca = p(&second.ca_file());
     assert!(!pub_ok(addr, &["--cafile", &first_ca, "-t", "r/t", "-m", "old"]).await);
-    assert!(pub_ok(addr, &["--cafile", &second_ca, "-t", "r/t", "-m", "after reload"]).await);
+    assert!(
+        pub_ok(
+            addr,
+            &["--cafile", &second_ca, "-t", "r/t", "-m", "after reload"]
+        )
+        .await
+    );
     // The subscriber connected before the reload is still served.
     assert_eq!(sub.line(WAIT).await.as_deref(), Some("after reload"));
     app.stop().await;

@@ -64,7 +64,11 @@ async fn start_ws(protocol: &str, keys: &str) -> (sngate::app::Sngate, SocketAdd
 async fn paho_round_trips_over_ws_with_mqtt_311_and_5() {
     let (app, addr) = start_ws("ws", "").await;
     for version in ["4", "5"] {
-        let out = common::python(PAHO_ROUND_TRIP, &[&common::port(addr), "/mqtt", "", version]).await;
+        let out = common::python(
+            PAHO_ROUND_TRIP,
+            &[&common::port(addr), "/mqtt", "", version],
+        )
+        .await;
         assert_eq!(out.trim(), "100000", "MQTT version {version}");
     }
     app.stop().await;
@@ -87,7 +91,11 @@ async fn paho_round_trips_over_wss() {
 }
 
 /// Sends an HTTP upgrade request and returns the response head.
-async fn upgrade(addr: SocketAddr, path: &str, protocol_header: Option<&str>) -> (TcpStream, String) {
+async fn upgrade(
+    addr: SocketAddr,
+    path: &str,
+    protocol_header: Option<&str>,
+) -> (TcpStream, String) {
     let mut s = TcpStream::connect(addr).await.unwrap();
     let proto = protocol_header
         .map(|p| format!("Sec-WebSocket-Protocol: {p}\r\n"))
@@ -132,7 +140,8 @@ async fn the_upgrade_response_names_the_mqtt_subprotocol() {
     let (_, head) = upgrade(addr, "/mqtt", Some("mqtt")).await;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     assert!(
-        head.to_ascii_lowercase().contains("sec-websocket-protocol: mqtt\r\n"),
+        head.to_ascii_lowercase()
+            .contains("sec-websocket-protocol: mqtt\r\n"),
         "{head}"
     );
     app.stop().await;
@@ -176,22 +185,36 @@ async fn packets_may_share_a_frame_or_span_several() {
     let (mut s, head) = upgrade(addr, "/mqtt", Some("mqtt")).await;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     // CONNECT (3.1.1, client id "w") and SUBSCRIBE ws/x QoS 0 in one frame.
-    let connect = [0x10, 13, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60, 0, 1, b'w'];
+    let connect = [
+        0x10, 13, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60, 0, 1, b'w',
+    ];
     let subscribe = [0x82, 9, 0, 1, 0, 4, b'w', b's', b'/', b'x', 0];
     let both: Vec<u8> = connect.iter().chain(subscribe.iter()).copied().collect();
     s.write_all(&client_frame(&both)).await.unwrap();
     let mut acks = Vec::new();
     while acks.len() < 9 {
-        acks.extend(tokio::time::timeout(Duration::from_secs(5), server_frame(&mut s)).await.unwrap());
+        acks.extend(
+            tokio::time::timeout(Duration::from_secs(5), server_frame(&mut s))
+                .await
+                .unwrap(),
+        );
     }
-    assert_eq!(acks, [0x20, 2, 0, 0, 0x90, 3, 0, 1, 0], "CONNACK then SUBACK");
+    assert_eq!(
+        acks,
+        [0x20, 2, 0, 0, 0x90, 3, 0, 1, 0],
+        "CONNACK then SUBACK"
+    );
     // A QoS 0 PUBLISH to ws/x split over two frames.
     let publish = [0x30, 9, 0, 4, b'w', b's', b'/', b'x', b'h', b'e', b'y'];
     s.write_all(&client_frame(&publish[..5])).await.unwrap();
     s.write_all(&client_frame(&publish[5..])).await.unwrap();
     let mut echoed = Vec::new();
     while echoed.len() < publish.len() {
-        echoed.extend(tokio::time::timeout(Duration::from_secs(5), server_frame(&mut s)).await.unwrap());
+        echoed.extend(
+            tokio::time::timeout(Duration::from_secs(5), server_frame(&mut s))
+                .await
+                .unwrap(),
+        );
     }
     assert_eq!(echoed, publish);
     app.stop().await;

@@ -120,7 +120,10 @@ impl PasswordHash {
             ["", kind, ..] if kind.starts_with("argon2") => {
                 Err("argon2 hashes (Mosquitto 2.1) are not supported; use `sngate passwd`".into())
             }
-            _ => Err("not a mosquitto_passwd hash ($6$ or $7$); plain-text passwords are not accepted".into()),
+            _ => Err(
+                "not a mosquitto_passwd hash ($6$ or $7$); plain-text passwords are not accepted"
+                    .into(),
+            ),
         }
     }
 
@@ -285,7 +288,10 @@ mod tests {
             hash: vec![2; 64],
         };
         let text = h6.to_string();
-        assert!(text.starts_with("$6$") && text.len() == 3 + 16 + 1 + 88, "{text}");
+        assert!(
+            text.starts_with("$6$") && text.len() == 3 + 16 + 1 + 88,
+            "{text}"
+        );
         assert_eq!(PasswordHash::parse(&text), Ok(h6));
     }
 

@@ -101,7 +101,10 @@ mod tests {
             panic!("not passwd");
         };
         assert!(a.create && a.batch && !a.delete);
-        assert_eq!((a.username.as_str(), a.password.as_deref()), ("u", Some("p")));
+        assert_eq!(
+            (a.username.as_str(), a.password.as_deref()),
+            ("u", Some("p"))
+        );
         assert!(Cli::try_parse_from(["sngate", "passwd", "-D", "-c", "f", "u"]).is_err());
     }
 

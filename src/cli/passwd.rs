@@ -108,7 +108,10 @@ pub fn passwd(args: &PasswdArgs) -> Result<(), PasswdError> {
         if password.is_empty() {
             return Err(PasswdError::EmptyPassword);
         }
-        file.set(user, PasswordHash::new(password.as_bytes(), args.iterations));
+        file.set(
+            user,
+            PasswordHash::new(password.as_bytes(), args.iterations),
+        );
     }
     write_file(&args.file, &file.to_text())
 }
@@ -117,7 +120,8 @@ pub fn passwd(args: &PasswdArgs) -> Result<(), PasswdError> {
 /// password and a second line, if present, must repeat it.
 fn read_password() -> Result<String, PasswdError> {
     if std::io::stdin().is_terminal() {
-        let first = rpassword::prompt_password("Password: ").map_err(io_err("cannot read password"))?;
+        let first =
+            rpassword::prompt_password("Password: ").map_err(io_err("cannot read password"))?;
         let again = rpassword::prompt_password("Reenter password: ")
             .map_err(io_err("cannot read password"))?;
         if first != again {

@@ -35,12 +35,13 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let path = path.to_string();
+    // tungstenite's callback signature fixes the large error type.
+    #[allow(clippy::result_large_err)]
     let callback = move |req: &Request, resp: Response| check_upgrade(req, resp, &path);
     let config = WebSocketConfig::default()
         .max_message_size(Some(max_message))
         .max_frame_size(Some(max_message));
-    let handshake =
-        tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config));
+    let handshake = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config));
     match tokio::time::timeout(timeout, handshake).await {
         Ok(Ok(ws)) => Ok(WsByteStream::new(ws)),
         Ok(Err(e)) => Err(io::Error::new(io::ErrorKind::InvalidData, e)),
@@ -59,6 +60,7 @@ fn reject(status: StatusCode, why: &str) -> ErrorResponse {
 
 /// Accepts the upgrade only for our path and with subprotocol `mqtt`, which
 /// the response then names [MQTT-6.0.0-4].
+#[allow(clippy::result_large_err)] // the type tungstenite's callback must return
 fn check_upgrade(req: &Request, mut resp: Response, path: &str) -> Result<Response, ErrorResponse> {
     if req.uri().path() != path {
         return Err(reject(StatusCode::NOT_FOUND, "no MQTT endpoint here"));

@@ -47,7 +47,13 @@ impl Pki {
         self.dir.path()
     }
 
-    fn issue(&self, name: &str, cn: &str, sans: Vec<String>, usage: ExtendedKeyUsagePurpose) -> CertFiles {
+    fn issue(
+        &self,
+        name: &str,
+        cn: &str,
+        sans: Vec<String>,
+        usage: ExtendedKeyUsagePurpose,
+    ) -> CertFiles {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(sans).unwrap();
         params.distinguished_name.push(DnType::CommonName, cn);
