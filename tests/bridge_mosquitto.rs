@@ -282,7 +282,7 @@ async fn mqtt_sn_sensor_reaches_an_upstream_subscriber_and_back() {
     // Mosquitto publisher → bridge → sngate → subscribed sensor.
     let sensor = mqtt_sn(
         "mqtt_sn_sub",
-        &["-h", "127.0.0.1", "-p", &udp, "-q", "1", "-t", "cmd/s1", "-v"],
+        &["-h", "127.0.0.1", "-p", &udp, "-q", "1", "-t", "cmd/s1", "-1"],
         8,
     )
     .await;
@@ -291,7 +291,7 @@ async fn mqtt_sn_sensor_reaches_an_upstream_subscriber_and_back() {
     let out = sensor.wait_with_output().await.unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("cmd/s1") && text.contains("reboot"),
+        text.contains("reboot"),
         "sensor output: {text:?}"
     );
     gw.stop().await;
