@@ -33,10 +33,7 @@ async fn wrong_credentials_are_logged_with_the_bridge_name() {
         .status()
         .unwrap();
     assert!(status.success());
-    let conf = format!(
-        "allow_anonymous false\npassword_file {}\n",
-        pw.display()
-    );
+    let conf = format!("allow_anonymous false\npassword_file {}\n", pw.display());
     let up = Mosquitto::start_in(dir, &conf).await;
     let gw = common::start_with(&bridge_config(
         "creds",
@@ -121,7 +118,12 @@ async fn upstream_that_hangs_up_at_once_is_retried_with_backoff() {
     // reconnect_min = 1, reconnect_max = 2: attempts are ≥ 0.5 s apart, never a tight loop.
     let mut times = Vec::new();
     while times.len() < 3 {
-        times.push(tokio::time::timeout(WAIT, rx.recv()).await.unwrap().unwrap());
+        times.push(
+            tokio::time::timeout(WAIT, rx.recv())
+                .await
+                .unwrap()
+                .unwrap(),
+        );
     }
     for pair in times.windows(2) {
         assert!(

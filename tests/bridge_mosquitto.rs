@@ -29,7 +29,10 @@ async fn out_with_prefix(version: u8) {
     wait_state(local, "b", "1", WAIT).await;
     let mut sub = Sub::start(up.addr, &["-t", "site1/#", "-v", "-W", "10"]).await;
     mosquitto_pub(local, &["-t", "sensors/t1", "-m", "21.5", "-q", "1"]).await;
-    assert_eq!(sub.line(WAIT).await.as_deref(), Some("site1/sensors/t1 21.5"));
+    assert_eq!(
+        sub.line(WAIT).await.as_deref(),
+        Some("site1/sensors/t1 21.5")
+    );
     gw.stop().await;
 }
 
@@ -86,7 +89,11 @@ async fn out_template_reuses_the_wildcard_level() {
     let local = gw.mqtt_addr().unwrap();
     wait_state(local, "b", "1", WAIT).await;
     let mut sub = Sub::start(up.addr, &["-t", "site1/#", "-v", "-W", "10"]).await;
-    mosquitto_pub(local, &["-t", "sensors/kitchen/temp", "-m", "19", "-q", "1"]).await;
+    mosquitto_pub(
+        local,
+        &["-t", "sensors/kitchen/temp", "-m", "19", "-q", "1"],
+    )
+    .await;
     assert_eq!(
         sub.line(WAIT).await.as_deref(),
         Some("site1/kitchen/temperature 19")
@@ -136,8 +143,16 @@ topics = [{{ pattern = "#", direction = "both", qos = 1 }}]"##
     let mut up_sub = Sub::start(up.addr, &["-t", "loop/#", "-v", "-W", "15"]).await;
     let n = 5;
     for i in 0..n {
-        mosquitto_pub(local, &["-t", "loop/local", "-m", &i.to_string(), "-q", "1"]).await;
-        mosquitto_pub(up.addr, &["-t", "loop/remote", "-m", &i.to_string(), "-q", "1"]).await;
+        mosquitto_pub(
+            local,
+            &["-t", "loop/local", "-m", &i.to_string(), "-q", "1"],
+        )
+        .await;
+        mosquitto_pub(
+            up.addr,
+            &["-t", "loop/remote", "-m", &i.to_string(), "-q", "1"],
+        )
+        .await;
     }
     let mut seen_local = local_sub.lines(2 * n, WAIT).await;
     let mut seen_up = up_sub.lines(2 * n, WAIT).await;
@@ -202,17 +217,25 @@ async fn state_is_also_published_upstream_when_asked() {
     .await;
     let local = gw.mqtt_addr().unwrap();
     let deadline = tokio::time::Instant::now() + WAIT;
-    while bridge_support::retained(up.addr, "bridges/b/state").await.as_deref() != Some("1") {
+    while bridge_support::retained(up.addr, "bridges/b/state")
+        .await
+        .as_deref()
+        != Some("1")
+    {
         assert!(tokio::time::Instant::now() < deadline, "no state upstream");
     }
     assert_eq!(
-        bridge_support::retained(local, "bridges/b/state").await.as_deref(),
+        bridge_support::retained(local, "bridges/b/state")
+            .await
+            .as_deref(),
         Some("1")
     );
     gw.stop().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
-        bridge_support::retained(up.addr, "bridges/b/state").await.as_deref(),
+        bridge_support::retained(up.addr, "bridges/b/state")
+            .await
+            .as_deref(),
         Some("0")
     );
 }
@@ -272,7 +295,18 @@ async fn mqtt_sn_sensor_reaches_an_upstream_subscriber_and_back() {
     let mut sub = Sub::start(up.addr, &["-t", "site1/sensors/#", "-v", "-W", "10"]).await;
     let publisher = mqtt_sn(
         "mqtt_sn_pub",
-        &["-h", "127.0.0.1", "-p", &udp, "-q", "1", "-t", "sensors/s1", "-m", "42"],
+        &[
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &udp,
+            "-q",
+            "1",
+            "-t",
+            "sensors/s1",
+            "-m",
+            "42",
+        ],
         10,
     )
     .await;
@@ -282,7 +316,17 @@ async fn mqtt_sn_sensor_reaches_an_upstream_subscriber_and_back() {
     // Mosquitto publisher → bridge → sngate → subscribed sensor.
     let sensor = mqtt_sn(
         "mqtt_sn_sub",
-        &["-h", "127.0.0.1", "-p", &udp, "-q", "1", "-t", "cmd/s1", "-1"],
+        &[
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &udp,
+            "-q",
+            "1",
+            "-t",
+            "cmd/s1",
+            "-1",
+        ],
         8,
     )
     .await;
@@ -290,9 +334,6 @@ async fn mqtt_sn_sensor_reaches_an_upstream_subscriber_and_back() {
     mosquitto_pub(up.addr, &["-t", "site1/cmd/s1", "-m", "reboot", "-q", "1"]).await;
     let out = sensor.wait_with_output().await.unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("reboot"),
-        "sensor output: {text:?}"
-    );
+    assert!(text.contains("reboot"), "sensor output: {text:?}");
     gw.stop().await;
 }

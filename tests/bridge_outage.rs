@@ -38,7 +38,9 @@ async fn qos1_messages_survive_two_upstream_restarts_in_order() {
     // while it reconnects after a restart is queued for it.
     let mut verifier = Sub::start(
         up.addr,
-        &["-t", "up/seq/#", "-q", "1", "-c", "-i", "verifier", "-W", "60"],
+        &[
+            "-t", "up/seq/#", "-q", "1", "-c", "-i", "verifier", "-W", "60",
+        ],
     )
     .await;
     let mut states = Sub::start(local, &["-t", "$SYS/broker/connection/b/state"]).await;

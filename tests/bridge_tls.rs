@@ -106,9 +106,12 @@ async fn tls_without_the_required_client_certificate_is_refused_and_logged() {
             .is_some()
     );
     assert_eq!(
-        bridge_support::retained(gw.mqtt_addr().unwrap(), "$SYS/broker/connection/nocert/state")
-            .await
-            .as_deref(),
+        bridge_support::retained(
+            gw.mqtt_addr().unwrap(),
+            "$SYS/broker/connection/nocert/state"
+        )
+        .await
+        .as_deref(),
         Some("0")
     );
     gw.stop().await;
@@ -128,7 +131,10 @@ async fn tls_name_mismatch_is_refused_and_logged() {
     let line = wait_for_line(&["bridge mismatch", "TLS handshake failed"], WAIT)
         .await
         .expect("handshake failure logged");
-    assert!(line.contains("NotValidForName") || line.contains("name"), "{line}");
+    assert!(
+        line.contains("NotValidForName") || line.contains("name"),
+        "{line}"
+    );
     gw.stop().await;
 }
 
@@ -166,5 +172,8 @@ async fn missing_certificate_file_stops_sngate_from_starting() {
     );
     let config = sngate::config::Config::from_toml_str(&text, "t.toml").unwrap();
     let err = sngate::app::start(&config).await.unwrap_err().to_string();
-    assert!(err.contains("bridge files") && err.contains("cafile"), "{err}");
+    assert!(
+        err.contains("bridge files") && err.contains("cafile"),
+        "{err}"
+    );
 }

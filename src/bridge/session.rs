@@ -32,8 +32,8 @@ pub enum AckEffect {
         /// The remote refused it (MQTT 5 reason code ≥ 0x80).
         refused: Option<u8>,
     },
-    /// Send this packet (PUBREL) and wait for PUBCOMP.
-    Reply(Packet),
+    /// Send PUBREL with this packet id and wait for PUBCOMP.
+    SendPubRel(u16),
     /// Unknown packet id: ignore.
     Ignore,
 }
@@ -170,10 +170,10 @@ impl UpstreamSession {
         {
             Some(f) => {
                 f.released = true;
-                AckEffect::Reply(Packet::PubRel(PubResponse::new(ack.packet_id)))
+                AckEffect::SendPubRel(ack.packet_id)
             }
             // [MQTT-4.3.3] an unknown PUBREC still gets a PUBREL so the remote can finish.
-            None => AckEffect::Reply(Packet::PubRel(PubResponse::new(ack.packet_id))),
+            None => AckEffect::SendPubRel(ack.packet_id),
         }
     }
 
@@ -313,7 +313,7 @@ mod tests {
         let id = pid(&p);
         assert!(matches!(
             s.on_pubrec(&PubResponse::new(id)),
-            AckEffect::Reply(Packet::PubRel(_))
+            AckEffect::SendPubRel(_)
         ));
         assert!(matches!(
             s.on_connected(true, None, now)[0],

@@ -436,7 +436,7 @@ impl Run {
         }
     }
 
-    async fn to_core(&mut self, command: Command) -> bool {
+    async fn tell_core(&mut self, command: Command) -> bool {
         self.t.broker.send(command).await.is_ok()
     }
 
@@ -463,11 +463,11 @@ impl Run {
                     _ => None,
                 };
                 if let Some(ack) = ack {
-                    return self.to_core(ack).await;
+                    return self.tell_core(ack).await;
                 }
             }
             Outbound::PubRel { packet_id } => {
-                return self.to_core(Command::PubComp { conn, packet_id }).await;
+                return self.tell_core(Command::PubComp { conn, packet_id }).await;
             }
             // Answers to what the bridge published locally on the remote's behalf.
             Outbound::PubAck { packet_id, outcome } => {
@@ -571,7 +571,7 @@ impl Run {
                         .await;
                 } else {
                     let conn = self.t.conn;
-                    self.to_core(Command::PubRel {
+                    self.tell_core(Command::PubRel {
                         conn,
                         packet_id: r.packet_id,
                     })
@@ -621,8 +621,8 @@ impl Run {
                     );
                 }
             }
-            AckEffect::Reply(p) => {
-                self.send(p).await;
+            AckEffect::SendPubRel(packet_id) => {
+                self.send(Packet::PubRel(PubResponse::new(packet_id))).await;
             }
             AckEffect::Ignore => {}
         }
@@ -663,7 +663,7 @@ impl Run {
         let mut message = from_publish(&p, Arc::from(local), p.qos, now);
         message.retain = message.retain && rule.retain;
         let conn = self.t.conn;
-        self.to_core(Command::Publish {
+        self.tell_core(Command::Publish {
             conn,
             packet_id: p.packet_id,
             message,
