@@ -14,7 +14,7 @@ use common::Sub;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-const N: u32 = 100;
+const N: u32 = 120;
 
 #[tokio::test]
 async fn qos1_messages_survive_two_upstream_restarts_in_order() {
@@ -29,7 +29,9 @@ async fn qos1_messages_survive_two_upstream_restarts_in_order() {
         up.addr,
         4,
         r#"topics = [{ pattern = "seq/#", direction = "out", qos = 1, remote_prefix = "up/" }]"#,
-    ))
+    )
+    // Reconnects within 0.5–1 s, so the link is back before the second outage.
+    .replace("reconnect_max = 2", "reconnect_max = 1"))
     .await;
     let local = gw.mqtt_addr().unwrap();
     wait_state(local, "b", "1", Duration::from_secs(10)).await;
@@ -57,8 +59,8 @@ async fn qos1_messages_survive_two_upstream_restarts_in_order() {
         stdin.write_all(format!("{i}\n").as_bytes()).await.unwrap();
         tokio::time::sleep(Duration::from_millis(40)).await;
         match i {
-            20 | 60 => up.stop().await,
-            40 | 80 => up.restart().await,
+            20 | 75 => up.stop().await,
+            40 | 95 => up.restart().await,
             _ => {}
         }
     }
