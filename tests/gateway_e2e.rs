@@ -348,3 +348,23 @@ async fn gateway_port_answers_searchgw_with_gwinfo() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn sensor_receives_nothing_after_unsubscribe() {
+    // G-62, G-63 through the real core: UNSUBACK, then no further PUBLISH.
+    let (app, mqtt, gw) = start().await;
+    let mut s = sensor(gw, "sensor-u").await;
+    s.subscribe_name("cmd/u", QoS::AtMostOnce).await;
+    mosquitto_pub(mqtt, &["-t", "cmd/u", "-m", "before"]).await;
+    assert_eq!(&s.next_publish().await.data[..], b"before");
+    let msg_id = s.msg_id();
+    s.send(&Message::Unsubscribe {
+        msg_id,
+        topic: TopicFilterRef::Name(Bytes::from_static(b"cmd/u")),
+    })
+    .await;
+    assert_eq!(s.recv().await, Message::UnsubAck { msg_id });
+    mosquitto_pub(mqtt, &["-t", "cmd/u", "-m", "after"]).await;
+    assert!(s.silent_for(500).await, "no PUBLISH after UNSUBACK");
+    app.stop().await;
+}
