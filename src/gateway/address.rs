@@ -17,7 +17,7 @@ pub enum PeerAddr {
 impl fmt::Display for PeerAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PeerAddr::Udp(a) => write!(f, "udp:{a}"),
+            PeerAddr::Udp(a) => write!(f, "udp {a}"),
         }
     }
 }
