@@ -35,6 +35,9 @@ pub enum StartError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A `[[bridge]]` cannot be set up (topic rule, template, TLS files).
+    #[error(transparent)]
+    Bridge(#[from] crate::bridge::BridgeError),
     /// The config asks for something this build does not do yet.
     #[error("{0}")]
     Unsupported(String),
@@ -204,11 +207,6 @@ fn check_supported(config: &Config) -> Result<(), StartError> {
             "persistence.enabled = true is not available in this build yet; set it to false".into(),
         ));
     }
-    if !config.bridge.is_empty() {
-        return Err(StartError::Unsupported(
-            "[[bridge]] is not available in this build yet".into(),
-        ));
-    }
     Ok(())
 }
 
@@ -216,6 +214,7 @@ fn check_supported(config: &Config) -> Result<(), StartError> {
 /// returns, so their addresses (port 0 resolved) are known to the caller.
 pub async fn start(config: &Config) -> Result<Sngate, StartError> {
     check_supported(config)?;
+    crate::bridge::check(&config.bridge)?;
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
     let authorizer = Arc::new(Authorizer::from_config(&config.auth)?);
@@ -320,6 +319,7 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
             }
         });
     }
+    crate::bridge::spawn_bridges(&config.bridge, &broker, &shutdown, &tasks).await?;
     Ok(Sngate {
         mqtt_listeners,
         gateway_udp,
