@@ -15,7 +15,9 @@ use tracing::{info, warn};
 use crate::auth::{AuthError, Authorizer};
 use crate::broker::{self, BrokerHandle, BrokerSettings, Metrics};
 use crate::config::{Config, GatewayMode, ListenerConfig, ListenerProtocol};
-use crate::gateway::{GatewaySettings, PredefinedTopic, SerialTransport, bind_udp, run_gateway_with};
+use crate::gateway::{
+    GatewaySettings, PredefinedTopic, SerialTransport, bind_udp, run_gateway_with,
+};
 use crate::mqtt::connection::{ConnectionContext, run_connection};
 use crate::mqtt::session::SessionSettings;
 use crate::transport::tls::{self, TlsError, TlsSettings};

@@ -192,11 +192,7 @@ async fn flush(
     }
 }
 
-async fn read_loop(
-    index: usize,
-    socket: Arc<UdpListener>,
-    tx: mpsc::Sender<Input>,
-) {
+async fn read_loop(index: usize, socket: Arc<UdpListener>, tx: mpsc::Sender<Input>) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         match socket.recv_from(&mut buf).await {
@@ -224,7 +220,11 @@ async fn serial_loop(
     while let Some(ev) = events.recv().await {
         match ev {
             LinkEvent::Frame(f) => {
-                if tx.send(Input::Serial(index, f.source, f.message)).await.is_err() {
+                if tx
+                    .send(Input::Serial(index, f.source, f.message))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -233,7 +233,9 @@ async fn serial_loop(
             LinkEvent::DeliveryFailed { frame_id, status } => {
                 tracing::debug!(%device, frame_id, status, "radio could not deliver a frame");
             }
-            LinkEvent::FramingError(e) => tracing::debug!(%device, error = %e, "serial octets discarded"),
+            LinkEvent::FramingError(e) => {
+                tracing::debug!(%device, error = %e, "serial octets discarded")
+            }
         }
     }
 }
