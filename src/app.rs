@@ -15,7 +15,9 @@ use tracing::{info, warn};
 use crate::auth::{AuthError, Authorizer};
 use crate::broker::{self, BrokerHandle, BrokerSettings, Metrics};
 use crate::config::{Config, GatewayMode, ListenerConfig, ListenerProtocol};
-use crate::gateway::{GatewaySettings, PredefinedTopic, bind_udp, run_gateway_on};
+use crate::gateway::{
+    GatewaySettings, PredefinedTopic, SerialTransport, bind_udp, run_gateway_with,
+};
 use crate::mqtt::connection::{ConnectionContext, run_connection};
 use crate::mqtt::session::SessionSettings;
 use crate::transport::tls::{self, TlsError, TlsSettings};
@@ -201,11 +203,7 @@ fn check_supported(config: &Config) -> Result<(), StartError> {
             "gateway.mode other than \"broker\" is not available in this build yet".into(),
         ));
     }
-    if config.gateway.enabled && !config.gateway.serial.is_empty() {
-        return Err(StartError::Unsupported(
-            "[[gateway.serial]] is not available in this build yet".into(),
-        ));
-    }
+
     if config.persistence.enabled {
         return Err(StartError::Unsupported(
             "persistence.enabled = true is not available in this build yet; set it to false".into(),
@@ -274,7 +272,8 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
         ));
     }
     let mut gateway_udp = Vec::new();
-    if config.gateway.enabled && !config.gateway.udp.is_empty() {
+    let serial_configured = config.gateway.enabled && !config.gateway.serial.is_empty();
+    if config.gateway.enabled && (!config.gateway.udp.is_empty() || serial_configured) {
         let udp: Vec<UdpListenerSettings> = config
             .gateway
             .udp
@@ -295,10 +294,29 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
         })?;
         gateway_udp = sockets.iter().map(|s| s.local_addr()).collect();
         let settings = gateway_settings(config);
+        // A missing or unplugged radio never stops the start: its link logs
+        // why and keeps reopening the device.
+        let serial = config
+            .gateway
+            .serial
+            .iter()
+            .map(|c| {
+                let (link, events) = crate::transport::serial::port::spawn_link(
+                    c.clone(),
+                    config.gateway.max_message_size,
+                    shutdown.clone(),
+                );
+                SerialTransport {
+                    device: c.device.display().to_string(),
+                    link,
+                    events,
+                }
+            })
+            .collect();
         let broker = broker.clone();
         let stop = shutdown.clone();
         tasks.spawn(async move {
-            if let Err(e) = run_gateway_on(settings, sockets, broker, stop).await {
+            if let Err(e) = run_gateway_with(settings, sockets, serial, broker, stop).await {
                 tracing::error!("MQTT-SN gateway stopped: {e}");
             }
         });
