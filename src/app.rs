@@ -12,11 +12,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::broker::{self, BrokerHandle, BrokerSettings, Metrics};
-use crate::config::{Config, GatewayMode, ListenerProtocol};
+use crate::broker::{self, BrokerHandle, BrokerSettings, Metrics, Persistence, SyncPolicy};
+use crate::config::{Config, GatewayMode, ListenerProtocol, SyncMode};
 use crate::gateway::{GatewaySettings, PredefinedTopic, bind_udp, run_gateway_on};
 use crate::mqtt::connection::{ConnectionContext, run_connection};
 use crate::mqtt::session::SessionSettings;
+use crate::store::{RedbStore, Store};
 use crate::transport::tcp;
 use crate::transport::udp::UdpListenerSettings;
 
@@ -36,6 +37,10 @@ pub enum StartError {
     /// The config asks for something this build does not do yet.
     #[error("{0}")]
     Unsupported(String),
+    /// The durable store cannot be opened or read (damaged, newer format,
+    /// in use, unreadable); the message names the file and what to do.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// A running sngate.
@@ -131,7 +136,45 @@ pub fn gateway_settings(config: &Config) -> GatewaySettings {
                 client_id: (p.client_id != "*").then(|| p.client_id.clone()),
             })
             .collect(),
+        restored_topics: Vec::new(),
     }
+}
+
+/// Opens and reads the durable store when `[persistence] enabled`; also
+/// returns the sensors' topic ids for the gateway.
+#[allow(clippy::type_complexity)] // (store, per-sensor topic tables)
+fn open_store(
+    config: &Config,
+) -> Result<(Option<Persistence>, Vec<(String, Vec<(u16, String)>)>), StartError> {
+    let p = &config.persistence;
+    if !p.enabled {
+        return Ok((None, Vec::new()));
+    }
+    let mut store = RedbStore::open(&p.path, p.max_size)?;
+    let snapshot = store.load()?;
+    info!(
+        "persistence: store {} opened (sync = {})",
+        store.path().display(),
+        match p.sync {
+            SyncMode::Always => "always".to_string(),
+            SyncMode::Interval => format!("interval, every {} s", p.sync_interval),
+        }
+    );
+    let topics = snapshot
+        .sn_topics
+        .iter()
+        .map(|t| (t.client_id.clone(), t.topics.clone()))
+        .collect();
+    let sync = match p.sync {
+        SyncMode::Always => SyncPolicy::Always,
+        SyncMode::Interval => SyncPolicy::Interval(Duration::from_secs(p.sync_interval.max(1))),
+    };
+    let persistence = Persistence {
+        store: Box::new(store),
+        snapshot,
+        sync,
+    };
+    Ok((Some(persistence), topics))
 }
 
 fn check_supported(config: &Config) -> Result<(), StartError> {
@@ -156,11 +199,6 @@ fn check_supported(config: &Config) -> Result<(), StartError> {
             l.bind
         )));
     }
-    if config.persistence.enabled {
-        return Err(StartError::Unsupported(
-            "persistence.enabled = true is not available in this build yet; set it to false".into(),
-        ));
-    }
     if config.auth.password_file.is_some() || config.auth.acl_file.is_some() {
         return Err(StartError::Unsupported(
             "auth.password_file / auth.acl_file are not available in this build yet".into(),
@@ -180,7 +218,10 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
     check_supported(config)?;
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
-    let (broker, metrics, core) = broker::spawn(broker_settings(config), shutdown.clone());
+    // Everything stored is restored before the first listener opens.
+    let (persistence, restored_topics) = open_store(config)?;
+    let (broker, metrics, core) =
+        broker::spawn_with(broker_settings(config), persistence, shutdown.clone());
     let ctx = ConnectionContext {
         broker: broker.clone(),
         metrics: metrics.clone(),
@@ -232,7 +273,8 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
             other => StartError::Unsupported(other.to_string()),
         })?;
         gateway_udp = sockets.iter().map(|s| s.local_addr()).collect();
-        let settings = gateway_settings(config);
+        let mut settings = gateway_settings(config);
+        settings.restored_topics = restored_topics;
         let broker = broker.clone();
         let stop = shutdown.clone();
         tasks.spawn(async move {

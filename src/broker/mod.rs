@@ -7,6 +7,9 @@ pub mod core;
 pub mod handle;
 pub mod message;
 pub mod metrics;
+pub mod out;
+pub mod persist;
+pub mod restore;
 pub mod retained;
 pub mod runner;
 pub mod session;
@@ -18,7 +21,7 @@ pub use core::{Broker, BrokerSettings};
 pub use handle::{BrokerClosed, BrokerHandle};
 pub use message::{Message, MessageProperties};
 pub use metrics::Metrics;
-pub use runner::spawn;
+pub use runner::{Persistence, SyncPolicy, spawn, spawn_with};
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
