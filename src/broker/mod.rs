@@ -25,4 +25,6 @@ pub use runner::{Persistence, SyncPolicy, spawn, spawn_with};
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_persist;
+#[cfg(test)]
 mod tests_v5;
