@@ -299,6 +299,23 @@ mod tests {
     }
 
     #[test]
+    fn restored_ids_keep_their_names_and_are_not_a_change() {
+        let mut r = TopicRegistry::new(3, 10);
+        r.restore(7, "a/b");
+        r.restore(1, "below/the/normal/range");
+        assert_eq!(r.name(7).map(|n| &**n), Some("a/b"));
+        assert_eq!(r.id_of("below/the/normal/range"), None);
+        assert!(!r.take_changed());
+        assert_ne!(
+            r.register("c").unwrap(),
+            7,
+            "a restored id is not handed out again"
+        );
+        assert!(r.take_changed());
+        assert!(!r.take_changed());
+    }
+
+    #[test]
     fn normal_ids_start_above_predefined_ids() {
         let p = PredefinedTopics::new(&[PredefinedTopic {
             topic_id: 7,
