@@ -3,6 +3,7 @@
 //! it never sees a socket, an MQTT packet or an MQTT-SN topic id.
 
 pub mod api;
+pub mod compact;
 pub mod core;
 pub mod handle;
 pub mod message;

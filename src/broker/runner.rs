@@ -24,6 +24,8 @@ use crate::store::{Snapshot, Store, StoreError, StoreOp, StoreStats};
 const COMMAND_QUEUE: usize = 4096;
 /// Commands applied before timers get a look-in.
 const BATCH: usize = 512;
+/// Ops kept for retry beyond which superseded ones are dropped.
+const COMPACT_ABOVE: usize = 1024;
 /// Least time between two "store failing" error lines.
 const ERROR_LOG_PERIOD: Duration = Duration::from_secs(10);
 
@@ -231,7 +233,11 @@ impl Committer {
             }
             Err(e) => {
                 self.log_failure(&e);
-                self.retry = all;
+                self.retry = if all.len() > COMPACT_ABOVE {
+                    super::compact::compact(all)
+                } else {
+                    all
+                };
                 broker.commit_failed();
             }
         }
