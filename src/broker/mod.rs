@@ -12,6 +12,7 @@ pub mod out;
 pub mod persist;
 pub mod restore;
 pub mod retained;
+pub mod routing;
 pub mod runner;
 pub mod session;
 pub mod subscriptions;
