@@ -19,7 +19,9 @@ pub mod sleep_buffer;
 pub mod topic_registry;
 
 pub use address::{PeerAddr, SensorAddr};
-pub use driver::{GatewayError, bind_udp, run_gateway, run_gateway_on};
+pub use driver::{
+    GatewayError, SerialTransport, bind_udp, run_gateway, run_gateway_on, run_gateway_with,
+};
 pub use gateway::{Gateway, GatewayStats, Transmit};
 pub use settings::{GatewaySettings, PredefinedTopic};
 

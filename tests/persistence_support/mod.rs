@@ -177,9 +177,19 @@ impl Gate {
         }
     }
 
-    /// True when some stderr line contains `text`.
+    /// True when some stderr line contains `text` (waiting up to 3 s for
+    /// the reader thread to catch up).
     pub fn logged(&self, text: &str) -> bool {
-        self.log.lock().unwrap().iter().any(|l| l.contains(text))
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            if self.log.lock().unwrap().iter().any(|l| l.contains(text)) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
