@@ -1,14 +1,16 @@
 //! Crash test: sngate is killed with SIGKILL at random moments while two
 //! publishers send numbered messages to persistent, offline subscribers
-//! (MQTT 3.1.1, MQTT 5, a sleeping MQTT-SN sensor). Whatever a publisher saw
+//! (MQTT 3.1.1, MQTT 5, a sleeping MQTT-SN sensor) and to an MQTT 5
+//! subscriber that stays online and reconnects after each restart. Whatever a publisher saw
 //! acknowledged (PUBACK, or PUBREC for QoS 2) must reach every subscriber at
 //! least once, in order; QoS 2 exactly once.
 
 mod persistence_support;
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use persistence_support::{Gate, Gone, Mqtt, Sensor, config, signal, write_config};
@@ -137,6 +139,70 @@ fn check_exactly_once(who: &str, got: &[u32], acked: &[u32]) {
     );
 }
 
+/// An MQTT 5 subscriber that stays online through the crashes: it
+/// reconnects (clean start 0) whenever sngate comes back, and receives QoS 2
+/// as a receiver must: a PUBLISH whose id it has PUBREC'd and not yet seen
+/// released is a resend, not a new message [MQTT-4.3.3-2].
+struct Live {
+    addr: Arc<Mutex<SocketAddr>>,
+    stop: Arc<AtomicBool>,
+    got: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+}
+
+impl Live {
+    fn spawn(addr: SocketAddr) -> (Live, std::thread::JoinHandle<()>) {
+        let live = Live {
+            addr: Arc::new(Mutex::new(addr)),
+            stop: Arc::new(AtomicBool::new(false)),
+            got: Arc::new(Mutex::new(Vec::new())),
+        };
+        let (addr, stop, got) = (live.addr.clone(), live.stop.clone(), live.got.clone());
+        let thread = std::thread::spawn(move || {
+            let mut pending: HashSet<u16> = HashSet::new();
+            while !stop.load(Ordering::SeqCst) {
+                let at = *addr.lock().unwrap();
+                let Ok(mut c) = Mqtt::connect(at, "live5", true, false, 3600) else {
+                    std::thread::sleep(Duration::from_millis(30));
+                    continue;
+                };
+                while !stop.load(Ordering::SeqCst) {
+                    let Ok(p) = c.read(Duration::from_millis(100)) else {
+                        break;
+                    };
+                    let Some(p) = p else { continue };
+                    let ok = match p.kind() {
+                        3 => {
+                            let m = c.incoming(&p);
+                            match m.qos {
+                                2 => {
+                                    if pending.insert(m.id) {
+                                        got.lock().unwrap().push((m.topic, m.payload));
+                                    }
+                                    c.ack(0x50, m.id)
+                                }
+                                1 => {
+                                    got.lock().unwrap().push((m.topic, m.payload));
+                                    c.ack(0x40, m.id)
+                                }
+                                _ => Ok(()),
+                            }
+                        }
+                        6 => {
+                            pending.remove(&p.id());
+                            c.ack(0x70, p.id())
+                        }
+                        _ => Ok(()),
+                    };
+                    if ok.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        (live, thread)
+    }
+}
+
 #[test]
 fn acknowledged_messages_survive_sigkill_at_random_moments() {
     let started = Instant::now();
@@ -161,6 +227,13 @@ fn acknowledged_messages_survive_sigkill_at_random_moments() {
         .unwrap();
     r.expect(4, Duration::from_secs(5)).unwrap();
     r.disconnect();
+
+    // One more subscriber stays online through the crashes: its in-flight
+    // deliveries must be resent after each restart.
+    let mut s = Mqtt::connect(gate.mqtt, "live5", true, false, 3600).unwrap();
+    s.subscribe("crash/#", 2).unwrap();
+    s.disconnect();
+    let (live, live_thread) = Live::spawn(gate.mqtt);
 
     let mut q1 = Qos1Publisher {
         next: 1,
@@ -201,6 +274,7 @@ fn acknowledged_messages_survive_sigkill_at_random_moments() {
         gate.reap();
         gate = Gate::start(&cfg, &[]);
         sensor.gw = gate.udp;
+        *live.addr.lock().unwrap() = gate.mqtt;
     }
     // Settle the last open QoS 2 exchange.
     let mut b = Mqtt::connect(gate.mqtt, "pubB", true, false, 3600).unwrap();
@@ -246,6 +320,20 @@ fn acknowledged_messages_survive_sigkill_at_random_moments() {
     check_exactly_once(
         "v5 subscriber, QoS 2",
         &numbers(pairs(&got5).into_iter(), "crash/b"),
+        &q2.acked,
+    );
+    std::thread::sleep(quiet);
+    live.stop.store(true, Ordering::SeqCst);
+    live_thread.join().unwrap();
+    let got_live = live.got.lock().unwrap().clone();
+    check_in_order(
+        "online v5 subscriber, QoS 1",
+        &numbers(got_live.clone().into_iter(), "crash/a"),
+        &q1.acked,
+    );
+    check_exactly_once(
+        "online v5 subscriber, QoS 2",
+        &numbers(got_live.into_iter(), "crash/b"),
         &q2.acked,
     );
     check_in_order(
