@@ -146,8 +146,11 @@ fn check_exactly_once(who: &str, got: &[u32], acked: &[u32]) {
 struct Live {
     addr: Arc<Mutex<SocketAddr>>,
     stop: Arc<AtomicBool>,
-    got: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    got: Arc<Mutex<Vec<Received>>>,
 }
+
+/// A message as received: topic and payload.
+type Received = (String, Vec<u8>);
 
 impl Live {
     fn spawn(addr: SocketAddr) -> (Live, std::thread::JoinHandle<()>) {
