@@ -13,13 +13,14 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::auth::{AuthError, Authorizer};
-use crate::broker::{self, BrokerHandle, BrokerSettings, Metrics};
-use crate::config::{Config, GatewayMode, ListenerConfig, ListenerProtocol};
+use crate::broker::{self, BrokerHandle, BrokerSettings, Metrics, Persistence, SyncPolicy};
+use crate::config::{Config, GatewayMode, ListenerConfig, ListenerProtocol, SyncMode};
 use crate::gateway::{
     GatewaySettings, PredefinedTopic, SerialTransport, bind_udp, run_gateway_with,
 };
 use crate::mqtt::connection::{ConnectionContext, run_connection};
 use crate::mqtt::session::SessionSettings;
+use crate::store::{RedbStore, Store};
 use crate::transport::tls::{self, TlsError, TlsSettings};
 use crate::transport::udp::UdpListenerSettings;
 use crate::transport::{tcp, websocket};
@@ -43,6 +44,10 @@ pub enum StartError {
     /// The config asks for something this build does not do yet.
     #[error("{0}")]
     Unsupported(String),
+    /// The durable store cannot be opened or read (damaged, newer format,
+    /// in use, unreadable); the message names the file and what to do.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     /// A TLS listener's certificate, key or CA file is unusable.
     #[error("listener {addr}: {source}")]
     Tls {
@@ -194,19 +199,51 @@ pub fn gateway_settings(config: &Config) -> GatewaySettings {
                 client_id: (p.client_id != "*").then(|| p.client_id.clone()),
             })
             .collect(),
+        restored_topics: Vec::new(),
     }
+}
+
+/// Opens and reads the durable store when `[persistence] enabled`; also
+/// returns the sensors' topic ids for the gateway.
+#[allow(clippy::type_complexity)] // (store, per-sensor topic tables)
+fn open_store(
+    config: &Config,
+) -> Result<(Option<Persistence>, Vec<(String, Vec<(u16, String)>)>), StartError> {
+    let p = &config.persistence;
+    if !p.enabled {
+        return Ok((None, Vec::new()));
+    }
+    let mut store = RedbStore::open(&p.path, p.max_size)?;
+    let snapshot = store.load()?;
+    info!(
+        "persistence: store {} opened (sync = {})",
+        store.path().display(),
+        match p.sync {
+            SyncMode::Always => "always".to_string(),
+            SyncMode::Interval => format!("interval, every {} s", p.sync_interval),
+        }
+    );
+    let topics = snapshot
+        .sn_topics
+        .iter()
+        .map(|t| (t.client_id.clone(), t.topics.clone()))
+        .collect();
+    let sync = match p.sync {
+        SyncMode::Always => SyncPolicy::Always,
+        SyncMode::Interval => SyncPolicy::Interval(Duration::from_secs(p.sync_interval.max(1))),
+    };
+    let persistence = Persistence {
+        store: Box::new(store),
+        snapshot,
+        sync,
+    };
+    Ok((Some(persistence), topics))
 }
 
 fn check_supported(config: &Config) -> Result<(), StartError> {
     if config.gateway.enabled && config.gateway.mode != GatewayMode::Broker {
         return Err(StartError::Unsupported(
             "gateway.mode other than \"broker\" is not available in this build yet".into(),
-        ));
-    }
-
-    if config.persistence.enabled {
-        return Err(StartError::Unsupported(
-            "persistence.enabled = true is not available in this build yet; set it to false".into(),
         ));
     }
     Ok(())
@@ -234,7 +271,10 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
         };
         listener_tls.push(settings);
     }
-    let (broker, metrics, core) = broker::spawn(broker_settings(config), shutdown.clone());
+    // Everything stored is restored before the first listener opens.
+    let (persistence, restored_topics) = open_store(config)?;
+    let (broker, metrics, core) =
+        broker::spawn_with(broker_settings(config), persistence, shutdown.clone());
     let ctx = ConnectionContext {
         broker: broker.clone(),
         metrics: metrics.clone(),
@@ -293,7 +333,8 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
             other => StartError::Unsupported(other.to_string()),
         })?;
         gateway_udp = sockets.iter().map(|s| s.local_addr()).collect();
-        let settings = gateway_settings(config);
+        let mut settings = gateway_settings(config);
+        settings.restored_topics = restored_topics;
         // A missing or unplugged radio never stops the start: its link logs
         // why and keeps reopening the device.
         let serial = config

@@ -44,6 +44,12 @@ pub(super) fn validate(config: &Config) -> Check {
             "must name a directory when persistence is enabled",
         )?;
     }
+    if config.persistence.sync_interval == 0 {
+        invalid(
+            root.key("persistence").key("sync_interval"),
+            "must be at least 1 (seconds)",
+        )?;
+    }
     bridges(&config.bridge, &root.key("bridge"))
 }
 

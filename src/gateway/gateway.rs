@@ -68,12 +68,15 @@ pub struct Gateway {
     outbox_rx: Option<OutboxReceiver>,
     unknown_replies: (Option<Instant>, u32),
     pub(super) stats: GatewayStats,
+    /// Topic ids kept across a restart, until their sensor comes back.
+    restored_topics: HashMap<Arc<str>, Vec<(u16, String)>>,
 }
 
 impl Gateway {
     /// A gateway with no sessions; the broker is assumed reachable.
     pub fn new(settings: GatewaySettings) -> Gateway {
         let (outbox_tx, outbox_rx) = mpsc::unbounded_channel();
+        let restored_topics = settings_restored(&settings);
         Gateway {
             predefined: PredefinedTopics::new(&settings.predefined),
             advertiser: Advertiser::new(settings.gateway_id, settings.advertise_interval),
@@ -91,6 +94,7 @@ impl Gateway {
             outbox_rx: Some(outbox_rx),
             unknown_replies: (None, 0),
             stats: GatewayStats::default(),
+            restored_topics,
         }
     }
 
@@ -238,6 +242,15 @@ impl Gateway {
         };
         let old_conn = s.conn;
         f(self, &mut s);
+        // The durable store keeps the ids of persistent sessions; the command
+        // precedes any publish that uses a new id, so a PUBACK for it implies
+        // the id is on disk.
+        if s.topics.take_changed() && !s.clean {
+            self.command(Command::PersistSensorTopics {
+                client_id: s.client_id.clone(),
+                topics: s.topics.entries(),
+            });
+        }
         if let Some(c) = old_conn
             && s.conn != Some(c)
             && self.by_conn.get(&c) == Some(&key)
@@ -297,10 +310,13 @@ impl Gateway {
     ) -> Key {
         let key = self.next_key;
         self.next_key += 1;
-        let topics = super::topic_registry::TopicRegistry::new(
+        let mut topics = super::topic_registry::TopicRegistry::new(
             self.predefined.first_normal_id(),
             self.settings.max_topics_per_sensor,
         );
+        for (id, name) in self.restored_topics.remove(&client_id).unwrap_or_default() {
+            topics.restore(id, &name);
+        }
         let s = Session::new(
             client_id.clone(),
             addr.clone(),
@@ -617,4 +633,13 @@ fn encode_plain(msg: &Message) -> Option<Bytes> {
     let mut buf = BytesMut::new();
     codec::encode(msg, &mut buf).ok()?;
     Some(buf.freeze())
+}
+
+/// The restored topic tables of the settings, by client id.
+fn settings_restored(settings: &GatewaySettings) -> HashMap<Arc<str>, Vec<(u16, String)>> {
+    settings
+        .restored_topics
+        .iter()
+        .map(|(c, t)| (Arc::from(c.as_str()), t.clone()))
+        .collect()
 }
