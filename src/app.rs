@@ -15,7 +15,10 @@ use tracing::{info, warn};
 use crate::auth::{AuthError, Authorizer};
 use crate::broker::{self, BrokerHandle, BrokerSettings, Metrics};
 use crate::config::{Config, GatewayMode, ListenerConfig, ListenerProtocol};
-use crate::gateway::{GatewaySettings, PredefinedTopic, bind_udp, run_gateway_on};
+use crate::gateway::{
+    GatewayAccess, GatewaySettings, ListenerPolicy, PredefinedTopic, SensorAccess, bind_udp,
+    run_gateway_with,
+};
 use crate::mqtt::connection::{ConnectionContext, run_connection};
 use crate::mqtt::session::SessionSettings;
 use crate::transport::tls::{self, TlsError, TlsSettings};
@@ -148,6 +151,8 @@ fn broker_settings(config: &Config) -> BrokerSettings {
         max_inflight_messages: b.max_inflight_messages,
         sys_interval: Duration::from_secs(b.sys_interval),
         retain_available: b.retain_available,
+        max_queued_bytes: b.max_queued_bytes,
+        max_subscriptions: b.max_subscriptions,
     }
 }
 
@@ -189,6 +194,29 @@ pub fn gateway_settings(config: &Config) -> GatewaySettings {
                 client_id: (p.client_id != "*").then(|| p.client_id.clone()),
             })
             .collect(),
+    }
+}
+
+/// Sensor admission and ACL from `[gateway]` and `[[gateway.udp]]`.
+pub fn gateway_access(
+    config: &Config,
+    authorizer: Arc<Authorizer>,
+    metrics: Arc<Metrics>,
+) -> GatewayAccess {
+    let g = &config.gateway;
+    let usernames = g.usernames.clone().into_iter().collect();
+    GatewayAccess {
+        sensors: Arc::new(SensorAccess::new(authorizer, usernames)),
+        listeners: g
+            .udp
+            .iter()
+            .map(|u| ListenerPolicy {
+                allow_client_ids: u.allow_client_ids.clone(),
+                allow_networks: u.allow_networks.clone(),
+            })
+            .collect(),
+        max_datagram_rate: g.max_datagram_rate,
+        metrics,
     }
 }
 
@@ -245,6 +273,7 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
         shutdown: shutdown.clone(),
         authorizer: authorizer.clone(),
         identity: None,
+        max_publish_rate: config.broker.max_publish_rate,
     };
     let mut mqtt_listeners = Vec::new();
     let mut tls = Vec::new();
@@ -269,6 +298,7 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
         tasks.spawn(tcp::accept_loop(
             listener,
             max,
+            metrics.clone(),
             shutdown.clone(),
             tasks.clone(),
             move |stream, peer| serve.clone().serve(stream, peer),
@@ -296,10 +326,11 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
         })?;
         gateway_udp = sockets.iter().map(|s| s.local_addr()).collect();
         let settings = gateway_settings(config);
+        let access = gateway_access(config, authorizer.clone(), metrics.clone());
         let broker = broker.clone();
         let stop = shutdown.clone();
         tasks.spawn(async move {
-            if let Err(e) = run_gateway_on(settings, sockets, broker, stop).await {
+            if let Err(e) = run_gateway_with(settings, sockets, broker, stop, access).await {
                 tracing::error!("MQTT-SN gateway stopped: {e}");
             }
         });

@@ -32,6 +32,10 @@ pub struct BrokerSettings {
     pub sys_interval: Duration,
     /// Whether retained messages are stored.
     pub retain_available: bool,
+    /// Per session: bytes queued behind the window; 0 = unlimited.
+    pub max_queued_bytes: usize,
+    /// Per client: subscriptions held; 0 = unlimited.
+    pub max_subscriptions: usize,
 }
 
 impl Default for BrokerSettings {
@@ -41,6 +45,8 @@ impl Default for BrokerSettings {
             max_inflight_messages: 20,
             sys_interval: Duration::from_secs(10),
             retain_available: true,
+            max_queued_bytes: 0,
+            max_subscriptions: 0,
         }
     }
 }
@@ -88,6 +94,7 @@ impl Broker {
         let limits = SessionLimits {
             max_queued: settings.max_queued_messages,
             max_inflight: settings.max_inflight_messages,
+            max_queued_bytes: settings.max_queued_bytes,
         };
         let sys = SysTopics::new(now, settings.sys_interval);
         Broker {
@@ -228,6 +235,12 @@ impl Broker {
             messages_dropped: self.stats.delivery.dropped,
             bytes_received: Metrics::get(&self.metrics.bytes_received),
             bytes_sent: Metrics::get(&self.metrics.bytes_sent),
+            limits: self.metrics.limits.snapshot().map(|(l, n)| match l {
+                crate::limits::Limit::MaxQueuedBytes => {
+                    (l, n + self.stats.delivery.dropped_queued_bytes)
+                }
+                _ => (l, n),
+            }),
         }
     }
 
@@ -586,6 +599,10 @@ impl Broker {
                 results.push(SubscribeResult::Failed);
                 continue;
             }
+            if self.over_subscription_limit(key, &req.filter) {
+                results.push(SubscribeResult::QuotaExceeded);
+                continue;
+            }
             let sub = Subscriber {
                 session: key,
                 options: req.options,
@@ -631,6 +648,23 @@ impl Broker {
                 &mut self.stats.delivery,
             );
         }
+    }
+
+    /// Whether a new `filter` would pass `max_subscriptions` (a filter the
+    /// session already has only replaces its options).
+    fn over_subscription_limit(&self, key: SessionKey, filter: &Arc<str>) -> bool {
+        let max = self.settings.max_subscriptions;
+        let Some(s) = self.sessions.get(&key) else {
+            return false;
+        };
+        let over = max > 0 && s.subscriptions.len() >= max && !s.subscriptions.contains_key(filter);
+        if over {
+            self.metrics
+                .limits
+                .hit(crate::limits::Limit::MaxSubscriptions);
+            tracing::info!(client_id = %s.client_id, %filter, max_subscriptions = max, "Subscription refused: max_subscriptions reached.");
+        }
+        over
     }
 
     fn unsubscribe(&mut self, conn: ConnId, packet_id: u16, filters: &[Arc<str>]) {

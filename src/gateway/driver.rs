@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::access::{Admission, DatagramGate, GatewayAccess};
 use super::{Gateway, GatewaySettings, PeerAddr, Transmit};
 use crate::broker::{BrokerClosed, BrokerHandle};
 use crate::transport::udp::{MAX_DATAGRAM, UdpListener, UdpListenerSettings};
@@ -65,8 +66,27 @@ pub async fn run_gateway_on(
     broker: BrokerHandle,
     shutdown: CancellationToken,
 ) -> Result<(), GatewayError> {
+    run_gateway_with(
+        settings,
+        sockets,
+        broker,
+        shutdown,
+        GatewayAccess::default(),
+    )
+    .await
+}
+
+/// Like [`run_gateway_on`], admitting sensors and checking them by `access`.
+pub async fn run_gateway_with(
+    settings: GatewaySettings,
+    sockets: Vec<UdpListener>,
+    broker: BrokerHandle,
+    shutdown: CancellationToken,
+    access: GatewayAccess,
+) -> Result<(), GatewayError> {
     let max_routes = settings.max_sensors.saturating_mul(4).max(1024);
     let mut gw = Gateway::new(settings);
+    gw.set_access(access.sensors.clone());
     let Some(mut outbox) = gw.take_outbox_receiver() else {
         unreachable!("a new gateway has its outbox receiver");
     };
@@ -77,7 +97,13 @@ pub async fn run_gateway_on(
     let (dgram_tx, mut dgram_rx) = mpsc::channel(RECEIVE_QUEUE);
     let mut readers = JoinSet::new();
     for (i, s) in sockets.iter().enumerate() {
-        readers.spawn(read_loop(i, s.clone(), dgram_tx.clone()));
+        let gate = DatagramGate::new(
+            s.local_addr(),
+            access.listeners.get(i).cloned().unwrap_or_default(),
+            access.max_datagram_rate,
+            access.metrics.clone(),
+        );
+        readers.spawn(read_loop(i, s.clone(), gate, dgram_tx.clone()));
     }
     drop(dgram_tx);
     let mut out = Output {
@@ -150,16 +176,30 @@ async fn flush(
     }
 }
 
+/// Reads one socket, admitting datagrams through its gate before they are
+/// copied or queued, so a flood costs no memory and cannot crowd out others.
 async fn read_loop(
     index: usize,
     socket: Arc<UdpListener>,
+    mut gate: DatagramGate,
     tx: mpsc::Sender<(usize, SocketAddr, Bytes)>,
 ) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         match socket.recv_from(&mut buf).await {
             Ok((n, from)) => {
-                let data = Bytes::copy_from_slice(buf.get(..n).unwrap_or_default());
+                let datagram = buf.get(..n).unwrap_or_default();
+                match gate.admit(Instant::now(), from, datagram) {
+                    Admission::Pass => {}
+                    Admission::Drop => continue,
+                    Admission::Reply(answer) => {
+                        if let Err(e) = socket.send_to(&answer, from).await {
+                            tracing::debug!(peer = %from, error = %e, "UDP send failed");
+                        }
+                        continue;
+                    }
+                }
+                let data = Bytes::copy_from_slice(datagram);
                 if tx.send((index, from, data)).await.is_err() {
                     return;
                 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 
+use super::access::SensorAccess;
 use super::address::{PeerAddr, SensorAddr};
 use super::discovery::{Advertiser, gwinfo};
 use super::session::{Session, State};
@@ -41,6 +42,8 @@ pub struct GatewayStats {
     pub abandoned: u64,
     /// CONNECTs refused with congestion.
     pub refused_connects: u64,
+    /// Publishes, subscriptions, wills and deliveries the ACL refused.
+    pub denied: u64,
 }
 
 /// Unsolicited DISCONNECTs to unknown senders allowed per second (digest §5.20).
@@ -68,6 +71,7 @@ pub struct Gateway {
     outbox_rx: Option<OutboxReceiver>,
     unknown_replies: (Option<Instant>, u32),
     pub(super) stats: GatewayStats,
+    pub(super) access: Arc<SensorAccess>,
 }
 
 impl Gateway {
@@ -91,7 +95,13 @@ impl Gateway {
             outbox_rx: Some(outbox_rx),
             unknown_replies: (None, 0),
             stats: GatewayStats::default(),
+            access: Arc::new(SensorAccess::default()),
         }
+    }
+
+    /// Holds sensors to these ACL rules from now on (default: everything allowed).
+    pub fn set_access(&mut self, access: Arc<SensorAccess>) {
+        self.access = access;
     }
 
     /// The receiving end of the shared outbox every sensor connection's

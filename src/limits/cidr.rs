@@ -10,7 +10,9 @@ use thiserror::Error;
 
 /// An unparsable network.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("invalid network {0:?} (expected an address with an optional /prefix, e.g. \"192.168.1.0/24\" or \"::1/128\")")]
+#[error(
+    "invalid network {0:?} (expected an address with an optional /prefix, e.g. \"192.168.1.0/24\" or \"::1/128\")"
+)]
 pub struct CidrError(String);
 
 /// An IPv4 or IPv6 network.
@@ -30,10 +32,14 @@ impl Cidr {
             v4 => v4,
         };
         match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                prefix_eq(u128::from(net.to_bits()) << 96, u128::from(ip.to_bits()) << 96, self.prefix)
+            (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_eq(
+                u128::from(net.to_bits()) << 96,
+                u128::from(ip.to_bits()) << 96,
+                self.prefix,
+            ),
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                prefix_eq(net.to_bits(), ip.to_bits(), self.prefix)
             }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => prefix_eq(net.to_bits(), ip.to_bits(), self.prefix),
             _ => false,
         }
     }
@@ -121,7 +127,14 @@ mod tests {
 
     #[test]
     fn bad_networks_are_refused() {
-        for s in ["", "10.0.0.0/33", "::/129", "10.0.0/8", "host/8", "10.0.0.0/x"] {
+        for s in [
+            "",
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0/8",
+            "host/8",
+            "10.0.0.0/x",
+        ] {
             assert!(s.parse::<Cidr>().is_err(), "{s}");
         }
     }

@@ -4,12 +4,14 @@
 
 mod cidr;
 mod rate_table;
+mod throttle;
 mod token_bucket;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use cidr::{Cidr, CidrError};
 pub use rate_table::RateTable;
+pub use throttle::PublishThrottle;
 pub use token_bucket::TokenBucket;
 
 /// A limit whose hits are counted (one `$SYS/broker/limits/<name>` topic each).
