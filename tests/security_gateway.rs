@@ -43,7 +43,12 @@ const SHORT: Duration = Duration::from_millis(600);
 
 #[tokio::test]
 async fn a_client_id_outside_allow_client_ids_gets_connack_not_supported() {
-    let gw = start(r#"allow_client_ids = ["sensor-*", "gateway-probe"]"#, "", "").await;
+    let gw = start(
+        r#"allow_client_ids = ["sensor-*", "gateway-probe"]"#,
+        "",
+        "",
+    )
+    .await;
     let addr = gw.gateway_udp[0];
     let good = Sensor::new(addr).await;
     assert_eq!(good.connect_code("sensor-12", SHORT).await, Some(0x00));
@@ -111,7 +116,8 @@ async fn a_subscription_the_acl_denies_gets_suback_not_supported() {
 async fn a_mapped_user_name_gives_the_sensor_its_user_rules_and_denied_deliveries_are_not_sent() {
     let dir = tempfile::tempdir().unwrap();
     // Anonymous clients (mosquitto_pub here) may write; the user reads.
-    let acl = "topic write kitchen/#\nuser kitchen\ntopic read kitchen/#\ntopic deny kitchen/secret\n";
+    let acl =
+        "topic write kitchen/#\nuser kitchen\ntopic read kitchen/#\ntopic deny kitchen/secret\n";
     let gw = start(
         "",
         r#"usernames = { "sensor-7" = "kitchen" }"#,
@@ -140,7 +146,8 @@ async fn a_will_topic_the_acl_denies_refuses_the_connection() {
     let gw = start("", "", &acl_auth(&dir, acl)).await;
     let s = Sensor::new(gw.gateway_udp[0]).await;
     // CONNECT with Will=1, then WILLTOPIC for a topic of another sensor.
-    s.send(&[0x08, 0x04, 0x0C, 0x01, 0x00, 0x3C, b's', b'7']).await;
+    s.send(&[0x08, 0x04, 0x0C, 0x01, 0x00, 0x3C, b's', b'7'])
+        .await;
     assert_eq!(s.recv().await, vec![0x02, 0x06], "WILLTOPICREQ");
     let mut wt = vec![0, 0x07, 0x00];
     wt.extend_from_slice(b"sensors/s8/will");

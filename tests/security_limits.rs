@@ -11,7 +11,10 @@ use sngate::limits::Limit;
 
 async fn suback(c: &mut RawClient, packet_id: u16) -> u8 {
     let r = c.read_exact(5).await.expect("SUBACK");
-    assert_eq!(&r[..4], &[0x90, 0x03, (packet_id >> 8) as u8, packet_id as u8]);
+    assert_eq!(
+        &r[..4],
+        &[0x90, 0x03, (packet_id >> 8) as u8, packet_id as u8]
+    );
     r[4]
 }
 
@@ -57,12 +60,19 @@ async fn limit_hits_are_published_under_sys_broker_limits() {
         }
     }
     assert!(
-        seen.iter().any(|l| l == "$SYS/broker/limits/max_subscriptions 1"),
+        seen.iter()
+            .any(|l| l == "$SYS/broker/limits/max_subscriptions 1"),
         "{seen:?}"
     );
-    for name in ["max_connections", "connect_timeout", "max_datagram_rate", "max_publish_rate"] {
+    for name in [
+        "max_connections",
+        "connect_timeout",
+        "max_datagram_rate",
+        "max_publish_rate",
+    ] {
         assert!(
-            seen.iter().any(|l| l.starts_with(&format!("$SYS/broker/limits/{name} "))),
+            seen.iter()
+                .any(|l| l.starts_with(&format!("$SYS/broker/limits/{name} "))),
             "{name} in {seen:?}"
         );
     }

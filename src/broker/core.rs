@@ -216,6 +216,12 @@ impl Broker {
         for key in expired {
             self.end_session(key, now);
         }
+        // Sessions count queued-bytes drops in the core's stats; the shared
+        // counters see them once a tick.
+        let dropped = self.stats.delivery.dropped_queued_bytes;
+        let reported = crate::limits::Limit::MaxQueuedBytes;
+        let new = dropped.saturating_sub(self.metrics.limits.get(reported));
+        self.metrics.limits.add(reported, new);
         if let Some(messages) = self.sys.due(now, &self.snapshot()) {
             for m in messages {
                 self.route(None, m, now);
@@ -235,12 +241,7 @@ impl Broker {
             messages_dropped: self.stats.delivery.dropped,
             bytes_received: Metrics::get(&self.metrics.bytes_received),
             bytes_sent: Metrics::get(&self.metrics.bytes_sent),
-            limits: self.metrics.limits.snapshot().map(|(l, n)| match l {
-                crate::limits::Limit::MaxQueuedBytes => {
-                    (l, n + self.stats.delivery.dropped_queued_bytes)
-                }
-                _ => (l, n),
-            }),
+            limits: self.metrics.limits.snapshot(),
         }
     }
 
