@@ -164,7 +164,7 @@ async fn two_thousand_connections_without_connect_do_not_disturb_a_client() {
     let mut idle = Vec::with_capacity(n);
     for i in 0..n {
         idle.push(TcpStream::connect(mqtt).await.unwrap());
-        if i % 250 == 0 {
+        if i.is_multiple_of(250) {
             probe.round_trip().await;
         }
     }
@@ -297,7 +297,7 @@ async fn a_udp_flood_from_many_ports_does_not_disturb_sensors_or_clients() {
                     sent += 1;
                 }
                 i += 1;
-                if i % 64 == 0 {
+                if i.is_multiple_of(64) {
                     tokio::task::yield_now().await;
                 }
             }
@@ -365,7 +365,7 @@ async fn a_subscriber_that_never_reads_has_a_bounded_queue_and_flat_memory() {
         wr.write_all(&publish(b"bulk/data", &payload, 1, i))
             .await
             .unwrap();
-        if i % 1000 == 0 {
+        if i.is_multiple_of(1000) {
             probe.round_trip().await;
             rss_peak = rss_peak.max(rss_kib());
         }
