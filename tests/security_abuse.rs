@@ -7,6 +7,8 @@ mod common;
 mod security_support;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::raw::{RawClient, connect, publish, subscribe};
@@ -14,7 +16,7 @@ use security_support::{Sensor, rss_kib};
 use sngate::app::Sngate;
 use sngate::limits::Limit;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
 static SERIAL: Mutex<()> = Mutex::const_new(());
@@ -272,38 +274,40 @@ async fn a_udp_flood_from_many_ports_does_not_disturb_sensors_or_clients() {
     assert_eq!(sensor.subscribe_code("probe/x", 1).await, 0x00);
     let rss_before = rss_kib();
 
-    // 200 source ports on another loopback address, valid-looking and garbage.
-    let stop = tokio_util::sync::CancellationToken::new();
-    let mut flood = Vec::new();
-    for p in 0..200u32 {
-        let sock = UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    // 200 source ports on another loopback address, valid-looking and
+    // garbage, sent from a thread of its own as an outside attacker would.
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood = {
         let stop = stop.clone();
-        flood.push(tokio::spawn(async move {
-            let id = format!("fl{p}");
-            let mut connect = vec![(6 + id.len()) as u8, 0x04, 0x04, 0x01, 0x00, 0x3C];
-            connect.extend_from_slice(id.as_bytes());
+        std::thread::spawn(move || {
+            let socks: Vec<std::net::UdpSocket> = (0..200)
+                .map(|_| std::net::UdpSocket::bind("127.0.0.2:0").unwrap())
+                .collect();
             let kinds: [Vec<u8>; 6] = [
-                connect,
-                vec![0x02, 0x16],                                     // PINGREQ
+                vec![0x0A, 0x04, 0x04, 0x01, 0x00, 0x3C, b'f', b'l', b'0', b'0'], // CONNECT
+                vec![0x02, 0x16],                                                 // PINGREQ
                 vec![0x09, 0x0C, 0x62, b'f', b'l', 0, 0, b'h', b'i'], // QoS -1, short topic
                 vec![0x03, 0x01, 0x00],                               // SEARCHGW
                 vec![0xFF; 40],                                       // garbage
-                p.to_be_bytes().repeat(50),                           // garbage
+                b"\x00\x01\x02 not mqtt-sn at all".to_vec(),          // garbage
             ];
             let mut sent = 0u64;
             let mut i = 0usize;
-            while !stop.is_cancelled() {
-                if sock.send_to(&kinds[i % kinds.len()], udp).await.is_ok() {
+            while !stop.load(Ordering::Relaxed) {
+                let mut d = kinds[i % kinds.len()].clone();
+                if i % kinds.len() == 0 {
+                    // A different client id each time.
+                    d[8] = b'0' + (i / 6 % 10) as u8;
+                    d[9] = b'0' + (i / 60 % 10) as u8;
+                }
+                if socks[i % socks.len()].send_to(&d, udp).is_ok() {
                     sent += 1;
                 }
                 i += 1;
-                if i.is_multiple_of(64) {
-                    tokio::task::yield_now().await;
-                }
             }
             sent
-        }));
-    }
+        })
+    };
     let end = Instant::now() + Duration::from_secs(3);
     let mut sensor_got = 0;
     while Instant::now() < end {
@@ -315,13 +319,21 @@ async fn a_udp_flood_from_many_ports_does_not_disturb_sensors_or_clients() {
         assert_eq!(topic, "#1", "SUBACK gave the sensor topic id 1");
         assert_eq!(payload, probe.sent.to_string().into_bytes());
         sensor_got += 1;
+        // Upstream too: PINGREQ answered. The flood may overrun the kernel's
+        // socket buffer, so the sensor retries as MQTT-SN senders do (§6.13).
+        let mut answered = false;
+        for _ in 0..5 {
+            sensor.send(&[0x02, 0x16]).await;
+            if sensor.recv_within(Duration::from_millis(400)).await == Some(vec![0x02, 0x17]) {
+                answered = true;
+                break;
+            }
+        }
+        assert!(answered, "PINGRESP under the flood");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    stop.cancel();
-    let mut sent = 0;
-    for f in flood {
-        sent += f.await.unwrap();
-    }
+    stop.store(true, Ordering::Relaxed);
+    let sent = flood.join().unwrap();
     let dropped = gw.metrics.limits.get(Limit::DatagramRate);
     assert!(dropped > 0, "the rate limit dropped part of the flood");
     let rss_after = rss_kib();

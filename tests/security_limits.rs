@@ -81,6 +81,26 @@ async fn limit_hits_are_published_under_sys_broker_limits() {
 }
 
 #[tokio::test]
+async fn a_packet_above_max_packet_size_closes_the_connection_and_is_counted() {
+    let gw = start_with_broker("sys_interval = 0\nmax_packet_size = 100").await;
+    let mut c = RawClient::connected(gw.mqtt_addr().unwrap(), "big").await;
+    c.send(&common::raw::publish(b"t", &[0u8; 200], 0, 0)).await;
+    assert!(c.closed_within(Duration::from_secs(3)).await);
+    assert_eq!(gw.metrics.limits.get(Limit::MaxPacketSize), 1);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_bad_network_in_allow_networks_is_a_config_error_naming_the_key() {
+    let text = "[[gateway.udp]]\nbind = \"127.0.0.1:0\"\nallow_networks = [\"10.0.0.0/33\"]\n";
+    let err = sngate::config::Config::from_toml_str(text, "t.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("allow_networks"), "{err}");
+    assert!(err.contains("10.0.0.0/33"), "{err}");
+}
+
+#[tokio::test]
 async fn a_connection_beyond_max_connections_is_closed_and_counted() {
     let gw = start_with_broker("sys_interval = 0\nmax_connections = 1").await;
     let mqtt = gw.mqtt_addr().unwrap();
