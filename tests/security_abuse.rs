@@ -295,7 +295,7 @@ async fn a_udp_flood_from_many_ports_does_not_disturb_sensors_or_clients() {
             let mut i = 0usize;
             while !stop.load(Ordering::Relaxed) {
                 let mut d = kinds[i % kinds.len()].clone();
-                if i % kinds.len() == 0 {
+                if i.is_multiple_of(kinds.len()) {
                     // A different client id each time.
                     d[8] = b'0' + (i / 6 % 10) as u8;
                     d[9] = b'0' + (i / 60 % 10) as u8;
