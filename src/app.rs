@@ -16,7 +16,8 @@ use crate::auth::{AuthError, Authorizer};
 use crate::broker::{self, BrokerHandle, BrokerSettings, Metrics, Persistence, SyncPolicy};
 use crate::config::{Config, GatewayMode, ListenerConfig, ListenerProtocol, SyncMode};
 use crate::gateway::{
-    GatewaySettings, PredefinedTopic, SerialTransport, bind_udp, run_gateway_with,
+    GatewayAccess, GatewaySettings, ListenerPolicy, PredefinedTopic, SensorAccess, SerialTransport,
+    bind_udp, run_gateway_with,
 };
 use crate::mqtt::connection::{ConnectionContext, run_connection};
 use crate::mqtt::session::SessionSettings;
@@ -158,6 +159,8 @@ fn broker_settings(config: &Config) -> BrokerSettings {
         max_inflight_messages: b.max_inflight_messages,
         sys_interval: Duration::from_secs(b.sys_interval),
         retain_available: b.retain_available,
+        max_queued_bytes: b.max_queued_bytes,
+        max_subscriptions: b.max_subscriptions,
     }
 }
 
@@ -240,6 +243,29 @@ fn open_store(
     Ok((Some(persistence), topics))
 }
 
+/// Sensor admission and ACL from `[gateway]` and `[[gateway.udp]]`.
+pub fn gateway_access(
+    config: &Config,
+    authorizer: Arc<Authorizer>,
+    metrics: Arc<Metrics>,
+) -> GatewayAccess {
+    let g = &config.gateway;
+    let usernames = g.usernames.clone().into_iter().collect();
+    GatewayAccess {
+        sensors: Arc::new(SensorAccess::new(authorizer, usernames)),
+        listeners: g
+            .udp
+            .iter()
+            .map(|u| ListenerPolicy {
+                allow_client_ids: u.allow_client_ids.clone(),
+                allow_networks: u.allow_networks.clone(),
+            })
+            .collect(),
+        max_datagram_rate: g.max_datagram_rate,
+        metrics,
+    }
+}
+
 fn check_supported(config: &Config) -> Result<(), StartError> {
     if config.gateway.enabled && config.gateway.mode != GatewayMode::Broker {
         return Err(StartError::Unsupported(
@@ -282,6 +308,7 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
         shutdown: shutdown.clone(),
         authorizer: authorizer.clone(),
         identity: None,
+        max_publish_rate: config.broker.max_publish_rate,
     };
     let mut mqtt_listeners = Vec::new();
     let mut tls = Vec::new();
@@ -306,6 +333,7 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
         tasks.spawn(tcp::accept_loop(
             listener,
             max,
+            metrics.clone(),
             shutdown.clone(),
             tasks.clone(),
             move |stream, peer| serve.clone().serve(stream, peer),
@@ -354,10 +382,11 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
                 }
             })
             .collect();
+        let access = gateway_access(config, authorizer.clone(), metrics.clone());
         let broker = broker.clone();
         let stop = shutdown.clone();
         tasks.spawn(async move {
-            if let Err(e) = run_gateway_with(settings, sockets, serial, broker, stop).await {
+            if let Err(e) = run_gateway_with(settings, sockets, serial, broker, stop, access).await {
                 tracing::error!("MQTT-SN gateway stopped: {e}");
             }
         });

@@ -34,6 +34,10 @@ pub struct BrokerSettings {
     pub sys_interval: Duration,
     /// Whether retained messages are stored.
     pub retain_available: bool,
+    /// Per session: bytes queued behind the window; 0 = unlimited.
+    pub max_queued_bytes: usize,
+    /// Per client: subscriptions held; 0 = unlimited.
+    pub max_subscriptions: usize,
 }
 
 impl Default for BrokerSettings {
@@ -43,6 +47,8 @@ impl Default for BrokerSettings {
             max_inflight_messages: 20,
             sys_interval: Duration::from_secs(10),
             retain_available: true,
+            max_queued_bytes: 0,
+            max_subscriptions: 0,
         }
     }
 }
@@ -96,6 +102,7 @@ impl Broker {
         let limits = SessionLimits {
             max_queued: settings.max_queued_messages,
             max_inflight: settings.max_inflight_messages,
+            max_queued_bytes: settings.max_queued_bytes,
         };
         let sys = SysTopics::new(now, settings.sys_interval);
         Broker {
@@ -198,6 +205,12 @@ impl Broker {
     /// Runs session expiry, delayed wills and `$SYS`. Call about once a second.
     pub fn tick(&mut self, now: Instant) {
         self.run_timers(now);
+        // Sessions count queued-bytes drops in the core's stats; the shared
+        // counters see them once a tick.
+        let dropped = self.stats.delivery.dropped_queued_bytes;
+        let reported = crate::limits::Limit::MaxQueuedBytes;
+        let new = dropped.saturating_sub(self.metrics.limits.get(reported));
+        self.metrics.limits.add(reported, new);
         if let Some(messages) = self.sys.due(now, &self.snapshot()) {
             for m in messages {
                 self.route(None, m, now);
@@ -243,6 +256,7 @@ impl Broker {
             messages_dropped: self.stats.delivery.dropped,
             bytes_received: Metrics::get(&self.metrics.bytes_received),
             bytes_sent: Metrics::get(&self.metrics.bytes_sent),
+            limits: self.metrics.limits.snapshot(),
         }
     }
 
@@ -508,6 +522,10 @@ impl Broker {
                 results.push(SubscribeResult::Failed);
                 continue;
             }
+            if self.over_subscription_limit(key, &req.filter) {
+                results.push(SubscribeResult::QuotaExceeded);
+                continue;
+            }
             let sub = Subscriber {
                 session: key,
                 options: req.options,
@@ -559,6 +577,23 @@ impl Broker {
                 &mut self.out,
             );
         }
+    }
+
+    /// Whether a new `filter` would pass `max_subscriptions` (a filter the
+    /// session already has only replaces its options).
+    fn over_subscription_limit(&self, key: SessionKey, filter: &Arc<str>) -> bool {
+        let max = self.settings.max_subscriptions;
+        let Some(s) = self.sessions.get(&key) else {
+            return false;
+        };
+        let over = max > 0 && s.subscriptions.len() >= max && !s.subscriptions.contains_key(filter);
+        if over {
+            self.metrics
+                .limits
+                .hit(crate::limits::Limit::MaxSubscriptions);
+            tracing::info!(client_id = %s.client_id, %filter, max_subscriptions = max, "Subscription refused: max_subscriptions reached.");
+        }
+        over
     }
 
     fn unsubscribe(&mut self, conn: ConnId, packet_id: u16, filters: &[Arc<str>]) {

@@ -21,6 +21,8 @@ pub struct SessionLimits {
     pub max_queued: usize,
     /// Unacknowledged QoS 1/2 deliveries at once (capped by the client's Receive Maximum).
     pub max_inflight: u16,
+    /// Topic and payload bytes waiting behind the window; 0 = unlimited.
+    pub max_queued_bytes: usize,
 }
 
 /// Delivery counters the core reports in `$SYS`.
@@ -30,6 +32,8 @@ pub struct DeliveryStats {
     pub sent: u64,
     /// Messages dropped because a queue was full.
     pub dropped: u64,
+    /// Of those, dropped because of `max_queued_bytes`.
+    pub dropped_queued_bytes: u64,
 }
 
 /// The live connection attached to a session.
@@ -126,6 +130,8 @@ pub struct Session {
     /// The store holds this session (its record and queue).
     pub persisted: bool,
     dirty: Vec<u64>,
+    /// In a `max_queued_bytes` episode (logged once until the queue drains).
+    bytes_full: bool,
 }
 
 /// One QoS 1/2 delivery owed to a session, as the store sees it.
@@ -172,6 +178,7 @@ impl Session {
             track: false,
             persisted: false,
             dirty: Vec::new(),
+            bytes_full: false,
         }
     }
 
@@ -327,7 +334,9 @@ impl Session {
             let seq = self.next_seq;
             self.send_new(seq, message, subscription_ids, shared, out);
             stats.sent += 1;
-        } else if self.queue.len() < limits.max_queued {
+        } else if self.queue.len() < limits.max_queued && !self.over_queued_bytes(&message, limits)
+        {
+            self.bytes_full = false;
             self.next_seq += 1;
             let seq = self.next_seq;
             self.queue.push_back(Queued {
@@ -338,8 +347,33 @@ impl Session {
             });
             self.touch(seq);
         } else {
+            if self.bytes_full {
+                stats.dropped_queued_bytes += 1;
+            }
             stats.dropped += 1;
         }
+    }
+
+    /// Whether queueing `message` would pass `max_queued_bytes`; counted and
+    /// logged once per episode. Summed on demand so that sessions without
+    /// the limit carry no extra state.
+    fn over_queued_bytes(&mut self, message: &Message, limits: &SessionLimits) -> bool {
+        if limits.max_queued_bytes == 0 {
+            return false;
+        }
+        let size = |m: &Message| m.topic.len() + m.payload.len();
+        let queued: usize = self.queue.iter().map(|q| size(&q.message)).sum();
+        let over = queued.saturating_add(size(message)) > limits.max_queued_bytes;
+        if over && !self.bytes_full {
+            self.bytes_full = true;
+            tracing::info!(
+                client_id = %self.client_id,
+                queued_bytes = queued,
+                max_queued_bytes = limits.max_queued_bytes,
+                "Outgoing messages dropped: max_queued_bytes reached."
+            );
+        }
+        over
     }
 
     fn allocate_packet_id(&mut self) -> u16 {

@@ -5,8 +5,27 @@ use bytes::Bytes;
 
 const LIMITS: SessionLimits = SessionLimits {
     max_queued: 3,
+    max_queued_bytes: 0,
     max_inflight: 2,
 };
+
+#[test]
+fn queued_bytes_beyond_max_queued_bytes_are_dropped_and_counted() {
+    // Offline: everything queues. Each message is 1 topic + 1 payload byte.
+    let mut s = Session::new("c".into(), ClientKind::Mqtt3);
+    let limits = SessionLimits {
+        max_queued: 100,
+        max_queued_bytes: 5,
+        max_inflight: 2,
+    };
+    let mut st = DeliveryStats::default();
+    let now = Instant::now();
+    for n in 0..4 {
+        s.offer(msg(QoS::AtLeastOnce, n), vec![], now, &limits, &mut st, &mut Out::direct());
+    }
+    assert_eq!(s.queued_len(), 2);
+    assert_eq!((st.dropped, st.dropped_queued_bytes), (2, 2));
+}
 
 fn online() -> (Session, crate::broker::api::OutboxReceiver) {
     let (outbox, rx) = Outbox::channel();

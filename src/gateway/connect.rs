@@ -198,6 +198,20 @@ impl Gateway {
                     }
                     return;
                 };
+                if !self.access.may_publish(&s.client_id, topic) {
+                    // As for MQTT clients: a will the sensor could not publish
+                    // itself refuses the connection (0x03, no retry invited).
+                    self.stats.denied += 1;
+                    tracing::info!(client_id = %s.client_id, topic, "CONNECT refused: will topic denied by the ACL");
+                    self.send(
+                        &s.addr.clone(),
+                        &Message::ConnAck {
+                            code: ReturnCode::NotSupported,
+                        },
+                    );
+                    self.abandon_handshake(now, s);
+                    return;
+                }
                 // G-16: will QoS and retain come from the WILLTOPIC flags.
                 h.will = Some(WillData {
                     topic: Arc::from(topic),
@@ -281,7 +295,7 @@ impl Gateway {
             will: will.map(|w| w.to_will()),
             receive_maximum: u16::try_from(self.settings.max_buffered_messages.max(1))
                 .unwrap_or(u16::MAX),
-            username: None,
+            username: self.access.username(&s.client_id).cloned(),
             kind: ClientKind::MqttSn,
             outbox: outbox.clone(),
         }));

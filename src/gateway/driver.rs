@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::access::{Admission, DatagramGate, GatewayAccess};
 use super::{Gateway, GatewaySettings, PeerAddr, Transmit};
 use crate::broker::{BrokerClosed, BrokerHandle};
 use crate::transport::serial::framing::{Destination, OutFrame};
@@ -85,20 +86,31 @@ pub async fn run_gateway_on(
     broker: BrokerHandle,
     shutdown: CancellationToken,
 ) -> Result<(), GatewayError> {
-    run_gateway_with(settings, sockets, Vec::new(), broker, shutdown).await
+    run_gateway_with(
+        settings,
+        sockets,
+        Vec::new(),
+        broker,
+        shutdown,
+        GatewayAccess::default(),
+    )
+    .await
 }
 
 /// Runs the gateway on UDP sockets and serial links until `shutdown` is
-/// cancelled: one gateway core, one set of sessions and topic tables for all.
+/// cancelled: one gateway core, one set of sessions and topic tables for all,
+/// admitting sensors and checking them by `access`.
 pub async fn run_gateway_with(
     settings: GatewaySettings,
     sockets: Vec<UdpListener>,
     serial: Vec<SerialTransport>,
     broker: BrokerHandle,
     shutdown: CancellationToken,
+    access: GatewayAccess,
 ) -> Result<(), GatewayError> {
     let max_routes = settings.max_sensors.saturating_mul(4).max(1024);
     let mut gw = Gateway::new(settings);
+    gw.set_access(access.sensors.clone());
     let Some(mut outbox) = gw.take_outbox_receiver() else {
         unreachable!("a new gateway has its outbox receiver");
     };
@@ -109,7 +121,13 @@ pub async fn run_gateway_with(
     let (dgram_tx, mut dgram_rx) = mpsc::channel(RECEIVE_QUEUE);
     let mut readers = JoinSet::new();
     for (i, s) in sockets.iter().enumerate() {
-        readers.spawn(read_loop(i, s.clone(), dgram_tx.clone()));
+        let gate = DatagramGate::new(
+            s.local_addr(),
+            access.listeners.get(i).cloned().unwrap_or_default(),
+            access.max_datagram_rate,
+            access.metrics.clone(),
+        );
+        readers.spawn(read_loop(i, s.clone(), gate, dgram_tx.clone()));
     }
     let mut links = Vec::with_capacity(serial.len());
     for (i, t) in serial.into_iter().enumerate() {
@@ -192,12 +210,30 @@ async fn flush(
     }
 }
 
-async fn read_loop(index: usize, socket: Arc<UdpListener>, tx: mpsc::Sender<Input>) {
+/// Reads one socket, admitting datagrams through its gate before they are
+/// copied or queued, so a flood costs no memory and cannot crowd out others.
+async fn read_loop(
+    index: usize,
+    socket: Arc<UdpListener>,
+    mut gate: DatagramGate,
+    tx: mpsc::Sender<Input>,
+) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         match socket.recv_from(&mut buf).await {
             Ok((n, from)) => {
-                let data = Bytes::copy_from_slice(buf.get(..n).unwrap_or_default());
+                let datagram = buf.get(..n).unwrap_or_default();
+                match gate.admit(Instant::now(), from, datagram) {
+                    Admission::Pass => {}
+                    Admission::Drop => continue,
+                    Admission::Reply(answer) => {
+                        if let Err(e) = socket.send_to(&answer, from).await {
+                            tracing::debug!(peer = %from, error = %e, "UDP send failed");
+                        }
+                        continue;
+                    }
+                }
+                let data = Bytes::copy_from_slice(datagram);
                 if tx.send(Input::Udp(index, from, data)).await.is_err() {
                     return;
                 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 
+use super::access::SensorAccess;
 use super::address::{PeerAddr, SensorAddr};
 use super::discovery::{Advertiser, gwinfo};
 use super::session::{Session, State};
@@ -41,6 +42,8 @@ pub struct GatewayStats {
     pub abandoned: u64,
     /// CONNECTs refused with congestion.
     pub refused_connects: u64,
+    /// Publishes, subscriptions, wills and deliveries the ACL refused.
+    pub denied: u64,
 }
 
 /// Unsolicited DISCONNECTs to unknown senders allowed per second (digest §5.20).
@@ -70,6 +73,7 @@ pub struct Gateway {
     pub(super) stats: GatewayStats,
     /// Topic ids kept across a restart, until their sensor comes back.
     restored_topics: HashMap<Arc<str>, Vec<(u16, String)>>,
+    pub(super) access: Arc<SensorAccess>,
 }
 
 impl Gateway {
@@ -95,7 +99,13 @@ impl Gateway {
             unknown_replies: (None, 0),
             stats: GatewayStats::default(),
             restored_topics,
+            access: Arc::new(SensorAccess::default()),
         }
+    }
+
+    /// Holds sensors to these ACL rules from now on (default: everything allowed).
+    pub fn set_access(&mut self, access: Arc<SensorAccess>) {
+        self.access = access;
     }
 
     /// The receiving end of the shared outbox every sensor connection's
