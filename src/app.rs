@@ -14,15 +14,16 @@ use tracing::{info, warn};
 
 use crate::auth::{AuthError, Authorizer};
 use crate::broker::{self, BrokerHandle, BrokerSettings, Metrics};
-use crate::config::{Config, GatewayMode, ListenerConfig, ListenerProtocol};
+use crate::config::{Config, ListenerConfig, ListenerProtocol};
 use crate::gateway::{
-    GatewaySettings, PredefinedTopic, SerialTransport, bind_udp, run_gateway_with,
+    GatewaySettings, PredefinedTopic, SerialTransport, bind_udp, run_gateway_full,
 };
 use crate::mqtt::connection::{ConnectionContext, run_connection};
 use crate::mqtt::session::SessionSettings;
 use crate::transport::tls::{self, TlsError, TlsSettings};
 use crate::transport::udp::UdpListenerSettings;
 use crate::transport::{tcp, websocket};
+use crate::upstream::UpstreamStats;
 
 /// Why sngate could not start.
 #[derive(Debug, Error)]
@@ -54,6 +55,9 @@ pub enum StartError {
     /// The password or ACL file is unusable.
     #[error("[auth]: {0}")]
     Auth(#[from] AuthError),
+    /// `[gateway.upstream]` cannot be set up (TLS files, credentials file).
+    #[error(transparent)]
+    Upstream(#[from] crate::upstream::UpstreamError),
 }
 
 /// What a reload (SIGHUP) could not apply; everything else was applied and
@@ -78,6 +82,8 @@ pub struct Sngate {
     pub metrics: Arc<Metrics>,
     /// Password and ACL rules in force.
     pub authorizer: Arc<Authorizer>,
+    /// Counters of the upstream connections (`transparent`/`aggregating` modes).
+    pub upstream: Option<Arc<UpstreamStats>>,
     tls: Vec<(SocketAddr, Arc<TlsSettings>)>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -198,12 +204,6 @@ pub fn gateway_settings(config: &Config) -> GatewaySettings {
 }
 
 fn check_supported(config: &Config) -> Result<(), StartError> {
-    if config.gateway.enabled && config.gateway.mode != GatewayMode::Broker {
-        return Err(StartError::Unsupported(
-            "gateway.mode other than \"broker\" is not available in this build yet".into(),
-        ));
-    }
-
     if config.persistence.enabled {
         return Err(StartError::Unsupported(
             "persistence.enabled = true is not available in this build yet; set it to false".into(),
@@ -272,6 +272,7 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
         ));
     }
     let mut gateway_udp = Vec::new();
+    let mut upstream_stats = None;
     let serial_configured = config.gateway.enabled && !config.gateway.serial.is_empty();
     if config.gateway.enabled && (!config.gateway.udp.is_empty() || serial_configured) {
         let udp: Vec<UdpListenerSettings> = config
@@ -313,10 +314,25 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
                 }
             })
             .collect();
-        let broker = broker.clone();
+        // Upstream modes: the gateway talks to the upstream task, which
+        // speaks the core's language; the core still serves MQTT listeners.
+        let (gw_broker, available) = if config.gateway.mode.uses_upstream() {
+            let up = crate::upstream::spawn(&config.gateway, shutdown.clone())?;
+            info!(
+                "MQTT-SN gateway in {:?} mode, upstream {}.",
+                config.gateway.mode,
+                config.gateway.upstream.addresses.join(", ")
+            );
+            upstream_stats = Some(up.stats.clone());
+            (up.broker, Some(up.available))
+        } else {
+            (broker.clone(), None)
+        };
         let stop = shutdown.clone();
         tasks.spawn(async move {
-            if let Err(e) = run_gateway_with(settings, sockets, serial, broker, stop).await {
+            if let Err(e) =
+                run_gateway_full(settings, sockets, serial, gw_broker, available, stop).await
+            {
                 tracing::error!("MQTT-SN gateway stopped: {e}");
             }
         });
@@ -328,6 +344,7 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
         broker,
         metrics,
         authorizer,
+        upstream: upstream_stats,
         tls,
         shutdown,
         tasks,

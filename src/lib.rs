@@ -17,3 +17,4 @@ pub mod mqttsn;
 pub mod qos;
 pub mod store;
 pub mod transport;
+pub mod upstream;

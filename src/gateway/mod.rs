@@ -20,7 +20,8 @@ pub mod topic_registry;
 
 pub use address::{PeerAddr, SensorAddr};
 pub use driver::{
-    GatewayError, SerialTransport, bind_udp, run_gateway, run_gateway_on, run_gateway_with,
+    GatewayError, SerialTransport, bind_udp, run_gateway, run_gateway_full, run_gateway_on,
+    run_gateway_with,
 };
 pub use gateway::{Gateway, GatewayStats, Transmit};
 pub use settings::{GatewaySettings, PredefinedTopic};
