@@ -989,16 +989,18 @@ impl Router {
             _ => {}
         }
         if self.mode == Mode::Aggregating {
-            self.fan_out(message);
+            self.fan_out(id, message);
         }
     }
 
     /// Delivers a message from the pool to every sensor whose subscription
     /// matches, at the lower of the message's and the granted QoS.
-    fn fan_out(&mut self, message: Message) {
+    fn fan_out(&mut self, link: LinkId, message: Message) {
         let mut targets: BTreeMap<ConnId, QoS> = BTreeMap::new();
+        // Each filter is subscribed on one pool link only: a message that
+        // matches filters on two links arrives twice, once for each.
         for (filter, e) in &self.filters {
-            if crate::mqtt::topic::matches(filter, &message.topic) {
+            if e.link == link && crate::mqtt::topic::matches(filter, &message.topic) {
                 for (conn, q) in &e.conns {
                     let t = targets.entry(*conn).or_insert(*q);
                     *t = (*t).max(*q);
