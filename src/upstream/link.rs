@@ -44,7 +44,7 @@ pub struct LinkSpec {
 pub enum LinkCmd {
     /// Write a packet; dropped while the link is down (the router resends
     /// what matters when it hears [`LinkEvent::Up`]).
-    Send(Packet),
+    Send(Box<Packet>),
     /// End the link: with a DISCONNECT, or by dropping the connection so the
     /// upstream broker publishes the will [MQTT-3.1.2-8].
     Close(Option<Disconnect>),
@@ -63,7 +63,7 @@ pub enum LinkEvent {
         receive_maximum: Option<u16>,
     },
     /// A packet from the upstream broker.
-    Packet(LinkId, Packet),
+    Packet(LinkId, Box<Packet>),
     /// The connection was lost; the link is reconnecting.
     Down(LinkId, String),
     /// The first attempt failed with `fail_fast`: the link has ended.
@@ -79,7 +79,7 @@ pub struct LinkHandle {
 impl LinkHandle {
     /// Queues a packet for the upstream.
     pub fn send(&self, packet: Packet) {
-        let _ = self.tx.send(LinkCmd::Send(packet));
+        let _ = self.tx.send(LinkCmd::Send(Box::new(packet)));
     }
 
     /// Ends the link.
@@ -250,7 +250,7 @@ async fn serve(
             p = reader.recv() => match p {
                 Some(Ok(Packet::PingResp)) => awaiting_pong = None,
                 Some(Ok(p)) => {
-                    if events.send(LinkEvent::Packet(spec.id, p)).await.is_err() {
+                    if events.send(LinkEvent::Packet(spec.id, Box::new(p))).await.is_err() {
                         return Ended::Closed;
                     }
                 }

@@ -813,7 +813,7 @@ impl Router {
                         .send(conn, Outbound::Disconnect(ServerDisconnect::ShuttingDown));
                 }
             }
-            LinkEvent::Packet(id, p) => self.on_packet(now, id, p),
+            LinkEvent::Packet(id, p) => self.on_packet(now, id, *p),
         }
     }
 
