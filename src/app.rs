@@ -14,10 +14,10 @@ use tracing::{info, warn};
 
 use crate::auth::{AuthError, Authorizer};
 use crate::broker::{self, BrokerHandle, BrokerSettings, Metrics, Persistence, SyncPolicy};
-use crate::config::{Config, GatewayMode, ListenerConfig, ListenerProtocol, SyncMode};
+use crate::config::{Config, ListenerConfig, ListenerProtocol, SyncMode};
 use crate::gateway::{
     GatewayAccess, GatewaySettings, ListenerPolicy, PredefinedTopic, SensorAccess, SerialTransport,
-    bind_udp, run_gateway_with,
+    bind_udp, run_gateway_full,
 };
 use crate::mqtt::connection::{ConnectionContext, run_connection};
 use crate::mqtt::session::SessionSettings;
@@ -25,6 +25,7 @@ use crate::store::{RedbStore, Store};
 use crate::transport::tls::{self, TlsError, TlsSettings};
 use crate::transport::udp::UdpListenerSettings;
 use crate::transport::{tcp, websocket};
+use crate::upstream::UpstreamStats;
 
 /// Why sngate could not start.
 #[derive(Debug, Error)]
@@ -60,6 +61,9 @@ pub enum StartError {
     /// The password or ACL file is unusable.
     #[error("[auth]: {0}")]
     Auth(#[from] AuthError),
+    /// `[gateway.upstream]` cannot be set up (TLS files, credentials file).
+    #[error(transparent)]
+    Upstream(#[from] crate::upstream::UpstreamError),
 }
 
 /// What a reload (SIGHUP) could not apply; everything else was applied and
@@ -84,6 +88,8 @@ pub struct Sngate {
     pub metrics: Arc<Metrics>,
     /// Password and ACL rules in force.
     pub authorizer: Arc<Authorizer>,
+    /// Counters of the upstream connections (`transparent`/`aggregating` modes).
+    pub upstream: Option<Arc<UpstreamStats>>,
     tls: Vec<(SocketAddr, Arc<TlsSettings>)>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -266,19 +272,9 @@ pub fn gateway_access(
     }
 }
 
-fn check_supported(config: &Config) -> Result<(), StartError> {
-    if config.gateway.enabled && config.gateway.mode != GatewayMode::Broker {
-        return Err(StartError::Unsupported(
-            "gateway.mode other than \"broker\" is not available in this build yet".into(),
-        ));
-    }
-    Ok(())
-}
-
 /// Starts everything the config describes. Listeners are bound before this
 /// returns, so their addresses (port 0 resolved) are known to the caller.
 pub async fn start(config: &Config) -> Result<Sngate, StartError> {
-    check_supported(config)?;
     crate::bridge::check(&config.bridge)?;
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
@@ -340,6 +336,7 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
         ));
     }
     let mut gateway_udp = Vec::new();
+    let mut upstream_stats = None;
     let serial_configured = config.gateway.enabled && !config.gateway.serial.is_empty();
     if config.gateway.enabled && (!config.gateway.udp.is_empty() || serial_configured) {
         let udp: Vec<UdpListenerSettings> = config
@@ -382,11 +379,26 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
                 }
             })
             .collect();
+        // Upstream modes: the gateway talks to the upstream task, which
+        // speaks the core's language; the core still serves MQTT listeners.
+        let (gw_broker, available) = if config.gateway.mode.uses_upstream() {
+            let up = crate::upstream::spawn(&config.gateway, shutdown.clone())?;
+            info!(
+                "MQTT-SN gateway in {:?} mode, upstream {}.",
+                config.gateway.mode,
+                config.gateway.upstream.addresses.join(", ")
+            );
+            upstream_stats = Some(up.stats.clone());
+            (up.broker, Some(up.available))
+        } else {
+            (broker.clone(), None)
+        };
         let access = gateway_access(config, authorizer.clone(), metrics.clone());
-        let broker = broker.clone();
         let stop = shutdown.clone();
         tasks.spawn(async move {
-            if let Err(e) = run_gateway_with(settings, sockets, serial, broker, stop, access).await {
+            if let Err(e) =
+                run_gateway_full(settings, sockets, serial, gw_broker, available, stop, access).await
+            {
                 tracing::error!("MQTT-SN gateway stopped: {e}");
             }
         });
@@ -398,6 +410,7 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
         broker,
         metrics,
         authorizer,
+        upstream: upstream_stats,
         tls,
         shutdown,
         tasks,

@@ -18,3 +18,4 @@ pub mod mqttsn;
 pub mod qos;
 pub mod store;
 pub mod transport;
+pub mod upstream;

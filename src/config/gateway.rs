@@ -2,9 +2,11 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::bridge::BridgeTlsConfig;
 use super::de::{opt_socket_addr, ranged, socket_addr};
 use super::serial::SerialConfig;
 use crate::limits::Cidr;
@@ -171,16 +173,41 @@ fn default_udp() -> Vec<UdpConfig> {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct UpstreamConfig {
-    /// `"host:port"` addresses, tried in order.
+    /// `"host:port"` addresses, tried in order (failover list, as for bridges).
     pub addresses: Vec<String>,
     /// MQTT version spoken upstream.
     pub protocol_version: ProtocolVersion,
-    /// Prefix of the upstream client ids the gateway makes up.
+    /// Prefix of the upstream client ids the gateway makes up; unique per gateway.
     pub client_id_prefix: String,
-    /// Upstream username.
+    /// Upstream username shared by all sensors (and the pool connections).
     pub username: Option<String>,
-    /// Upstream password.
+    /// Upstream password shared by all sensors.
     pub password: Option<String>,
+    /// TOML file mapping a sensor's client id to its own upstream username and
+    /// password (or client certificate and key); sensors not in it are refused.
+    pub credentials_file: Option<PathBuf>,
+    /// TLS to the upstream broker; absent = plain TCP.
+    pub tls: Option<BridgeTlsConfig>,
+    /// Upstream connections shared by all sensors in `aggregating` mode.
+    #[serde(deserialize_with = "ranged::<_, _, 1, 64>")]
+    pub pool_size: usize,
+    /// Most QoS 1/2 sensor messages held for the upstream (outage or in flight);
+    /// past it sensors get PUBACK "rejected: congestion".
+    #[serde(deserialize_with = "ranged::<_, _, 1, 100_000_000>")]
+    pub max_queued: usize,
+    /// Keep-alive of every upstream connection, seconds; sngate sends the
+    /// PINGREQs, also while a sensor sleeps.
+    #[serde(deserialize_with = "ranged::<_, _, 5, 65535>")]
+    pub keepalive: u16,
+    /// Seconds allowed for TCP, TLS and CONNACK when connecting.
+    #[serde(deserialize_with = "ranged::<_, _, 1, 3600>")]
+    pub connect_timeout: u64,
+    /// First reconnect delay, seconds; doubles up to `reconnect_max`.
+    #[serde(deserialize_with = "ranged::<_, _, 1, 86400>")]
+    pub reconnect_min: u64,
+    /// Longest reconnect delay, seconds.
+    #[serde(deserialize_with = "ranged::<_, _, 1, 86400>")]
+    pub reconnect_max: u64,
 }
 
 impl Default for UpstreamConfig {
@@ -191,6 +218,14 @@ impl Default for UpstreamConfig {
             client_id_prefix: "sngate-".to_owned(),
             username: None,
             password: None,
+            credentials_file: None,
+            tls: None,
+            pool_size: 2,
+            max_queued: 10_000,
+            keepalive: 60,
+            connect_timeout: 10,
+            reconnect_min: 1,
+            reconnect_max: 30,
         }
     }
 }

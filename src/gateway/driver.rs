@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -108,6 +108,22 @@ pub async fn run_gateway_with(
     shutdown: CancellationToken,
     access: GatewayAccess,
 ) -> Result<(), GatewayError> {
+    run_gateway_full(settings, sockets, serial, broker, None, shutdown, access).await
+}
+
+/// Like [`run_gateway_with`]; `available` tells whether the broker behind the
+/// handle (an upstream broker) can take new sensors: while it reads false, new
+/// sensors get CONNACK "rejected: congestion" (MQTT-SN 1.2 §5.4.5, G-21).
+pub async fn run_gateway_full(
+    settings: GatewaySettings,
+    sockets: Vec<UdpListener>,
+    serial: Vec<SerialTransport>,
+    broker: BrokerHandle,
+    available: Option<watch::Receiver<bool>>,
+    shutdown: CancellationToken,
+    access: GatewayAccess,
+) -> Result<(), GatewayError> {
+    let mut available = available;
     let max_routes = settings.max_sensors.saturating_mul(4).max(1024);
     let mut gw = Gateway::new(settings);
     gw.set_access(access.sensors.clone());
@@ -143,6 +159,10 @@ pub async fn run_gateway_with(
         max_routes,
     };
     gw.start(Instant::now());
+    if let Some(a) = &mut available {
+        let now_available = *a.borrow_and_update();
+        gw.set_broker_available(Instant::now(), now_available);
+    }
     let result = loop {
         if let Err(e) = flush(&mut gw, &broker, &mut out).await {
             break Err(e);
@@ -174,6 +194,7 @@ pub async fn run_gateway_with(
                 None => break Ok(()),
             },
             () = timer => gw.handle_timeout(Instant::now()),
+            up = availability(&mut available) => gw.set_broker_available(Instant::now(), up),
         }
     };
     // Say goodbye where the core already did (ShuttingDown) without waiting on it.
@@ -185,6 +206,21 @@ pub async fn run_gateway_with(
     }
     readers.abort_all();
     result
+}
+
+/// The next availability change; never resolves without a watch or after
+/// its sender is gone.
+async fn availability(available: &mut Option<watch::Receiver<bool>>) -> bool {
+    match available {
+        Some(a) => {
+            if a.changed().await.is_err() {
+                *available = None;
+                return std::future::pending().await;
+            }
+            *a.borrow_and_update()
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// Sends every command and datagram the gateway has produced.
