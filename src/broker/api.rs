@@ -376,4 +376,9 @@ pub enum Command {
         /// The message.
         message: Message,
     },
+    /// Answer with a read-only snapshot (HTTP status, metrics).
+    Status {
+        /// Where the snapshot goes.
+        reply: tokio::sync::oneshot::Sender<super::status::StatusSnapshot>,
+    },
 }

@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod retained;
 pub mod runner;
 pub mod session;
+pub mod status;
 pub mod subscriptions;
 pub mod sys;
 
@@ -19,6 +20,7 @@ pub use handle::{BrokerClosed, BrokerHandle};
 pub use message::{Message, MessageProperties};
 pub use metrics::Metrics;
 pub use runner::spawn;
+pub use status::{ClientStatus, StatusSnapshot};
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

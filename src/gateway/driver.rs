@@ -4,16 +4,20 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::status::GatewayStatus;
 use super::{Gateway, GatewaySettings, PeerAddr, Transmit};
 use crate::broker::{BrokerClosed, BrokerHandle};
 use crate::transport::udp::{MAX_DATAGRAM, UdpListener, UdpListenerSettings};
+
+/// How often the status hook is refreshed.
+const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Datagrams read ahead of the gateway before the socket readers wait.
 const RECEIVE_QUEUE: usize = 1024;
@@ -65,6 +69,17 @@ pub async fn run_gateway_on(
     broker: BrokerHandle,
     shutdown: CancellationToken,
 ) -> Result<(), GatewayError> {
+    run_gateway_with_status(settings, sockets, broker, shutdown, None).await
+}
+
+/// [`run_gateway_on`], also publishing a [`GatewayStatus`] on `status` once a second.
+pub async fn run_gateway_with_status(
+    settings: GatewaySettings,
+    sockets: Vec<UdpListener>,
+    broker: BrokerHandle,
+    shutdown: CancellationToken,
+    status: Option<watch::Sender<GatewayStatus>>,
+) -> Result<(), GatewayError> {
     let max_routes = settings.max_sensors.saturating_mul(4).max(1024);
     let mut gw = Gateway::new(settings);
     let Some(mut outbox) = gw.take_outbox_receiver() else {
@@ -86,6 +101,7 @@ pub async fn run_gateway_on(
         max_routes,
     };
     gw.start(Instant::now());
+    let mut status_tick = tokio::time::interval(STATUS_INTERVAL);
     let result = loop {
         if let Err(e) = flush(&mut gw, &broker, &mut out).await {
             break Err(e);
@@ -114,6 +130,11 @@ pub async fn run_gateway_on(
                 None => break Ok(()),
             },
             () = timer => gw.handle_timeout(Instant::now()),
+            _ = status_tick.tick(), if status.is_some() => {
+                if let Some(tx) = &status {
+                    tx.send_replace(gw.status(Instant::now()));
+                }
+            }
         }
     };
     // Say goodbye where the core already did (ShuttingDown) without waiting on it.

@@ -16,12 +16,14 @@ pub mod retransmit;
 pub mod session;
 pub mod settings;
 pub mod sleep_buffer;
+pub mod status;
 pub mod topic_registry;
 
 pub use address::{PeerAddr, SensorAddr};
-pub use driver::{GatewayError, bind_udp, run_gateway, run_gateway_on};
+pub use driver::{GatewayError, bind_udp, run_gateway, run_gateway_on, run_gateway_with_status};
 pub use gateway::{Gateway, GatewayStats, Transmit};
 pub use settings::{GatewaySettings, PredefinedTopic};
+pub use status::{GatewayStatus, SensorState, SensorStatus};
 
 #[cfg(test)]
 mod tests;

@@ -193,6 +193,17 @@ impl TopicRegistry {
         self.next = self.first;
     }
 
+    /// Every registered (id, name), in id order.
+    pub fn entries(&self) -> Vec<(u16, Arc<str>)> {
+        let mut v: Vec<_> = self
+            .by_id
+            .iter()
+            .map(|(id, e)| (*id, e.name.clone()))
+            .collect();
+        v.sort_unstable_by_key(|(id, _)| *id);
+        v
+    }
+
     /// Number of registered names.
     pub fn len(&self) -> usize {
         self.by_id.len()
