@@ -7,14 +7,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use thiserror::Error;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::broker::{self, BrokerHandle, BrokerSettings, Metrics};
+use crate::broker::{Command, Message};
 use crate::config::{Config, GatewayMode, ListenerProtocol};
-use crate::gateway::{GatewaySettings, PredefinedTopic, bind_udp, run_gateway_on};
+use crate::gateway::{
+    GatewaySettings, GatewayStatus, PredefinedTopic, bind_udp, run_gateway_with_status,
+};
+use crate::http::{self, HttpState};
 use crate::mqtt::connection::{ConnectionContext, run_connection};
 use crate::mqtt::session::SessionSettings;
 use crate::transport::tcp;
@@ -45,6 +50,10 @@ pub struct Sngate {
     pub mqtt_listeners: Vec<(ListenerProtocol, SocketAddr)>,
     /// Bound MQTT-SN UDP sockets, in config order.
     pub gateway_udp: Vec<SocketAddr>,
+    /// The bound `[http]` address, when configured.
+    pub http: Option<SocketAddr>,
+    /// The gateway's status, refreshed about once a second (when it runs).
+    pub gateway_status: Option<watch::Receiver<GatewayStatus>>,
     /// A handle to the broker core (for in-process clients).
     pub broker: BrokerHandle,
     /// Traffic counters.
@@ -178,6 +187,7 @@ fn check_supported(config: &Config) -> Result<(), StartError> {
 /// returns, so their addresses (port 0 resolved) are known to the caller.
 pub async fn start(config: &Config) -> Result<Sngate, StartError> {
     check_supported(config)?;
+    let started = std::time::Instant::now();
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
     let (broker, metrics, core) = broker::spawn(broker_settings(config), shutdown.clone());
@@ -212,6 +222,7 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
         ));
     }
     let mut gateway_udp = Vec::new();
+    let mut gateway_status = None;
     if config.gateway.enabled && !config.gateway.udp.is_empty() {
         let udp: Vec<UdpListenerSettings> = config
             .gateway
@@ -233,21 +244,86 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
         })?;
         gateway_udp = sockets.iter().map(|s| s.local_addr()).collect();
         let settings = gateway_settings(config);
-        let broker = broker.clone();
+        let (status_tx, status_rx) = watch::channel(GatewayStatus::default());
+        gateway_status = Some(status_rx.clone());
+        let gw_broker = broker.clone();
         let stop = shutdown.clone();
         tasks.spawn(async move {
-            if let Err(e) = run_gateway_on(settings, sockets, broker, stop).await {
+            let run = run_gateway_with_status(settings, sockets, gw_broker, stop, Some(status_tx));
+            if let Err(e) = run.await {
                 tracing::error!("MQTT-SN gateway stopped: {e}");
             }
         });
+        let interval = Duration::from_secs(config.broker.sys_interval);
+        if !interval.is_zero() {
+            tasks.spawn(publish_gateway_sys(
+                status_rx,
+                broker.clone(),
+                interval,
+                shutdown.clone(),
+            ));
+        }
     }
+    let http = match &config.http {
+        Some(h) => {
+            let listener = http::bind(h.bind).map_err(|source| StartError::Bind {
+                addr: h.bind,
+                what: "http",
+                source,
+            })?;
+            let local = listener.local_addr().unwrap_or(h.bind);
+            info!("Opening http listen socket on {local}.");
+            let state = Arc::new(HttpState::new(
+                broker.clone(),
+                metrics.clone(),
+                gateway_status.clone(),
+                started,
+                shutdown.clone(),
+            ));
+            tasks.spawn(http::serve(listener, state, tasks.clone()));
+            Some(local)
+        }
+        None => None,
+    };
     Ok(Sngate {
         mqtt_listeners,
         gateway_udp,
+        http,
+        gateway_status,
         broker,
         metrics,
         shutdown,
         tasks,
         core,
     })
+}
+
+/// Publishes the gateway's `$SYS/broker/mqttsn/...` topics every `interval`,
+/// beside the core's own `$SYS` topics.
+async fn publish_gateway_sys(
+    status: watch::Receiver<GatewayStatus>,
+    broker: BrokerHandle,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first status arrives within a second of the gateway starting.
+    tick.reset_after(Duration::from_millis(1500).min(interval));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let messages: Vec<Message> = status.borrow().sys_messages();
+        for message in messages {
+            if broker
+                .send(Command::PublishInternal { message })
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
 }

@@ -11,6 +11,7 @@ pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod gateway;
+pub mod http;
 pub mod mqtt;
 pub mod mqttsn;
 pub mod qos;

@@ -5,8 +5,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
 use super::gateway::{Gateway, GatewayStats};
 use super::session::State;
+use crate::broker::Message as BrokerMessage;
+use crate::qos::QoS;
 
 /// A sensor's state as operators see it (MQTT-SN 1.2 §6.14).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -130,5 +134,99 @@ impl Gateway {
             sensors,
             stats: self.stats,
         }
+    }
+}
+
+/// States published under `$SYS/broker/mqttsn/sensors/`.
+const SYS_STATES: [SensorState; 4] = [
+    SensorState::Active,
+    SensorState::Asleep,
+    SensorState::Awake,
+    SensorState::Lost,
+];
+
+impl GatewayStatus {
+    /// The gateway's `$SYS` topics, retained, in the broker's `$SYS` layout.
+    pub fn sys_messages(&self) -> Vec<BrokerMessage> {
+        let mut entries: Vec<(String, String)> = SYS_STATES
+            .iter()
+            .map(|s| {
+                (
+                    format!("sensors/{}", s.as_str()),
+                    self.count(*s).to_string(),
+                )
+            })
+            .collect();
+        entries.push((
+            "messages/received".into(),
+            self.stats.datagrams_in.to_string(),
+        ));
+        entries.push(("messages/sent".into(), self.stats.datagrams_out.to_string()));
+        entries.push(("bytes/received".into(), self.stats.bytes_in.to_string()));
+        entries.push(("bytes/sent".into(), self.stats.bytes_out.to_string()));
+        entries
+            .into_iter()
+            .map(|(name, value)| {
+                BrokerMessage::new(
+                    format!("$SYS/broker/mqttsn/{name}"),
+                    Bytes::from(value),
+                    QoS::AtMostOnce,
+                    true,
+                )
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sensor(id: &str, state: SensorState) -> SensorStatus {
+        SensorStatus {
+            client_id: id.into(),
+            transport: "udp".into(),
+            address: "udp:127.0.0.1:1".into(),
+            state,
+            last_seen: Duration::ZERO,
+            keep_alive: Duration::from_secs(60),
+            sleep: Duration::ZERO,
+            buffered: 0,
+            inflight: 0,
+            topics: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn sys_topics_count_sensors_by_state_and_are_retained() {
+        let status = GatewayStatus {
+            sensors: vec![
+                sensor("a", SensorState::Active),
+                sensor("b", SensorState::Asleep),
+                sensor("c", SensorState::Asleep),
+                sensor("d", SensorState::Lost),
+            ],
+            stats: GatewayStats {
+                datagrams_in: 7,
+                datagrams_out: 5,
+                ..GatewayStats::default()
+            },
+        };
+        let msgs = status.sys_messages();
+        let value = |topic: &str| {
+            msgs.iter()
+                .find(|m| &*m.topic == topic)
+                .map(|m| m.payload.clone())
+        };
+        assert!(msgs.iter().all(|m| m.retain));
+        assert_eq!(value("$SYS/broker/mqttsn/sensors/active"), Some("1".into()));
+        assert_eq!(value("$SYS/broker/mqttsn/sensors/asleep"), Some("2".into()));
+        assert_eq!(value("$SYS/broker/mqttsn/sensors/awake"), Some("0".into()));
+        assert_eq!(value("$SYS/broker/mqttsn/sensors/lost"), Some("1".into()));
+        assert_eq!(
+            value("$SYS/broker/mqttsn/messages/received"),
+            Some("7".into())
+        );
+        assert_eq!(value("$SYS/broker/mqttsn/messages/sent"), Some("5".into()));
     }
 }
