@@ -121,7 +121,10 @@ fn deb_installs_the_binary_config_as_conffile_and_unit() {
         .collect();
     let dest = |d: &str| assets.iter().find(|a| a.1 == d).cloned();
     let bin = dest("usr/bin/").expect("binary asset");
-    assert_eq!((bin.0.as_str(), bin.2.as_str()), ("target/release/sngate", "755"));
+    assert_eq!(
+        (bin.0.as_str(), bin.2.as_str()),
+        ("target/release/sngate", "755")
+    );
     let config = dest("etc/sngate/sngate.toml").expect("config asset");
     assert_eq!(config.0, "config/sngate.toml");
     for (src, _, mode) in &assets {
@@ -186,7 +189,11 @@ fn deb_package_contents() {
         .current_dir(root())
         .output()
         .expect("cargo deb runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let deb = root().join("target/debian/test.deb");
     let list = std::process::Command::new("dpkg-deb")
         .arg("-c")
@@ -220,4 +227,31 @@ fn deb_package_contents() {
         String::from_utf8_lossy(&conffiles.stdout).trim(),
         "/etc/sngate/sngate.toml"
     );
+}
+
+/// systemd's own checker accepts the unit (with ExecStart pointed at the
+/// freshly built binary, since /usr/bin/sngate is not installed here).
+#[test]
+fn systemd_analyze_verifies_the_unit() {
+    let Some(analyze) = ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+    else {
+        panic!("systemd-analyze is not installed (Debian package systemd)");
+    };
+    let text = std::fs::read_to_string(root().join("packaging/sngate.service")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let unit = dir.path().join("sngate.service");
+    std::fs::write(
+        &unit,
+        text.replace("/usr/bin/sngate", env!("CARGO_BIN_EXE_sngate")),
+    )
+    .unwrap();
+    let out = std::process::Command::new(analyze)
+        .arg("verify")
+        .arg(&unit)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.trim().is_empty(), "{stderr}");
 }
