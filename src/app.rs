@@ -52,7 +52,8 @@ pub struct Sngate {
     pub gateway_udp: Vec<SocketAddr>,
     /// The bound `[http]` address, when configured.
     pub http: Option<SocketAddr>,
-    /// The gateway's status, refreshed about once a second (when it runs).
+    /// The gateway's status, refreshed about once a second (when the gateway
+    /// runs and `[http]` or `$SYS` reads it).
     pub gateway_status: Option<watch::Receiver<GatewayStatus>>,
     /// A handle to the broker core (for in-process clients).
     pub broker: BrokerHandle,
@@ -244,18 +245,26 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
         })?;
         gateway_udp = sockets.iter().map(|s| s.local_addr()).collect();
         let settings = gateway_settings(config);
-        let (status_tx, status_rx) = watch::channel(GatewayStatus::default());
-        gateway_status = Some(status_rx.clone());
+        let interval = Duration::from_secs(config.broker.sys_interval);
+        // The per-second status snapshot is built only when someone reads it.
+        let (status_tx, status_rx) = if config.http.is_some() || !interval.is_zero() {
+            let (tx, rx) = watch::channel(GatewayStatus::default());
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        gateway_status = status_rx.clone();
         let gw_broker = broker.clone();
         let stop = shutdown.clone();
         tasks.spawn(async move {
-            let run = run_gateway_with_status(settings, sockets, gw_broker, stop, Some(status_tx));
+            let run = run_gateway_with_status(settings, sockets, gw_broker, stop, status_tx);
             if let Err(e) = run.await {
                 tracing::error!("MQTT-SN gateway stopped: {e}");
             }
         });
-        let interval = Duration::from_secs(config.broker.sys_interval);
-        if !interval.is_zero() {
+        if let Some(status_rx) = status_rx
+            && !interval.is_zero()
+        {
             tasks.spawn(publish_gateway_sys(
                 status_rx,
                 broker.clone(),

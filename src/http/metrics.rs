@@ -226,3 +226,56 @@ pub fn render_metrics(s: &Snapshot) -> String {
     let _ = prometheus_text::encode(&mut out, &r);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::broker::{ClientStatus, StatusSnapshot};
+
+    fn snapshot(gateway: Option<crate::gateway::GatewayStatus>) -> Snapshot {
+        let client = |id: &str, kind, connected| ClientStatus {
+            client_id: id.into(),
+            kind,
+            connected,
+            subscriptions: 1,
+            queued: 2,
+            inflight: 3,
+        };
+        Snapshot {
+            broker: StatusSnapshot {
+                clients: vec![
+                    client("a", ClientKind::Mqtt5, true),
+                    client("b", ClientKind::Mqtt5, false),
+                    client("c", ClientKind::Mqtt3, true),
+                ],
+                ..StatusSnapshot::default()
+            },
+            gateway,
+            uptime: Duration::from_secs(5),
+            rss_bytes: Some(4096),
+            mqtt_bytes_received: 10,
+            mqtt_bytes_sent: 20,
+            mqtt_connections_refused: 0,
+        }
+    }
+
+    #[test]
+    fn connected_mqtt_clients_are_counted_by_protocol() {
+        let text = render_metrics(&snapshot(None));
+        assert!(text.contains("sngate_connections{protocol=\"mqtt5\",transport=\"tcp\"} 1\n"));
+        assert!(text.contains("sngate_connections{protocol=\"mqtt3\",transport=\"tcp\"} 1\n"));
+        assert!(text.contains("sngate_queued_messages 6\n"));
+        assert!(text.contains("sngate_inflight_messages 9\n"));
+        assert!(text.contains("sngate_process_resident_memory_bytes 4096\n"));
+        assert!(text.contains("sngate_received_bytes_total{protocol=\"mqtt\"} 10\n"));
+    }
+
+    #[test]
+    fn mqttsn_series_appear_only_with_a_gateway() {
+        assert!(!render_metrics(&snapshot(None)).contains("sngate_mqttsn_"));
+        let with = render_metrics(&snapshot(Some(Default::default())));
+        assert!(with.contains("sngate_mqttsn_sensors{state=\"lost\"} 0\n"));
+    }
+}
