@@ -22,6 +22,8 @@ use crate::transport::tcp;
 const MAX_CONNECTIONS: usize = 64;
 /// Time a peer has to send its request head.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time a peer has to take one event before its stream is closed.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Period of `/api/events` updates.
 const EVENT_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -140,7 +142,7 @@ async fn handle(mut stream: TcpStream, state: Arc<HttpState>) {
         return;
     }
     let response = route(&req, &state).await;
-    let _ = response.write(&mut stream, head_only).await;
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, response.write(&mut stream, head_only)).await;
 }
 
 async fn route(req: &Request, state: &HttpState) -> Response {
@@ -207,8 +209,11 @@ async fn events(mut stream: TcpStream, state: &HttpState) {
         let data = serde_json::to_string(&api::status(&snap)).unwrap_or_default();
         // serde_json never writes a raw newline, so the event is one data line.
         let event = format!("event: status\ndata: {data}\n\n");
-        if stream.write_all(event.as_bytes()).await.is_err() || stream.flush().await.is_err() {
-            return;
+        // A reader that stops reading is dropped rather than holding a task.
+        let write = tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(event.as_bytes()));
+        tokio::select! {
+            () = state.shutdown.cancelled() => return,
+            r = write => if !matches!(r, Ok(Ok(()))) { return },
         }
     }
 }
