@@ -75,7 +75,10 @@ async fn mqttsn_sensor_shows_as_active_connection_and_its_datagrams_are_counted(
     // The gateway's status is refreshed once a second.
     let samples = eventually(Duration::from_secs(5), || async {
         let x = scrape(http).await;
-        (value(&x, "sngate_mqttsn_sensors", &[("state", "active")]) == Some(1.0)).then_some(x)
+        // Taken after the PUBACK went out: three datagrams each way.
+        let settled = value(&x, "sngate_mqttsn_sensors", &[("state", "active")]) == Some(1.0)
+            && value(&x, "sngate_mqttsn_messages_sent_total", &[]) >= Some(3.0);
+        settled.then_some(x)
     })
     .await
     .expect("the sensor is counted as active");
@@ -88,8 +91,14 @@ async fn mqttsn_sensor_shows_as_active_connection_and_its_datagrams_are_counted(
         Some(1.0)
     );
     // CONNECT, REGISTER, PUBLISH in; CONNACK, REGACK, PUBACK out.
-    assert!(value(&samples, "sngate_mqttsn_messages_received_total", &[]).unwrap() >= 3.0);
-    assert!(value(&samples, "sngate_mqttsn_messages_sent_total", &[]).unwrap() >= 3.0);
+    assert_eq!(
+        value(&samples, "sngate_mqttsn_messages_received_total", &[]),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(&samples, "sngate_mqttsn_messages_sent_total", &[]),
+        Some(3.0)
+    );
     assert!(
         value(
             &samples,
