@@ -69,6 +69,7 @@ if command -v cargo-deb >/dev/null 2>&1; then
 else
   # Without cargo-deb: the same layout by hand, from the same packaging files.
   STAGE=$(mktemp -d)
+  chmod 755 "$STAGE"
   trap 'rm -rf "$STAGE"' EXIT
   install -D -m 755 "$BIN.stripped" "$STAGE/usr/bin/sngate"
   install -D -m 640 config/sngate.toml "$STAGE/etc/sngate/sngate.toml"
@@ -120,7 +121,11 @@ sed -e "s/^bind = \"0.0.0.0:1883\"/bind = \"127.0.0.1:$MQTT_PORT\"/" \
     -e "s/^bind = \"0.0.0.0:1884\"/bind = \"127.0.0.1:$SN_PORT\"/" \
     -e 's/^bind = "\[::\]:1884"/bind = "[::1]:'"$SN_PORT"'"/' \
     config/sngate.toml >"$SMOKE/sngate.toml"
-RUN=("$QEMU" -L "/usr/$GNU" "$BIN.stripped")
+# No `-L /usr/$GNU`: libstd-rust-web-dev:$DEB_ARCH pulls in the multiarch
+# libc6:$DEB_ARCH, which the host's ld.so.cache lists; qemu's -L would load the
+# cross package's ld.so with that other build's libc.so.6, and a mismatched
+# ld.so/libc pair spins forever in the first pthread_create.
+RUN=("$QEMU" "$BIN.stripped")
 "${RUN[@]}" check-config "$SMOKE/sngate.toml"
 "${RUN[@]}" --config "$SMOKE/sngate.toml" >"$SMOKE/sngate.log" 2>&1 &
 GW_PID=$!
