@@ -13,17 +13,20 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::auth::{AuthError, Authorizer};
 use crate::broker::{self, BrokerHandle, BrokerSettings, Metrics};
 use crate::broker::{Command, Message};
-use crate::config::{Config, GatewayMode, ListenerProtocol};
+use crate::config::{Config, GatewayMode, ListenerConfig, ListenerProtocol};
 use crate::gateway::{
-    GatewaySettings, GatewayStatus, PredefinedTopic, bind_udp, run_gateway_with_status,
+    GatewaySettings, GatewayStatus, PredefinedTopic, SerialTransport, bind_udp,
+    run_gateway_with_status,
 };
 use crate::http::{self, HttpState};
 use crate::mqtt::connection::{ConnectionContext, run_connection};
 use crate::mqtt::session::SessionSettings;
-use crate::transport::tcp;
+use crate::transport::tls::{self, TlsError, TlsSettings};
 use crate::transport::udp::UdpListenerSettings;
+use crate::transport::{tcp, websocket};
 
 /// Why sngate could not start.
 #[derive(Debug, Error)]
@@ -38,9 +41,32 @@ pub enum StartError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A `[[bridge]]` cannot be set up (topic rule, template, TLS files).
+    #[error(transparent)]
+    Bridge(#[from] crate::bridge::BridgeError),
     /// The config asks for something this build does not do yet.
     #[error("{0}")]
     Unsupported(String),
+    /// A TLS listener's certificate, key or CA file is unusable.
+    #[error("listener {addr}: {source}")]
+    Tls {
+        /// The listener's configured address.
+        addr: SocketAddr,
+        /// What is wrong.
+        source: TlsError,
+    },
+    /// The password or ACL file is unusable.
+    #[error("[auth]: {0}")]
+    Auth(#[from] AuthError),
+}
+
+/// What a reload (SIGHUP) could not apply; everything else was applied and
+/// the failed parts keep their previous state.
+#[derive(Debug, Error)]
+#[error("reload incomplete: {}", .problems.join("; "))]
+pub struct ReloadError {
+    /// One line per file set that failed.
+    pub problems: Vec<String>,
 }
 
 /// A running sngate.
@@ -59,6 +85,9 @@ pub struct Sngate {
     pub broker: BrokerHandle,
     /// Traffic counters.
     pub metrics: Arc<Metrics>,
+    /// Password and ACL rules in force.
+    pub authorizer: Arc<Authorizer>,
+    tls: Vec<(SocketAddr, Arc<TlsSettings>)>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     core: JoinHandle<()>,
@@ -71,6 +100,39 @@ impl Sngate {
             .iter()
             .find(|(p, _)| *p == ListenerProtocol::Mqtt)
             .map(|(_, a)| *a)
+    }
+
+    /// The first listener's address with this protocol.
+    pub fn listener_addr(&self, protocol: ListenerProtocol) -> Option<SocketAddr> {
+        self.mqtt_listeners
+            .iter()
+            .find(|(p, _)| *p == protocol)
+            .map(|(_, a)| *a)
+    }
+
+    /// Re-reads TLS certificates, the password file and the ACL (SIGHUP).
+    /// Connected clients stay; new connections and later checks use the new
+    /// files. A file that fails to load is reported and its old version kept.
+    pub fn reload(&self) -> Result<(), ReloadError> {
+        let mut problems = Vec::new();
+        for (addr, t) in &self.tls {
+            match t.reload() {
+                Ok(()) => info!("Reloaded TLS certificates of listener {addr}."),
+                Err(e) => problems.push(format!("listener {addr}: {e}")),
+            }
+        }
+        match self.authorizer.reload() {
+            Ok(()) => info!("Reloaded password and ACL files."),
+            Err(e) => problems.push(format!("[auth]: {e}")),
+        }
+        for p in &problems {
+            warn!("Reload failed, keeping the previous version: {p}");
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ReloadError { problems })
+        }
     }
 
     /// The token that stops everything when cancelled.
@@ -150,35 +212,10 @@ fn check_supported(config: &Config) -> Result<(), StartError> {
             "gateway.mode other than \"broker\" is not available in this build yet".into(),
         ));
     }
-    if config.gateway.enabled && !config.gateway.serial.is_empty() {
-        return Err(StartError::Unsupported(
-            "[[gateway.serial]] is not available in this build yet".into(),
-        ));
-    }
-    if let Some(l) = config
-        .listener
-        .iter()
-        .find(|l| l.protocol != ListenerProtocol::Mqtt)
-    {
-        return Err(StartError::Unsupported(format!(
-            "listener protocol \"{}\" on {} is not available in this build yet; use \"mqtt\"",
-            l.protocol.as_str(),
-            l.bind
-        )));
-    }
+
     if config.persistence.enabled {
         return Err(StartError::Unsupported(
             "persistence.enabled = true is not available in this build yet; set it to false".into(),
-        ));
-    }
-    if config.auth.password_file.is_some() || config.auth.acl_file.is_some() {
-        return Err(StartError::Unsupported(
-            "auth.password_file / auth.acl_file are not available in this build yet".into(),
-        ));
-    }
-    if !config.bridge.is_empty() {
-        return Err(StartError::Unsupported(
-            "[[bridge]] is not available in this build yet".into(),
         ));
     }
     Ok(())
@@ -188,21 +225,41 @@ fn check_supported(config: &Config) -> Result<(), StartError> {
 /// returns, so their addresses (port 0 resolved) are known to the caller.
 pub async fn start(config: &Config) -> Result<Sngate, StartError> {
     check_supported(config)?;
+    crate::bridge::check(&config.bridge)?;
     let started = std::time::Instant::now();
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
+    let authorizer = Arc::new(Authorizer::from_config(&config.auth)?);
+    // Certificates are loaded before anything runs, so a bad file stops the start.
+    let mut listener_tls = Vec::new();
+    for l in &config.listener {
+        let settings = match l.protocol.is_tls() {
+            true => Some(Arc::new(TlsSettings::load(l).map_err(|source| {
+                StartError::Tls {
+                    addr: l.bind,
+                    source,
+                }
+            })?)),
+            false => None,
+        };
+        listener_tls.push(settings);
+    }
     let (broker, metrics, core) = broker::spawn(broker_settings(config), shutdown.clone());
     let ctx = ConnectionContext {
         broker: broker.clone(),
         metrics: metrics.clone(),
         settings: session_settings(config),
         shutdown: shutdown.clone(),
+        authorizer: authorizer.clone(),
+        identity: None,
     };
     let mut mqtt_listeners = Vec::new();
-    for l in &config.listener {
+    let mut tls = Vec::new();
+    let open_connections = Arc::new(http::OpenConnections::default());
+    for (l, l_tls) in config.listener.iter().zip(listener_tls) {
         let listener = tcp::bind(l.bind).map_err(|source| StartError::Bind {
             addr: l.bind,
-            what: "mqtt",
+            what: l.protocol.as_str(),
             source,
         })?;
         let local = listener.local_addr().unwrap_or(l.bind);
@@ -213,18 +270,30 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
         } else {
             config.broker.max_connections
         };
-        let ctx = ctx.clone();
+        if let Some(t) = &l_tls {
+            tls.push((local, t.clone()));
+        }
+        let serve = Arc::new(Listener::new(l, l_tls, ctx.clone()));
+        let (open, protocol) = (open_connections.clone(), l.protocol);
         tasks.spawn(tcp::accept_loop(
             listener,
             max,
             shutdown.clone(),
             tasks.clone(),
-            move |stream, peer| run_connection(stream, peer, "tcp", ctx.clone()),
+            move |stream, peer| {
+                let counted = open.enter(protocol);
+                let connection = serve.clone().serve(stream, peer);
+                async move {
+                    let _counted = counted;
+                    connection.await;
+                }
+            },
         ));
     }
     let mut gateway_udp = Vec::new();
     let mut gateway_status = None;
-    if config.gateway.enabled && !config.gateway.udp.is_empty() {
+    let serial_configured = config.gateway.enabled && !config.gateway.serial.is_empty();
+    if config.gateway.enabled && (!config.gateway.udp.is_empty() || serial_configured) {
         let udp: Vec<UdpListenerSettings> = config
             .gateway
             .udp
@@ -254,10 +323,30 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
             (None, None)
         };
         gateway_status = status_rx.clone();
+        // A missing or unplugged radio never stops the start: its link logs
+        // why and keeps reopening the device.
+        let serial = config
+            .gateway
+            .serial
+            .iter()
+            .map(|c| {
+                let (link, events) = crate::transport::serial::port::spawn_link(
+                    c.clone(),
+                    config.gateway.max_message_size,
+                    shutdown.clone(),
+                );
+                SerialTransport {
+                    device: c.device.display().to_string(),
+                    link,
+                    events,
+                }
+            })
+            .collect();
         let gw_broker = broker.clone();
         let stop = shutdown.clone();
         tasks.spawn(async move {
-            let run = run_gateway_with_status(settings, sockets, gw_broker, stop, status_tx);
+            let run =
+                run_gateway_with_status(settings, sockets, serial, gw_broker, stop, status_tx);
             if let Err(e) = run.await {
                 tracing::error!("MQTT-SN gateway stopped: {e}");
             }
@@ -273,6 +362,7 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
             ));
         }
     }
+    crate::bridge::spawn_bridges(&config.bridge, &broker, &shutdown, &tasks).await?;
     let http = match &config.http {
         Some(h) => {
             let listener = http::bind(h.bind).map_err(|source| StartError::Bind {
@@ -285,6 +375,7 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
             let state = Arc::new(HttpState::new(
                 broker.clone(),
                 metrics.clone(),
+                open_connections.clone(),
                 gateway_status.clone(),
                 started,
                 shutdown.clone(),
@@ -301,10 +392,88 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
         gateway_status,
         broker,
         metrics,
+        authorizer,
+        tls,
         shutdown,
         tasks,
         core,
     })
+}
+
+/// How one listener turns an accepted TCP stream into an MQTT connection.
+struct Listener {
+    protocol: ListenerProtocol,
+    tls: Option<Arc<TlsSettings>>,
+    path: String,
+    use_identity_as_username: bool,
+    ctx: ConnectionContext,
+}
+
+impl Listener {
+    fn new(l: &ListenerConfig, tls: Option<Arc<TlsSettings>>, ctx: ConnectionContext) -> Listener {
+        Listener {
+            protocol: l.protocol,
+            tls,
+            path: l.path.clone(),
+            use_identity_as_username: l.use_identity_as_username,
+            ctx,
+        }
+    }
+
+    /// Handshakes (TLS, WebSocket) share the CONNECT deadline: a peer that
+    /// stays silent is dropped as one that never sends CONNECT would be.
+    fn handshake_timeout(&self) -> Duration {
+        self.ctx.settings.connect_timeout
+    }
+
+    /// One WebSocket message may carry a whole packet plus framing.
+    fn max_ws_message(&self) -> usize {
+        usize::try_from(self.ctx.settings.max_packet_size)
+            .unwrap_or(usize::MAX)
+            .saturating_add(16)
+    }
+
+    async fn serve(self: Arc<Self>, stream: tokio::net::TcpStream, peer: SocketAddr) {
+        let timeout = self.handshake_timeout();
+        match (self.protocol, &self.tls) {
+            (ListenerProtocol::Mqtt, _) => {
+                run_connection(stream, peer, "tcp", self.ctx.clone()).await;
+            }
+            (ListenerProtocol::Ws, _) => {
+                match websocket::accept(stream, &self.path, self.max_ws_message(), timeout).await {
+                    Ok(ws) => run_connection(ws, peer, "ws", self.ctx.clone()).await,
+                    Err(e) => warn!("WebSocket handshake with {peer} failed: {e}"),
+                }
+            }
+            (ListenerProtocol::Mqtts | ListenerProtocol::Wss, Some(t)) => {
+                let stream = match t.accept(stream, timeout).await {
+                    Ok(s) => s,
+                    Err(e) => return warn!("TLS handshake with {peer} failed: {e}"),
+                };
+                let mut ctx = self.ctx.clone();
+                if self.use_identity_as_username {
+                    match tls::client_common_name(&stream) {
+                        Some(cn) => ctx.identity = Some(Arc::from(cn.as_str())),
+                        None => {
+                            return warn!(
+                                "Connection from {peer} refused: no client certificate CN to use as user name."
+                            );
+                        }
+                    }
+                }
+                if self.protocol == ListenerProtocol::Wss {
+                    let max = self.max_ws_message();
+                    match websocket::accept(stream, &self.path, max, timeout).await {
+                        Ok(ws) => run_connection(ws, peer, "wss", ctx).await,
+                        Err(e) => warn!("WebSocket handshake with {peer} failed: {e}"),
+                    }
+                } else {
+                    run_connection(stream, peer, "tls", ctx).await;
+                }
+            }
+            (_, None) => warn!("TLS listener without certificates; connection from {peer} dropped"),
+        }
+    }
 }
 
 /// Publishes the gateway's `$SYS/broker/mqttsn/...` topics every `interval`,

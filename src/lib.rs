@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod bridge;
 pub mod broker;
 pub mod cli;
 pub mod config;

@@ -74,7 +74,7 @@ async fn api_shows_a_sensor_with_its_topic_table_then_its_change_to_asleep() {
     assert_eq!(active["transport"], "udp");
     assert_eq!(
         active["address"],
-        format!("udp:{}", sensor.local_addr()).as_str()
+        format!("udp {}", sensor.local_addr()).as_str()
     );
     assert_eq!(active["keep_alive_seconds"], 30);
     assert_eq!(active["buffered"], 0);

@@ -14,6 +14,8 @@ use tokio_util::sync::CancellationToken;
 use super::status::GatewayStatus;
 use super::{Gateway, GatewaySettings, PeerAddr, Transmit};
 use crate::broker::{BrokerClosed, BrokerHandle};
+use crate::transport::serial::framing::{Destination, OutFrame};
+use crate::transport::serial::port::{LinkEvent, SerialLink};
 use crate::transport::udp::{MAX_DATAGRAM, UdpListener, UdpListenerSettings};
 
 /// How often the status hook is refreshed.
@@ -62,6 +64,24 @@ pub async fn run_gateway(
     run_gateway_on(settings, sockets, broker, shutdown).await
 }
 
+/// A serial radio link the gateway serves, as started by
+/// [`crate::transport::serial::port::spawn_link`].
+#[derive(Debug)]
+pub struct SerialTransport {
+    /// The device path, for log lines.
+    pub device: String,
+    /// Where frames to the link go.
+    pub link: SerialLink,
+    /// What the link reports.
+    pub events: mpsc::Receiver<LinkEvent>,
+}
+
+/// One datagram from any transport.
+enum Input {
+    Udp(usize, SocketAddr, Bytes),
+    Serial(u16, Option<u64>, Bytes),
+}
+
 /// Runs the gateway on already bound sockets until `shutdown` is cancelled.
 pub async fn run_gateway_on(
     settings: GatewaySettings,
@@ -69,13 +89,26 @@ pub async fn run_gateway_on(
     broker: BrokerHandle,
     shutdown: CancellationToken,
 ) -> Result<(), GatewayError> {
-    run_gateway_with_status(settings, sockets, broker, shutdown, None).await
+    run_gateway_with(settings, sockets, Vec::new(), broker, shutdown).await
 }
 
-/// [`run_gateway_on`], also publishing a [`GatewayStatus`] on `status` once a second.
+/// Runs the gateway on UDP sockets and serial links until `shutdown` is
+/// cancelled: one gateway core, one set of sessions and topic tables for all.
+pub async fn run_gateway_with(
+    settings: GatewaySettings,
+    sockets: Vec<UdpListener>,
+    serial: Vec<SerialTransport>,
+    broker: BrokerHandle,
+    shutdown: CancellationToken,
+) -> Result<(), GatewayError> {
+    run_gateway_with_status(settings, sockets, serial, broker, shutdown, None).await
+}
+
+/// [`run_gateway_with`], also publishing a [`GatewayStatus`] on `status` once a second.
 pub async fn run_gateway_with_status(
     settings: GatewaySettings,
     sockets: Vec<UdpListener>,
+    serial: Vec<SerialTransport>,
     broker: BrokerHandle,
     shutdown: CancellationToken,
     status: Option<watch::Sender<GatewayStatus>>,
@@ -94,9 +127,16 @@ pub async fn run_gateway_with_status(
     for (i, s) in sockets.iter().enumerate() {
         readers.spawn(read_loop(i, s.clone(), dgram_tx.clone()));
     }
+    let mut links = Vec::with_capacity(serial.len());
+    for (i, t) in serial.into_iter().enumerate() {
+        let index = u16::try_from(i).unwrap_or(u16::MAX);
+        readers.spawn(serial_loop(index, t.device, t.events, dgram_tx.clone()));
+        links.push(t.link);
+    }
     drop(dgram_tx);
     let mut out = Output {
         sockets,
+        serial: links,
         routes: HashMap::new(),
         max_routes,
     };
@@ -123,9 +163,12 @@ pub async fn run_gateway_with_status(
                 }
             }
             d = dgram_rx.recv() => match d {
-                Some((i, from, data)) => {
+                Some(Input::Udp(i, from, data)) => {
                     out.remember(from, i);
                     gw.handle_datagram(Instant::now(), PeerAddr::Udp(from), data);
+                }
+                Some(Input::Serial(link, radio, data)) => {
+                    gw.handle_datagram(Instant::now(), PeerAddr::Serial { link, radio }, data);
                 }
                 None => break Ok(()),
             },
@@ -171,17 +214,13 @@ async fn flush(
     }
 }
 
-async fn read_loop(
-    index: usize,
-    socket: Arc<UdpListener>,
-    tx: mpsc::Sender<(usize, SocketAddr, Bytes)>,
-) {
+async fn read_loop(index: usize, socket: Arc<UdpListener>, tx: mpsc::Sender<Input>) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         match socket.recv_from(&mut buf).await {
             Ok((n, from)) => {
                 let data = Bytes::copy_from_slice(buf.get(..n).unwrap_or_default());
-                if tx.send((index, from, data)).await.is_err() {
+                if tx.send(Input::Udp(index, from, data)).await.is_err() {
                     return;
                 }
             }
@@ -192,9 +231,41 @@ async fn read_loop(
     }
 }
 
-/// The sockets and which one each peer last talked to.
+/// Turns a serial link's events into gateway input. Link up/down is logged by
+/// the link itself; discarded octets are only worth a debug line each.
+async fn serial_loop(
+    index: u16,
+    device: String,
+    mut events: mpsc::Receiver<LinkEvent>,
+    tx: mpsc::Sender<Input>,
+) {
+    while let Some(ev) = events.recv().await {
+        match ev {
+            LinkEvent::Frame(f) => {
+                if tx
+                    .send(Input::Serial(index, f.source, f.message))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            LinkEvent::Up => tracing::info!(%device, "MQTT-SN gateway serving serial link"),
+            LinkEvent::Down { reason } => tracing::debug!(%device, %reason, "serial link down"),
+            LinkEvent::DeliveryFailed { frame_id, status } => {
+                tracing::debug!(%device, frame_id, status, "radio could not deliver a frame");
+            }
+            LinkEvent::FramingError(e) => {
+                tracing::debug!(%device, error = %e, "serial octets discarded")
+            }
+        }
+    }
+}
+
+/// The sockets and links, and which socket each UDP peer last talked to.
 struct Output {
     sockets: Vec<Arc<UdpListener>>,
+    serial: Vec<SerialLink>,
     routes: HashMap<SocketAddr, usize>,
     max_routes: usize,
 }
@@ -232,11 +303,33 @@ impl Output {
                     tracing::debug!(error = %e, "multicast send failed");
                 }
             }
+            Some(PeerAddr::Serial { link, radio }) => {
+                let Some(l) = self.serial.get(usize::from(link)) else {
+                    return;
+                };
+                let destination = radio.map_or(Destination::Peer, Destination::Radio);
+                // Never wait on a slow radio: the gateway serves everyone else.
+                if l.tx
+                    .try_send(OutFrame {
+                        message: t.payload,
+                        destination,
+                    })
+                    .is_err()
+                {
+                    tracing::debug!(link, "serial link busy or down; frame dropped");
+                }
+            }
             None if t.broadcast => {
                 for s in &self.sockets {
                     if let Err(e) = s.broadcast(&t.payload, t.radius).await {
                         tracing::debug!(error = %e, "multicast send failed");
                     }
+                }
+                for l in &self.serial {
+                    let _ = l.tx.try_send(OutFrame {
+                        message: t.payload.clone(),
+                        destination: Destination::Broadcast,
+                    });
                 }
             }
             None => {}

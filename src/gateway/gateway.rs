@@ -180,6 +180,18 @@ impl Gateway {
     pub fn handle_datagram(&mut self, now: Instant, peer: PeerAddr, datagram: Bytes) {
         self.stats.datagrams_in += 1;
         self.stats.bytes_in += datagram.len() as u64;
+        // `max_message_size` bounds what is accepted as well as what is sent:
+        // an oversize datagram is dropped before any decoding or state change.
+        if datagram.len() > self.settings.max_message_size {
+            self.stats.malformed += 1;
+            tracing::debug!(
+                %peer,
+                len = datagram.len(),
+                max_message_size = self.settings.max_message_size,
+                "dropping oversize datagram"
+            );
+            return;
+        }
         let frame = match codec::decode(&datagram) {
             Ok(f) => f,
             Err(e) => {
@@ -462,6 +474,7 @@ impl Gateway {
     }
 
     fn on_unknown_sender(&mut self, now: Instant, addr: &SensorAddr, msg: &Message) {
+        tracing::debug!(transport = %addr, msg_type = ?msg.msg_type(), "message from a sender without a session");
         match msg {
             // Acknowledgements and will answers without a session are stale: drop.
             Message::PubAck { .. }
@@ -530,7 +543,12 @@ impl Gateway {
                     return;
                 }
                 if h.retries >= self.settings.max_retries {
-                    tracing::debug!(client_id = %s.client_id, "connection setup abandoned");
+                    tracing::info!(
+                        client_id = %s.client_id,
+                        transport = %s.addr,
+                        "MQTT-SN client {} lost: connection setup not completed.",
+                        s.client_id
+                    );
                     if h.stage == super::session::Stage::ConnAck {
                         self.send(
                             &s.addr.clone(),
@@ -569,7 +587,13 @@ impl Gateway {
                         > super::session::tolerance(period);
                 if silent {
                     // G-71, G-78: lost; the core publishes the will.
-                    tracing::debug!(client_id = %s.client_id, "client lost: supervision timeout");
+                    tracing::info!(
+                        client_id = %s.client_id,
+                        transport = %s.addr,
+                        "MQTT-SN client {} lost: {} expired.",
+                        s.client_id,
+                        if s.state == State::Active { "keep-alive" } else { "sleep timer" }
+                    );
                     self.end_session(now, s, State::Lost, DisconnectKind::Abnormal);
                     return;
                 }

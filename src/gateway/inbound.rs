@@ -156,7 +156,11 @@ impl Gateway {
                     reply(id, ReturnCode::Accepted)
                 }
                 Err(_) => {
-                    tracing::debug!(client_id = %s.client_id, "REGISTER refused: topic table full");
+                    tracing::warn!(
+                        client_id = %s.client_id,
+                        max_topics_per_sensor = self.settings.max_topics_per_sensor,
+                        "REGISTER refused: topic table full"
+                    );
                     reply(0, ReturnCode::Congestion)
                 }
             },
@@ -210,7 +214,11 @@ impl Gateway {
         }
         if s.pending_pubs.len() >= self.settings.max_buffered_messages {
             // G-44
-            tracing::debug!(client_id = %s.client_id, "PUBLISH refused: congestion");
+            tracing::warn!(
+                client_id = %s.client_id,
+                max_buffered_messages = self.settings.max_buffered_messages,
+                "PUBLISH refused: congestion"
+            );
             self.send(&addr, &puback(ReturnCode::Congestion));
             return;
         }
@@ -307,7 +315,11 @@ impl Gateway {
                             },
                         ),
                         Err(_) => {
-                            tracing::debug!(client_id = %s.client_id, "SUBSCRIBE refused: topic table full");
+                            tracing::warn!(
+                                client_id = %s.client_id,
+                                max_topics_per_sensor = self.settings.max_topics_per_sensor,
+                                "SUBSCRIBE refused: topic table full"
+                            );
                             self.send(&addr, &rejected_suback(msg_id, ReturnCode::Congestion));
                             return;
                         }

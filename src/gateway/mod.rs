@@ -20,7 +20,10 @@ pub mod status;
 pub mod topic_registry;
 
 pub use address::{PeerAddr, SensorAddr};
-pub use driver::{GatewayError, bind_udp, run_gateway, run_gateway_on, run_gateway_with_status};
+pub use driver::{
+    GatewayError, SerialTransport, bind_udp, run_gateway, run_gateway_on, run_gateway_with,
+    run_gateway_with_status,
+};
 pub use gateway::{Gateway, GatewayStats, Transmit};
 pub use settings::{GatewaySettings, PredefinedTopic};
 pub use status::{GatewayStatus, SensorState, SensorStatus};

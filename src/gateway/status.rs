@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::address::PeerAddr;
 use super::gateway::{Gateway, GatewayStats};
 use super::session::State;
 use crate::broker::Message as BrokerMessage;
@@ -71,7 +72,7 @@ impl From<&State> for SensorState {
 pub struct SensorStatus {
     /// ClientId.
     pub client_id: Arc<str>,
-    /// Transport name ("udp").
+    /// Transport name ("udp" or "serial").
     pub transport: String,
     /// Address, with the forwarder node id when there is one.
     pub address: String,
@@ -115,10 +116,11 @@ impl Gateway {
             .values()
             .map(|s| SensorStatus {
                 client_id: s.client_id.clone(),
-                // PeerAddr displays as "transport:address".
-                transport: (s.addr.peer.to_string().split(':').next())
-                    .unwrap_or_default()
-                    .to_string(),
+                transport: match s.addr.peer {
+                    PeerAddr::Udp(_) => "udp",
+                    PeerAddr::Serial { .. } => "serial",
+                }
+                .to_string(),
                 address: s.addr.to_string(),
                 state: SensorState::from(&s.state),
                 last_seen: now.saturating_duration_since(s.last_heard),

@@ -50,18 +50,28 @@ pub fn render_metrics(s: &Snapshot) -> String {
     let b = &s.broker;
 
     let connections = Family::<Labels, Gauge>::default();
-    // MQTT clients are counted by the core; the listeners in this build are TCP.
-    for kind in [ClientKind::Mqtt3, ClientKind::Mqtt5, ClientKind::Bridge] {
+    for (transport, n) in &s.mqtt_open_connections {
+        connections
+            .get_or_create(&vec![
+                ("protocol", "mqtt".into()),
+                ("transport", (*transport).into()),
+            ])
+            .set(*n as i64);
+    }
+    let clients = Family::<Labels, Gauge>::default();
+    for kind in [
+        ClientKind::Mqtt3,
+        ClientKind::Mqtt5,
+        ClientKind::MqttSn,
+        ClientKind::Bridge,
+    ] {
         let n = b
             .clients
             .iter()
             .filter(|c| c.connected && c.kind == kind)
             .count();
-        connections
-            .get_or_create(&vec![
-                ("protocol", protocol_name(kind).into()),
-                ("transport", "tcp".into()),
-            ])
+        clients
+            .get_or_create(&label("protocol", protocol_name(kind)))
             .set(n as i64);
     }
     if let Some(g) = &s.gateway {
@@ -81,8 +91,13 @@ pub fn render_metrics(s: &Snapshot) -> String {
     }
     r.register(
         "connections",
-        "Connected clients by protocol and transport (MQTT-SN: active, asleep or awake sensors)",
+        "Open connections by protocol and transport: MQTT network connections per listener kind, MQTT-SN sensors (active, asleep or awake) per transport",
         connections,
+    );
+    r.register(
+        "clients_connected",
+        "Broker sessions with a connection, by protocol",
+        clients,
     );
     r.register(
         "sessions",
@@ -258,14 +273,17 @@ mod tests {
             mqtt_bytes_received: 10,
             mqtt_bytes_sent: 20,
             mqtt_connections_refused: 0,
+            mqtt_open_connections: vec![("tcp", 2), ("tls", 0), ("ws", 1), ("wss", 0)],
         }
     }
 
     #[test]
-    fn connected_mqtt_clients_are_counted_by_protocol() {
+    fn connections_are_counted_by_transport_and_clients_by_protocol() {
         let text = render_metrics(&snapshot(None));
-        assert!(text.contains("sngate_connections{protocol=\"mqtt5\",transport=\"tcp\"} 1\n"));
-        assert!(text.contains("sngate_connections{protocol=\"mqtt3\",transport=\"tcp\"} 1\n"));
+        assert!(text.contains("sngate_connections{protocol=\"mqtt\",transport=\"tcp\"} 2\n"));
+        assert!(text.contains("sngate_connections{protocol=\"mqtt\",transport=\"ws\"} 1\n"));
+        assert!(text.contains("sngate_clients_connected{protocol=\"mqtt5\"} 1\n"));
+        assert!(text.contains("sngate_clients_connected{protocol=\"mqtt3\"} 1\n"));
         assert!(text.contains("sngate_queued_messages 6\n"));
         assert!(text.contains("sngate_inflight_messages 9\n"));
         assert!(text.contains("sngate_process_resident_memory_bytes 4096\n"));

@@ -8,6 +8,7 @@
 //! gateway's status `watch` channel, never the routing state directly.
 
 mod api;
+mod connections;
 mod metrics;
 mod page;
 mod process;
@@ -15,6 +16,7 @@ mod request;
 mod server;
 mod snapshot;
 
+pub use connections::{ConnectionGuard, OpenConnections};
 pub use metrics::render_metrics;
 pub use process::resident_memory_bytes;
 pub use server::{HttpState, bind, serve};

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::connections::OpenConnections;
 use super::request::{Request, read_request};
 use super::snapshot::Sources;
 use super::{api, metrics, page};
@@ -35,10 +36,12 @@ pub struct HttpState {
 }
 
 impl HttpState {
-    /// State over the broker core, its counters and the gateway's status channel.
+    /// State over the broker core, its counters, the listeners' open
+    /// connections and the gateway's status channel.
     pub fn new(
         broker: BrokerHandle,
         metrics: Arc<Metrics>,
+        open: Arc<OpenConnections>,
         gateway: Option<watch::Receiver<GatewayStatus>>,
         started: Instant,
         shutdown: CancellationToken,
@@ -47,6 +50,7 @@ impl HttpState {
             sources: Sources {
                 broker,
                 metrics,
+                open,
                 gateway,
                 started,
             },

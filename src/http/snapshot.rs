@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{oneshot, watch};
 
+use super::connections::OpenConnections;
 use super::process::resident_memory_bytes;
 use crate::broker::{BrokerHandle, Command, Metrics, StatusSnapshot};
 use crate::gateway::GatewayStatus;
@@ -30,6 +31,8 @@ pub struct Snapshot {
     pub mqtt_bytes_sent: u64,
     /// MQTT connections refused or dropped for an error, a limit or a timeout.
     pub mqtt_connections_refused: u64,
+    /// Open MQTT network connections by transport ("tcp", "tls", "ws", "wss").
+    pub mqtt_open_connections: Vec<(&'static str, usize)>,
 }
 
 /// Where snapshots come from.
@@ -39,6 +42,8 @@ pub struct Sources {
     pub broker: BrokerHandle,
     /// Its byte counters.
     pub metrics: Arc<Metrics>,
+    /// Open connections per listener kind.
+    pub open: Arc<OpenConnections>,
     /// The gateway's status channel, when the gateway runs.
     pub gateway: Option<watch::Receiver<GatewayStatus>>,
     /// When sngate started.
@@ -65,6 +70,7 @@ impl Sources {
             mqtt_bytes_received: Metrics::get(&self.metrics.bytes_received),
             mqtt_bytes_sent: Metrics::get(&self.metrics.bytes_sent),
             mqtt_connections_refused: Metrics::get(&self.metrics.connections_refused),
+            mqtt_open_connections: self.open.snapshot(),
         })
     }
 

@@ -14,6 +14,7 @@ use tracing::{Instrument, debug, field, info, info_span, warn};
 
 use super::codec::{decode_packet, encode_packet};
 use super::session::{MqttSession, SessionSettings};
+use crate::auth::Authorizer;
 use crate::broker::{BrokerHandle, ConnId, Metrics, Outbox};
 
 /// How long a connection waits for the core's goodbye at shutdown.
@@ -32,6 +33,11 @@ pub struct ConnectionContext {
     pub settings: SessionSettings,
     /// Cancelled when the process shuts down.
     pub shutdown: CancellationToken,
+    /// Password and ACL rules.
+    pub authorizer: Arc<Authorizer>,
+    /// User name fixed by the transport (TLS client certificate identity);
+    /// it replaces the CONNECT user name and needs no password.
+    pub identity: Option<Arc<str>>,
 }
 
 /// Serves one client connection until it ends.
@@ -56,6 +62,12 @@ where
     let conn = ConnId::next();
     let max_packet = ctx.settings.max_packet_size;
     let mut session = MqttSession::new(conn, outbox, ctx.settings.clone(), Instant::now());
+    if !ctx.authorizer.is_open() {
+        session.set_authorizer(ctx.authorizer.clone());
+    }
+    if ctx.identity.is_some() {
+        session.set_username(ctx.identity.clone());
+    }
     let mut rbuf = BytesMut::new();
     let mut wbuf = BytesMut::new();
     let mut announced = false;
@@ -85,7 +97,12 @@ where
         }
         if !wbuf.is_empty() {
             let n = wbuf.len();
-            if let Err(e) = wr.write_all(&wbuf).await {
+            // Flush too: TLS and WebSocket streams buffer what they are given.
+            let written = match wr.write_all(&wbuf).await {
+                Ok(()) => wr.flush().await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = written {
                 session.connection_lost(&format!("write failed: {e}"));
             }
             wbuf.clear();
@@ -100,8 +117,8 @@ where
             while let Some(packet) = session.poll_packet() {
                 let _ = encode_packet(&packet, session.version(), &mut wbuf);
             }
-            if !wbuf.is_empty() {
-                let _ = wr.write_all(&wbuf).await;
+            if !wbuf.is_empty() && wr.write_all(&wbuf).await.is_ok() {
+                let _ = wr.flush().await;
             }
             let _ = wr.shutdown().await;
             break;
