@@ -163,3 +163,30 @@ async fn qos0_messages_beyond_a_sleepers_buffer_are_counted_as_dropped() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn an_mqtt_subscriber_counts_as_a_tcp_connection_and_a_connected_client() {
+    let s = http_support::start(0).await;
+    let http = http_support::http_addr(&s);
+    let sub = common::Sub::start(s.mqtt_addr().unwrap(), &["-t", "a/b", "-V", "mqttv311"]).await;
+    let tcp = [("protocol", "mqtt"), ("transport", "tcp")];
+    let samples = eventually(Duration::from_secs(5), || async {
+        let x = scrape(http).await;
+        (value(&x, "sngate_clients_connected", &[("protocol", "mqtt3")]) == Some(1.0)).then_some(x)
+    })
+    .await
+    .expect("the subscriber is a connected MQTT 3.1.1 client");
+    assert_eq!(value(&samples, "sngate_connections", &tcp), Some(1.0));
+    assert_eq!(
+        value(&samples, "sngate_connections", &[("transport", "ws")]),
+        Some(0.0)
+    );
+    sub.kill().await;
+    let gone = eventually(Duration::from_secs(5), || async {
+        let x = scrape(http).await;
+        (value(&x, "sngate_connections", &tcp) == Some(0.0)).then_some(())
+    })
+    .await;
+    assert!(gone.is_some(), "the closed connection is no longer counted");
+    s.stop().await;
+}
