@@ -179,22 +179,29 @@ fn maintainer_scripts_are_valid_sh() {
     }
 }
 
-/// Builds the package and reads it back with dpkg-deb. Needs `cargo install
-/// cargo-deb` and a release build: `cargo test --test packaging -- --ignored`.
+/// Reads a built package back with dpkg-deb: the one named by `SNGATE_DEB`
+/// (e.g. the arm64 one from scripts/cross-aarch64.sh), or else one built here
+/// with `cargo deb --no-build`, which needs cargo-deb and a release build:
+/// `cargo test --test packaging -- --ignored`.
 #[test]
-#[ignore = "needs cargo-deb and a release build"]
+#[ignore = "needs a built .deb, or cargo-deb and a release build"]
 fn deb_package_contents() {
-    let out = std::process::Command::new("cargo")
-        .args(["deb", "--no-build", "--output", "target/debian/test.deb"])
-        .current_dir(root())
-        .output()
-        .expect("cargo deb runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let deb = root().join("target/debian/test.deb");
+    let deb = match std::env::var_os("SNGATE_DEB") {
+        Some(path) => root().join(path),
+        None => {
+            let out = std::process::Command::new("cargo")
+                .args(["deb", "--no-build", "--output", "target/debian/test.deb"])
+                .current_dir(root())
+                .output()
+                .expect("cargo deb runs");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            root().join("target/debian/test.deb")
+        }
+    };
     let list = std::process::Command::new("dpkg-deb")
         .arg("-c")
         .arg(&deb)
@@ -217,6 +224,15 @@ fn deb_package_contents() {
     let info = String::from_utf8_lossy(&info.stdout);
     assert!(info.contains("Package: sngate"), "{info}");
     assert!(info.contains("adduser"), "{info}");
+    let postinst = std::process::Command::new("dpkg-deb")
+        .arg("-I")
+        .arg(&deb)
+        .arg("postinst")
+        .output()
+        .unwrap();
+    let postinst = String::from_utf8_lossy(&postinst.stdout);
+    assert!(postinst.contains("adduser --system"), "{postinst}");
+    assert!(postinst.contains("enable sngate.service"), "{postinst}");
     let conffiles = std::process::Command::new("dpkg-deb")
         .arg("-I")
         .arg(&deb)
