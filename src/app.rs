@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use thiserror::Error;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -14,11 +15,13 @@ use tracing::{info, warn};
 
 use crate::auth::{AuthError, Authorizer};
 use crate::broker::{self, BrokerHandle, BrokerSettings, Metrics, Persistence, SyncPolicy};
+use crate::broker::{Command, Message};
 use crate::config::{Config, ListenerConfig, ListenerProtocol, SyncMode};
 use crate::gateway::{
-    GatewayAccess, GatewaySettings, ListenerPolicy, PredefinedTopic, SensorAccess, SerialTransport,
-    bind_udp, run_gateway_full,
+    GatewayAccess, GatewayExtras, GatewaySettings, GatewayStatus, ListenerPolicy, PredefinedTopic,
+    SensorAccess, SerialTransport, bind_udp, run_gateway_full,
 };
+use crate::http::{self, HttpState};
 use crate::mqtt::connection::{ConnectionContext, run_connection};
 use crate::mqtt::session::SessionSettings;
 use crate::store::{RedbStore, Store};
@@ -82,6 +85,11 @@ pub struct Sngate {
     pub mqtt_listeners: Vec<(ListenerProtocol, SocketAddr)>,
     /// Bound MQTT-SN UDP sockets, in config order.
     pub gateway_udp: Vec<SocketAddr>,
+    /// The bound `[http]` address, when configured.
+    pub http: Option<SocketAddr>,
+    /// The gateway's status, refreshed about once a second (when the gateway
+    /// runs and `[http]` or `$SYS` reads it).
+    pub gateway_status: Option<watch::Receiver<GatewayStatus>>,
     /// A handle to the broker core (for in-process clients).
     pub broker: BrokerHandle,
     /// Traffic counters.
@@ -276,6 +284,7 @@ pub fn gateway_access(
 /// returns, so their addresses (port 0 resolved) are known to the caller.
 pub async fn start(config: &Config) -> Result<Sngate, StartError> {
     crate::bridge::check(&config.bridge)?;
+    let started = std::time::Instant::now();
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
     let authorizer = Arc::new(Authorizer::from_config(&config.auth)?);
@@ -308,6 +317,7 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
     };
     let mut mqtt_listeners = Vec::new();
     let mut tls = Vec::new();
+    let open_connections = Arc::new(http::OpenConnections::default());
     for (l, l_tls) in config.listener.iter().zip(listener_tls) {
         let listener = tcp::bind(l.bind).map_err(|source| StartError::Bind {
             addr: l.bind,
@@ -326,17 +336,26 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
             tls.push((local, t.clone()));
         }
         let serve = Arc::new(Listener::new(l, l_tls, ctx.clone()));
+        let (open, protocol) = (open_connections.clone(), l.protocol);
         tasks.spawn(tcp::accept_loop(
             listener,
             max,
             metrics.clone(),
             shutdown.clone(),
             tasks.clone(),
-            move |stream, peer| serve.clone().serve(stream, peer),
+            move |stream, peer| {
+                let counted = open.enter(protocol);
+                let connection = serve.clone().serve(stream, peer);
+                async move {
+                    let _counted = counted;
+                    connection.await;
+                }
+            },
         ));
     }
     let mut gateway_udp = Vec::new();
     let mut upstream_stats = None;
+    let mut gateway_status = None;
     let serial_configured = config.gateway.enabled && !config.gateway.serial.is_empty();
     if config.gateway.enabled && (!config.gateway.udp.is_empty() || serial_configured) {
         let udp: Vec<UdpListenerSettings> = config
@@ -360,6 +379,15 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
         gateway_udp = sockets.iter().map(|s| s.local_addr()).collect();
         let mut settings = gateway_settings(config);
         settings.restored_topics = restored_topics;
+        let interval = Duration::from_secs(config.broker.sys_interval);
+        // The per-second status snapshot is built only when someone reads it.
+        let (status_tx, status_rx) = if config.http.is_some() || !interval.is_zero() {
+            let (tx, rx) = watch::channel(GatewayStatus::default());
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        gateway_status = status_rx.clone();
         // A missing or unplugged radio never stops the start: its link logs
         // why and keeps reopening the device.
         let serial = config
@@ -396,17 +424,55 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
         let access = gateway_access(config, authorizer.clone(), metrics.clone());
         let stop = shutdown.clone();
         tasks.spawn(async move {
-            if let Err(e) =
-                run_gateway_full(settings, sockets, serial, gw_broker, available, stop, access).await
+            let extras = GatewayExtras {
+                available,
+                access,
+                status: status_tx,
+            };
+            if let Err(e) = run_gateway_full(settings, sockets, serial, gw_broker, stop, extras).await
             {
                 tracing::error!("MQTT-SN gateway stopped: {e}");
             }
         });
+        if let Some(status_rx) = status_rx
+            && !interval.is_zero()
+        {
+            tasks.spawn(publish_gateway_sys(
+                status_rx,
+                broker.clone(),
+                interval,
+                shutdown.clone(),
+            ));
+        }
     }
     crate::bridge::spawn_bridges(&config.bridge, &broker, &shutdown, &tasks).await?;
+    let http = match &config.http {
+        Some(h) => {
+            let listener = http::bind(h.bind).map_err(|source| StartError::Bind {
+                addr: h.bind,
+                what: "http",
+                source,
+            })?;
+            let local = listener.local_addr().unwrap_or(h.bind);
+            info!("Opening http listen socket on {local}.");
+            let state = Arc::new(HttpState::new(
+                broker.clone(),
+                metrics.clone(),
+                open_connections.clone(),
+                gateway_status.clone(),
+                started,
+                shutdown.clone(),
+            ));
+            tasks.spawn(http::serve(listener, state, tasks.clone()));
+            Some(local)
+        }
+        None => None,
+    };
     Ok(Sngate {
         mqtt_listeners,
         gateway_udp,
+        http,
+        gateway_status,
         broker,
         metrics,
         authorizer,
@@ -490,6 +556,36 @@ impl Listener {
                 }
             }
             (_, None) => warn!("TLS listener without certificates; connection from {peer} dropped"),
+        }
+    }
+}
+
+/// Publishes the gateway's `$SYS/broker/mqttsn/...` topics every `interval`,
+/// beside the core's own `$SYS` topics.
+async fn publish_gateway_sys(
+    status: watch::Receiver<GatewayStatus>,
+    broker: BrokerHandle,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first status arrives within a second of the gateway starting.
+    tick.reset_after(Duration::from_millis(1500).min(interval));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let messages: Vec<Message> = status.borrow().sys_messages();
+        for message in messages {
+            if broker
+                .send(Command::PublishInternal { message })
+                .await
+                .is_err()
+            {
+                return;
+            }
         }
     }
 }

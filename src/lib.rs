@@ -12,6 +12,7 @@ pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod gateway;
+pub mod http;
 pub mod limits;
 pub mod mqtt;
 pub mod mqttsn;

@@ -384,4 +384,9 @@ pub enum Command {
         /// Topic id to topic name.
         topics: Vec<(u16, Arc<str>)>,
     },
+    /// Answer with a read-only snapshot (HTTP status, metrics).
+    Status {
+        /// Where the snapshot goes.
+        reply: tokio::sync::oneshot::Sender<super::status::StatusSnapshot>,
+    },
 }

@@ -199,6 +199,9 @@ impl Broker {
             Command::PersistSensorTopics { client_id, topics } => {
                 self.persist_sensor_topics(&client_id, topics);
             }
+            Command::Status { reply } => {
+                let _ = reply.send(self.status());
+            }
         }
     }
 
@@ -257,6 +260,32 @@ impl Broker {
             bytes_received: Metrics::get(&self.metrics.bytes_received),
             bytes_sent: Metrics::get(&self.metrics.bytes_sent),
             limits: self.metrics.limits.snapshot(),
+        }
+    }
+
+    /// A read-only snapshot for the status page and metrics.
+    pub fn status(&self) -> super::status::StatusSnapshot {
+        let mut clients: Vec<_> = self
+            .sessions
+            .values()
+            .map(|s| super::status::ClientStatus {
+                client_id: s.client_id.clone(),
+                kind: s.kind,
+                connected: s.is_online(),
+                subscriptions: s.subscriptions.len(),
+                queued: s.queued_len(),
+                inflight: s.inflight_len(),
+            })
+            .collect();
+        clients.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+        super::status::StatusSnapshot {
+            clients,
+            subscriptions: self.subscription_count(),
+            retained: self.retained_count(),
+            messages_received: self.stats.messages_received,
+            messages_sent: self.stats.delivery.sent,
+            messages_dropped: self.stats.delivery.dropped,
+            clients_maximum: self.stats.clients_maximum,
         }
     }
 

@@ -15,6 +15,7 @@ pub mod retained;
 pub mod routing;
 pub mod runner;
 pub mod session;
+pub mod status;
 pub mod subscriptions;
 pub mod sys;
 
@@ -24,6 +25,7 @@ pub use handle::{BrokerClosed, BrokerHandle};
 pub use message::{Message, MessageProperties};
 pub use metrics::Metrics;
 pub use runner::{Persistence, SyncPolicy, spawn, spawn_with};
+pub use status::{ClientStatus, StatusSnapshot};
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -29,7 +29,9 @@ fn invalid(path: KeyPath, message: impl Into<String>) -> Check {
 pub(super) fn validate(config: &Config) -> Check {
     let root = KeyPath::default();
     listeners(&config.listener, &root.key("listener"))?;
+    // Port 0 asks the OS for a free port, so it never collides.
     if let Some(http) = &config.http
+        && http.bind.port() != 0
         && config.listener.iter().any(|l| l.bind == http.bind)
     {
         invalid(

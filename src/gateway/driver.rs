@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
@@ -12,11 +12,15 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::access::{Admission, DatagramGate, GatewayAccess};
+use super::status::GatewayStatus;
 use super::{Gateway, GatewaySettings, PeerAddr, Transmit};
 use crate::broker::{BrokerClosed, BrokerHandle};
 use crate::transport::serial::framing::{Destination, OutFrame};
 use crate::transport::serial::port::{LinkEvent, SerialLink};
 use crate::transport::udp::{MAX_DATAGRAM, UdpListener, UdpListenerSettings};
+
+/// How often the status hook is refreshed.
+const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Datagrams read ahead of the gateway before the socket readers wait.
 const RECEIVE_QUEUE: usize = 1024;
@@ -108,22 +112,48 @@ pub async fn run_gateway_with(
     shutdown: CancellationToken,
     access: GatewayAccess,
 ) -> Result<(), GatewayError> {
-    run_gateway_full(settings, sockets, serial, broker, None, shutdown, access).await
+    run_gateway_full(
+        settings,
+        sockets,
+        serial,
+        broker,
+        shutdown,
+        GatewayExtras {
+            access,
+            ..GatewayExtras::default()
+        },
+    )
+    .await
 }
 
-/// Like [`run_gateway_with`]; `available` tells whether the broker behind the
-/// handle (an upstream broker) can take new sensors: while it reads false, new
-/// sensors get CONNACK "rejected: congestion" (MQTT-SN 1.2 §5.4.5, G-21).
+/// What a gateway run may have besides its transports, all optional.
+#[derive(Debug, Default)]
+pub struct GatewayExtras {
+    /// Whether the broker behind the handle (an upstream broker) can take new
+    /// sensors: while it reads false, new sensors get CONNACK "rejected:
+    /// congestion" (MQTT-SN 1.2 §5.4.5, G-21).
+    pub available: Option<watch::Receiver<bool>>,
+    /// Sensor admission and ACL.
+    pub access: GatewayAccess,
+    /// Where a [`GatewayStatus`] is published once a second.
+    pub status: Option<watch::Sender<GatewayStatus>>,
+}
+
+/// Runs the gateway on UDP sockets and serial links until `shutdown` is
+/// cancelled, with the optional `extras`.
 pub async fn run_gateway_full(
     settings: GatewaySettings,
     sockets: Vec<UdpListener>,
     serial: Vec<SerialTransport>,
     broker: BrokerHandle,
-    available: Option<watch::Receiver<bool>>,
     shutdown: CancellationToken,
-    access: GatewayAccess,
+    extras: GatewayExtras,
 ) -> Result<(), GatewayError> {
-    let mut available = available;
+    let GatewayExtras {
+        mut available,
+        access,
+        status,
+    } = extras;
     let max_routes = settings.max_sensors.saturating_mul(4).max(1024);
     let mut gw = Gateway::new(settings);
     gw.set_access(access.sensors.clone());
@@ -163,6 +193,7 @@ pub async fn run_gateway_full(
         let now_available = *a.borrow_and_update();
         gw.set_broker_available(Instant::now(), now_available);
     }
+    let mut status_tick = tokio::time::interval(STATUS_INTERVAL);
     let result = loop {
         if let Err(e) = flush(&mut gw, &broker, &mut out).await {
             break Err(e);
@@ -195,6 +226,11 @@ pub async fn run_gateway_full(
             },
             () = timer => gw.handle_timeout(Instant::now()),
             up = availability(&mut available) => gw.set_broker_available(Instant::now(), up),
+            _ = status_tick.tick(), if status.is_some() => {
+                if let Some(tx) = &status {
+                    tx.send_replace(gw.status(Instant::now()));
+                }
+            }
         }
     };
     // Say goodbye where the core already did (ShuttingDown) without waiting on it.

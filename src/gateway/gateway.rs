@@ -44,6 +44,14 @@ pub struct GatewayStats {
     pub refused_connects: u64,
     /// Publishes, subscriptions, wills and deliveries the ACL refused.
     pub denied: u64,
+    /// Datagrams received.
+    pub datagrams_in: u64,
+    /// Bytes received in datagrams.
+    pub bytes_in: u64,
+    /// Datagrams handed to the transport.
+    pub datagrams_out: u64,
+    /// Bytes handed to the transport.
+    pub bytes_out: u64,
 }
 
 /// Unsolicited DISCONNECTs to unknown senders allowed per second (digest §5.20).
@@ -138,7 +146,10 @@ impl Gateway {
 
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        let t = self.transmits.pop_front()?;
+        self.stats.datagrams_out += 1;
+        self.stats.bytes_out += t.payload.len() as u64;
+        Some(t)
     }
 
     /// The next command for the broker core.
@@ -181,6 +192,8 @@ impl Gateway {
 
     /// Handles one datagram received from `peer`.
     pub fn handle_datagram(&mut self, now: Instant, peer: PeerAddr, datagram: Bytes) {
+        self.stats.datagrams_in += 1;
+        self.stats.bytes_in += datagram.len() as u64;
         // `max_message_size` bounds what is accepted as well as what is sent:
         // an oversize datagram is dropped before any decoding or state change.
         if datagram.len() > self.settings.max_message_size {

@@ -17,16 +17,18 @@ pub mod retransmit;
 pub mod session;
 pub mod settings;
 pub mod sleep_buffer;
+pub mod status;
 pub mod topic_registry;
 
 pub use access::{Admission, DatagramGate, GatewayAccess, ListenerPolicy, SensorAccess};
 pub use address::{PeerAddr, SensorAddr};
 pub use driver::{
     GatewayError, SerialTransport, bind_udp, run_gateway, run_gateway_full, run_gateway_on,
-    run_gateway_with,
+    GatewayExtras, run_gateway_with,
 };
 pub use gateway::{Gateway, GatewayStats, Transmit};
 pub use settings::{GatewaySettings, PredefinedTopic};
+pub use status::{GatewayStatus, SensorState, SensorStatus};
 
 #[cfg(test)]
 mod tests;

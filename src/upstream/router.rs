@@ -263,6 +263,8 @@ impl Router {
             // Topic ids are the gateway's own business; the upstream broker
             // keeps nothing for them (the local store is the built-in core's).
             Command::PersistSensorTopics { .. } => {}
+            // Status is answered by the built-in core only.
+            Command::Status { .. } => {}
             Command::Disconnect { conn, kind } => self.on_disconnect(now, conn, kind),
             Command::PublishInternal { message } => {
                 let Some(&link) = self.pool.first() else {
