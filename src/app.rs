@@ -429,7 +429,8 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
                 access,
                 status: status_tx,
             };
-            if let Err(e) = run_gateway_full(settings, sockets, serial, gw_broker, stop, extras).await
+            if let Err(e) =
+                run_gateway_full(settings, sockets, serial, gw_broker, stop, extras).await
             {
                 tracing::error!("MQTT-SN gateway stopped: {e}");
             }

@@ -229,36 +229,19 @@ async fn slip_with_crc_sensor_subscribes_and_receives_from_mosquitto_pub() {
     subscribed_sensor_receives_from_mosquitto_pub("slip", true).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sleeping_serial_sensor_gets_buffered_message_when_it_wakes() {
+async fn sleeping_sensor_gets_buffered_message_when_it_wakes(framing: &str, crc: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
     let pty = Pty::open(dir.path()).await;
-    let gw = start_config(&serial_config(&pty.gw(), "slip", "crc = true")).await;
+    let extra = if crc { "crc = true" } else { "" };
+    let gw = start_config(&serial_config(&pty.gw(), framing, extra)).await;
     let mqtt = gw.mqtt_addr().expect("mqtt listener");
     let node = pty.node();
-    let args: Vec<String> = [
-        "sub",
-        "--serial",
-        &node,
-        "--framing",
-        "slip",
-        "--crc",
-        "-i",
-        "sleepy",
-        "-t",
-        "sleep/in",
-        "-q",
-        "1",
-        "--sleep",
-        "2",
-        "-C",
-        "1",
-        "-W",
-        "20",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut args = vec!["sub"];
+    args.extend(serial_args(&node, framing, crc));
+    args.extend([
+        "-i", "sleepy", "-t", "sleep/in", "-q", "1", "--sleep", "2", "-C", "1", "-W", "20",
+    ]);
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     let sub = tokio::spawn(async move {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         sn(&refs).await
@@ -270,6 +253,26 @@ async fn sleeping_serial_sensor_gets_buffered_message_when_it_wakes() {
     assert_eq!(code, 0, "the sleeping sensor got its message on waking");
     assert_eq!(out.trim(), "while-asleep");
     gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sleeping_raw_framing_sensor_gets_buffered_message_when_it_wakes() {
+    sleeping_sensor_gets_buffered_message_when_it_wakes("raw", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sleeping_slip_sensor_gets_buffered_message_when_it_wakes() {
+    sleeping_sensor_gets_buffered_message_when_it_wakes("slip", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sleeping_slip_with_crc_sensor_gets_buffered_message_when_it_wakes() {
+    sleeping_sensor_gets_buffered_message_when_it_wakes("slip", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slip_framing_sensor_subscribes_and_receives_from_mosquitto_pub() {
+    subscribed_sensor_receives_from_mosquitto_pub("slip", false).await;
 }
 
 /// The coordinator side of an XBee link in API mode 1, written by hand from

@@ -21,7 +21,14 @@ fn queued_bytes_beyond_max_queued_bytes_are_dropped_and_counted() {
     let mut st = DeliveryStats::default();
     let now = Instant::now();
     for n in 0..4 {
-        s.offer(msg(QoS::AtLeastOnce, n), vec![], now, &limits, &mut st, &mut Out::direct());
+        s.offer(
+            msg(QoS::AtLeastOnce, n),
+            vec![],
+            now,
+            &limits,
+            &mut st,
+            &mut Out::direct(),
+        );
     }
     assert_eq!(s.queued_len(), 2);
     assert_eq!((st.dropped, st.dropped_queued_bytes), (2, 2));

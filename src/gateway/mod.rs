@@ -23,8 +23,8 @@ pub mod topic_registry;
 pub use access::{Admission, DatagramGate, GatewayAccess, ListenerPolicy, SensorAccess};
 pub use address::{PeerAddr, SensorAddr};
 pub use driver::{
-    GatewayError, SerialTransport, bind_udp, run_gateway, run_gateway_full, run_gateway_on,
-    GatewayExtras, run_gateway_with,
+    GatewayError, GatewayExtras, SerialTransport, bind_udp, run_gateway, run_gateway_full,
+    run_gateway_on, run_gateway_with,
 };
 pub use gateway::{Gateway, GatewayStats, Transmit};
 pub use settings::{GatewaySettings, PredefinedTopic};
