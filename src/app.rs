@@ -404,6 +404,7 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
                     device: c.device.display().to_string(),
                     link,
                     events,
+                    max_garbage_rate: c.max_garbage_rate,
                 }
             })
             .collect();

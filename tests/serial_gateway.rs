@@ -778,3 +778,58 @@ async fn xbee_escaped_sensor_publishes_subscribes_and_sleeps() {
     .expect("coordinator");
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_flood_on_a_serial_line_is_counted_and_the_line_keeps_working() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pty = Pty::open(dir.path()).await;
+    let config = serial_config(&pty.gw(), "raw", "max_garbage_rate = 1024")
+        .replace("sys_interval = 0", "sys_interval = 1");
+    let gw = start_config(&config).await;
+    let mqtt = gw.mqtt_addr().expect("mqtt listener");
+    let node = pty.node();
+    let flood_node = node.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&flood_node)
+            .expect("open pty");
+        // Zero octets are never a valid MQTT-SN length: pure line noise.
+        f.write_all(&[0u8; 16 * 1024]).expect("write noise");
+    })
+    .await
+    .expect("flood");
+    let mut sys = Sub::start(mqtt, &["-t", "$SYS/broker/limits/max_garbage_rate"]).await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let line = sys
+            .line(WAIT)
+            .await
+            .expect("the garbage counter is published");
+        if line.trim().parse::<u64>().unwrap_or(0) >= 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the garbage episode was counted");
+    }
+    let mut sub = Sub::start(mqtt, &["-t", "after/#", "-v"]).await;
+    let (code, _) = sn(&[
+        "pub",
+        "--serial",
+        &node,
+        "--framing",
+        "raw",
+        "-t",
+        "after/noise",
+        "-m",
+        "ok",
+        "-q",
+        "1",
+    ])
+    .await;
+    assert_eq!(
+        code, 0,
+        "the line still carries sensor traffic after the flood"
+    );
+    assert_eq!(sub.line(WAIT).await.as_deref(), Some("after/noise ok"));
+    gw.stop().await;
+}

@@ -39,10 +39,18 @@ pub struct SerialConfig {
     /// XBee API mode: 1 (unescaped) or 2 (escaped) (xbee only).
     #[serde(default)]
     pub api_mode: XbeeApiMode,
+    /// Discarded garbage, in bytes per second, above which the line is reported
+    /// (logged once per episode, counted in `$SYS/broker/limits/max_garbage_rate`); 0 = never.
+    #[serde(default = "default_garbage_rate")]
+    pub max_garbage_rate: u32,
 }
 
 fn default_baud() -> u32 {
     115_200
+}
+
+fn default_garbage_rate() -> u32 {
+    1024
 }
 
 /// Data bits per character: 5, 6, 7 or 8.

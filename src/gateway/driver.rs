@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 use super::access::{Admission, DatagramGate, GatewayAccess};
 use super::status::GatewayStatus;
 use super::{Gateway, GatewaySettings, PeerAddr, Transmit};
-use crate::broker::{BrokerClosed, BrokerHandle};
+use crate::broker::{BrokerClosed, BrokerHandle, Metrics};
+use crate::limits::{ByteRate, Limit};
 use crate::transport::serial::framing::{Destination, OutFrame};
 use crate::transport::serial::port::{LinkEvent, SerialLink};
 use crate::transport::udp::{MAX_DATAGRAM, UdpListener, UdpListenerSettings};
@@ -75,6 +76,8 @@ pub struct SerialTransport {
     pub link: SerialLink,
     /// What the link reports.
     pub events: mpsc::Receiver<LinkEvent>,
+    /// Garbage bytes per second above which the line is reported; 0 = never.
+    pub max_garbage_rate: u32,
 }
 
 /// One datagram from any transport.
@@ -178,7 +181,16 @@ pub async fn run_gateway_full(
     let mut links = Vec::with_capacity(serial.len());
     for (i, t) in serial.into_iter().enumerate() {
         let index = u16::try_from(i).unwrap_or(u16::MAX);
-        readers.spawn(serial_loop(index, t.device, t.events, dgram_tx.clone()));
+        let garbage = ByteRate::new(t.max_garbage_rate, Instant::now());
+        let metrics = access.metrics.clone();
+        readers.spawn(serial_loop(
+            index,
+            t.device,
+            t.events,
+            garbage,
+            metrics,
+            dgram_tx.clone(),
+        ));
         links.push(t.link);
     }
     drop(dgram_tx);
@@ -323,6 +335,8 @@ async fn serial_loop(
     index: u16,
     device: String,
     mut events: mpsc::Receiver<LinkEvent>,
+    mut garbage: ByteRate,
+    metrics: Arc<Metrics>,
     tx: mpsc::Sender<Input>,
 ) {
     while let Some(ev) = events.recv().await {
@@ -342,7 +356,16 @@ async fn serial_loop(
                 tracing::debug!(%device, frame_id, status, "radio could not deliver a frame");
             }
             LinkEvent::FramingError(e) => {
-                tracing::debug!(%device, error = %e, "serial octets discarded")
+                tracing::debug!(%device, error = %e, "serial octets discarded");
+                // A flood of garbage is dropped by the framing either way; here
+                // it becomes visible: one warning per episode and a counter.
+                if garbage.add(Instant::now(), e.discarded_octets()) {
+                    metrics.limits.hit(Limit::SerialGarbage);
+                    tracing::warn!(
+                        %device,
+                        "serial line discards garbage above max_garbage_rate (noise, wrong baud rate or framing?)"
+                    );
+                }
             }
         }
     }

@@ -2,6 +2,7 @@
 //! and datagram rates, source-network allowlists, and the counters of every
 //! limit hit that `$SYS/broker/limits/...` publishes.
 
+mod byte_rate;
 mod cidr;
 mod rate_table;
 mod throttle;
@@ -9,6 +10,7 @@ mod token_bucket;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use byte_rate::ByteRate;
 pub use cidr::{Cidr, CidrError};
 pub use rate_table::RateTable;
 pub use throttle::PublishThrottle;
@@ -33,11 +35,13 @@ pub enum Limit {
     DatagramRate,
     /// A sensor refused by a `[[gateway.udp]]` allowlist (network or client id).
     SensorRefused,
+    /// A serial line discarding more garbage than `max_garbage_rate` (one per episode).
+    SerialGarbage,
 }
 
 impl Limit {
     /// Every limit, in `$SYS` order.
-    pub const ALL: [Limit; 8] = [
+    pub const ALL: [Limit; 9] = [
         Limit::MaxConnections,
         Limit::ConnectTimeout,
         Limit::MaxPacketSize,
@@ -46,6 +50,7 @@ impl Limit {
         Limit::PublishRate,
         Limit::DatagramRate,
         Limit::SensorRefused,
+        Limit::SerialGarbage,
     ];
 
     /// The `$SYS/broker/limits/<name>` topic level.
@@ -59,6 +64,7 @@ impl Limit {
             Limit::PublishRate => "max_publish_rate",
             Limit::DatagramRate => "max_datagram_rate",
             Limit::SensorRefused => "sensors_refused",
+            Limit::SerialGarbage => "max_garbage_rate",
         }
     }
 

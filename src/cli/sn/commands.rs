@@ -71,6 +71,7 @@ pub async fn open_link(args: &LinkArgs, any_source: bool) -> Result<Link, Client
         },
         crc: args.crc,
         api_mode: XbeeApiMode::Escaped,
+        max_garbage_rate: 0,
     };
     let framing: Box<dyn framing::Framing> = match args.framing {
         FramingArg::Xbee => Box::new(

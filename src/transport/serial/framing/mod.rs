@@ -134,6 +134,24 @@ pub enum FramingError {
     },
 }
 
+impl FramingError {
+    /// Roughly how many received octets this error threw away (for rate limits).
+    pub fn discarded_octets(&self) -> usize {
+        match self {
+            FramingError::Noise { octets }
+            | FramingError::Timeout { octets }
+            | FramingError::Short { octets } => *octets,
+            FramingError::Oversize { max } => *max,
+            FramingError::BadEscape
+            | FramingError::BadCheck { .. }
+            | FramingError::Truncated
+            | FramingError::IgnoredFrameType(_) => 1,
+            // Outgoing: nothing received was discarded.
+            FramingError::TooLong { .. } => 0,
+        }
+    }
+}
+
 /// A framing: a stateful decoder and an encoder for one serial line.
 pub trait Framing: Send {
     /// Takes the next datagram, event or error out of `buf`, or `None` when more bytes are needed.

@@ -61,6 +61,7 @@ fn config(device: PathBuf, framing: FramingKind) -> SerialConfig {
         framing,
         crc: true,
         api_mode: XbeeApiMode::Escaped,
+        max_garbage_rate: 0,
     }
 }
 
