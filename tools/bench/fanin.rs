@@ -20,6 +20,7 @@ pub async fn run(o: &Opts) -> Result<()> {
     let pubs = connect_many(o.addr()?, &format!("fanin-pub-{tag}"), o.pubs, 0).await?;
     let start = Instant::now() + Duration::from_millis(100);
     let deadline = start + Duration::from_secs_f64(o.duration);
+    let cpu_task = crate::procstat::spawn_window(meter.clone(), start, deadline);
     let sub_task = tokio::spawn(flood::subscribe(sub, o.pubs, deadline, false));
     let mut set = JoinSet::new();
     for (i, c) in pubs.into_iter().enumerate() {
@@ -27,7 +28,6 @@ pub async fn run(o: &Opts) -> Result<()> {
         set.spawn(flood::publish(c, tmpl, i as u32, o.qos, o.inflight, start, deadline));
     }
     tokio::time::sleep_until(start).await;
-    let cpu0 = meter.sample();
     let mut sent = vec![Sent::default(); o.pubs];
     let mut total = Sent::default();
     let mut i = 0;
@@ -41,7 +41,7 @@ pub async fn run(o: &Opts) -> Result<()> {
         i += 1;
     }
     let got = sub_task.await.context("subscriber task")??;
-    let cpu = meter.diff(&cpu0, &meter.sample());
+    let cpu = cpu_task.await.context("cpu task")?;
     let elapsed = got
         .last
         .map_or(o.duration, |l| l.duration_since(start).as_secs_f64())

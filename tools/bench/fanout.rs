@@ -23,6 +23,7 @@ pub async fn run(o: &Opts) -> Result<()> {
     let publisher = Client::connect(o.addr()?, &format!("fanout-pub-{tag}"), 0).await?;
     let start = Instant::now() + Duration::from_millis(100);
     let deadline = start + Duration::from_secs_f64(o.duration);
+    let cpu_task = crate::procstat::spawn_window(meter.clone(), start, deadline);
     let mut set = JoinSet::new();
     for s in subs {
         set.spawn(flood::subscribe(s, 1, deadline, false));
@@ -32,7 +33,6 @@ pub async fn run(o: &Opts) -> Result<()> {
         publisher, tmpl, 0, o.qos, o.inflight, start, deadline,
     ));
     tokio::time::sleep_until(start).await;
-    let cpu0 = meter.sample();
     let sent = pub_task.await.context("publisher task")??;
     let mut received = 0u64;
     let mut dupes = 0u64;
@@ -48,7 +48,7 @@ pub async fn run(o: &Opts) -> Result<()> {
             last = last.max(l);
         }
     }
-    let cpu = meter.diff(&cpu0, &meter.sample());
+    let cpu = cpu_task.await.context("cpu task")?;
     let elapsed = last.duration_since(start).as_secs_f64().max(1e-3);
     let expected = handed * o.subs as u64;
     let lost = expected.saturating_sub(received - dupes);

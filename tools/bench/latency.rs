@@ -25,14 +25,14 @@ pub async fn run(o: &Opts) -> Result<()> {
     let publisher = Client::connect(o.addr()?, &format!("lat-pub-{tag}"), 0).await?;
     let start = Instant::now() + Duration::from_millis(100);
     let deadline = start + Duration::from_secs_f64(o.duration);
+    let cpu_task = crate::procstat::spawn_window(meter.clone(), start, deadline);
     let sub_task = tokio::spawn(flood::subscribe(sub, 1, deadline, true));
     let tmpl = PublishTemplate::new(&topic, o.qos, o.payload)?;
     let pub_task = tokio::spawn(paced(publisher, tmpl, o.rate, start, deadline));
     sleep_until(start).await;
-    let cpu0 = meter.sample();
     let sent = pub_task.await.context("publisher task")??;
     let mut got = sub_task.await.context("subscriber task")??;
-    let cpu = meter.diff(&cpu0, &meter.sample());
+    let cpu = cpu_task.await.context("cpu task")?;
     let p = percentiles(&mut got.latencies);
     let lost = sent.saturating_sub(got.seq.received - got.seq.out_of_order);
     let mut r = Report::new("latency", &o.target);

@@ -104,3 +104,18 @@ impl CpuMeter {
         }
     }
 }
+
+/// Measures CPU use between `start` and `deadline` (the load phase only, so
+/// that draining and grace periods do not dilute the figure).
+pub fn spawn_window(
+    meter: CpuMeter,
+    start: tokio::time::Instant,
+    deadline: tokio::time::Instant,
+) -> tokio::task::JoinHandle<CpuUse> {
+    tokio::spawn(async move {
+        tokio::time::sleep_until(start).await;
+        let a = meter.sample();
+        tokio::time::sleep_until(deadline).await;
+        meter.diff(&a, &meter.sample())
+    })
+}
