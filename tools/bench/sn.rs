@@ -324,7 +324,10 @@ async fn drive(
         }
         sleep_until(due).await;
         let now = Instant::now();
-        while start + period.mul_f64(sent as f64) <= now && now < end {
+        if now >= end {
+            break;
+        }
+        while start + period.mul_f64(sent as f64) <= now {
             let i = next % n;
             next += 1;
             let (Some(s), Some(sq)) = (sensors.get(i), seq.get_mut(i)) else {
