@@ -119,3 +119,14 @@ pub fn spawn_window(
         meter.diff(&a, &meter.sample())
     })
 }
+
+/// The kernel's count of UDP datagrams dropped because a socket's receive
+/// buffer was full (`RcvbufErrors` in /proc/net/snmp), machine-wide.
+pub fn udp_rcvbuf_errors() -> Option<u64> {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").ok()?;
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let names: Vec<&str> = udp.next()?.split_whitespace().collect();
+    let values: Vec<&str> = udp.next()?.split_whitespace().collect();
+    let i = names.iter().position(|n| *n == "RcvbufErrors")?;
+    values.get(i)?.parse().ok()
+}

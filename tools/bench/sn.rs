@@ -21,7 +21,7 @@ use tokio::time::{Duration, Instant, sleep, sleep_until};
 
 use crate::mqtt::{Client, Incoming, put_puback, qos};
 use crate::payload::{self, now_ns};
-use crate::procstat::{CpuMeter, CpuUse};
+use crate::procstat::{CpuMeter, CpuUse, udp_rcvbuf_errors};
 use crate::report::{Report, pct};
 use crate::setup::run_tag;
 use crate::stats::percentiles;
@@ -82,6 +82,7 @@ pub async fn run(o: &Opts) -> Result<()> {
         let before_a = counters.pubacks.load(Ordering::Relaxed);
         counters.latencies.lock().map(|mut l| l.clear()).ok();
         let cpu0 = meter.sample();
+        let drops0 = udp_rcvbuf_errors();
         let t = Instant::now();
         let sent = drive(&sensors, &mut seq, o.qos, rate, o.duration, o.payload).await?;
         let send_s = t.elapsed().as_secs_f64();
@@ -97,6 +98,10 @@ pub async fn run(o: &Opts) -> Result<()> {
             last = now;
         }
         let cpu = meter.diff(&cpu0, &meter.sample());
+        let udp_drops = match (drops0, udp_rcvbuf_errors()) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64),
+            _ => None,
+        };
         let delivered = counters.delivered.load(Ordering::Relaxed) - before_d;
         let pubacks = counters.pubacks.load(Ordering::Relaxed) - before_a;
         let lost = sent.saturating_sub(delivered);
@@ -115,6 +120,7 @@ pub async fn run(o: &Opts) -> Result<()> {
             .int("pubacks", pubacks)
             .int("delivered", delivered)
             .int("lost", lost)
+            .opt("udp_rcvbuf_drops", udp_drops)
             .num("p50_us", p.p50)
             .num("p99_us", p.p99)
             .num("max_us", p.max)
