@@ -271,7 +271,7 @@ for case, metrics in METRICS.items():
         pm = statistics.median(p.values()) if p else None
         ratios = [s[k] / p[k] for k in sorted(s) if k in p and p[k]]
         rm = statistics.median(ratios) if ratios else None
-        per = " ".join(f"{x:.2f}" for x in ratios) if ratios else "not measured"
+        per = " ".join(f"{x:.2f}" for x in ratios) if ratios else ("not measured" if not p else "-")
         peer = f"{fmt(pm)}" if pm is not None else "-"
         print(f"{case:<12} {m:<20} {fmt(sm):>12} {peer:>12} {('%.2f' % rm) if rm else '-':>7}  {per}"
               + (f"  (peer: {peer_name})" if peer_name and m == metrics[0][0] else ""))
