@@ -20,21 +20,28 @@ pub async fn run(o: &Opts) -> Result<()> {
     let rss0 = meter.broker_rss_kib();
     let cpu0 = meter.sample();
     let t0 = Instant::now();
-    let clients = connect_many(o.addr()?, &format!("idle-{tag}"), o.connections, 0).await?;
+    let (clients, sockets) = if o.tcp_only {
+        (Vec::new(), tcp_many(o.addr()?, o.connections).await?)
+    } else {
+        let c = connect_many(o.addr()?, &format!("idle-{tag}"), o.connections, 0).await?;
+        (c, Vec::new())
+    };
     let setup = t0.elapsed().as_secs_f64();
     let cpu = meter.diff(&cpu0, &meter.sample());
     // Let the broker settle (buffers shrink, allocator returns memory) before reading RSS.
     sleep(Duration::from_millis(500)).await;
     let rss1 = meter.broker_rss_kib();
-    let n = clients.len() as f64;
+    let n = (clients.len() + sockets.len()) as f64;
     let per_conn = match (rss0, rss1) {
         (Some(a), Some(b)) => Some((b.saturating_sub(a) as f64 * 1024.0) / n.max(1.0)),
         _ => None,
     };
     drop(clients);
+    drop(sockets);
     let rate = n / setup.max(1e-6);
     let mut r = Report::new("conns", &o.target);
     r.int("connections", clients_len(n))
+        .int("tcp_only", u64::from(o.tcp_only))
         .num("setup_s", setup)
         .num("connects_per_s", rate)
         .opt("rss_before_kib", rss0.map(|v| v as f64))
@@ -53,6 +60,15 @@ pub async fn run(o: &Opts) -> Result<()> {
     ));
     r.print();
     Ok(())
+}
+
+/// Opens `n` plain TCP connections (no MQTT), waiting briefly so the broker has accepted them.
+async fn tcp_many(addr: SocketAddr, n: usize) -> Result<Vec<tokio::net::TcpStream>> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(tokio::net::TcpStream::connect(addr).await?);
+    }
+    Ok(out)
 }
 
 fn clients_len(n: f64) -> u64 {

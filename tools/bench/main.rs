@@ -80,6 +80,10 @@ pub struct Opts {
     /// Idle connections (conns).
     #[arg(long, default_value_t = 10_000)]
     pub connections: usize,
+    /// conns: open TCP connections without sending CONNECT (isolates the
+    /// per-socket cost from the per-session cost).
+    #[arg(long)]
+    pub tcp_only: bool,
     /// MQTT-SN sensors (sn).
     #[arg(long, default_value_t = 100)]
     pub sensors: usize,
