@@ -52,7 +52,12 @@ fn mqtt(c: &mut Criterion) {
     // 100 back-to-back PUBLISH packets in one read, as a busy connection sees them.
     let mut stream = BytesMut::new();
     for _ in 0..100 {
-        encode_packet(&mqtt_publish(QoS::AtMostOnce), ProtocolVersion::V311, &mut stream).ok();
+        encode_packet(
+            &mqtt_publish(QoS::AtMostOnce),
+            ProtocolVersion::V311,
+            &mut stream,
+        )
+        .ok();
     }
     let stream = stream.freeze();
     g.bench_function("decode_100_publish_stream_v311", |b| {

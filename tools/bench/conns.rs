@@ -7,11 +7,11 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, Result, bail};
 use tokio::time::{Duration, Instant, sleep};
 
+use crate::Opts;
 use crate::mqtt::Client;
 use crate::procstat::{CpuMeter, rss_kib};
 use crate::report::Report;
 use crate::setup::{connect_many, run_tag};
-use crate::Opts;
 
 /// Runs the conns scenario and prints its report.
 pub async fn run(o: &Opts) -> Result<()> {
@@ -78,7 +78,9 @@ fn clients_len(n: f64) -> u64 {
 /// Starts `cmd`, polls until it answers CONNECT with CONNACK, reports the delay
 /// and the idle RSS, then stops it.
 pub async fn ready(o: &Opts, cmd: &[String]) -> Result<()> {
-    let (prog, args) = cmd.split_first().context("ready needs a command after --")?;
+    let (prog, args) = cmd
+        .split_first()
+        .context("ready needs a command after --")?;
     let addr: SocketAddr = o.addr()?;
     let t0 = Instant::now();
     let mut child = Command::new(prog)

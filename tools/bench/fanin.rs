@@ -4,19 +4,20 @@ use anyhow::{Context, Result};
 use tokio::task::JoinSet;
 use tokio::time::{Duration, Instant};
 
+use crate::Opts;
 use crate::flood::{self, Sent};
 use crate::mqtt::{PublishTemplate, qos};
 use crate::procstat::CpuMeter;
 use crate::report::{Report, pct};
 use crate::setup::{connect_many, run_tag};
-use crate::Opts;
 
 /// Runs the scenario and prints its report.
 pub async fn run(o: &Opts) -> Result<()> {
     let tag = run_tag();
     let meter = CpuMeter::new(&o.broker_pid);
     let mut sub = crate::mqtt::Client::connect(o.addr()?, &format!("fanin-sub-{tag}"), 0).await?;
-    sub.subscribe(&format!("bench/{tag}/fanin/#"), qos(o.qos)).await?;
+    sub.subscribe(&format!("bench/{tag}/fanin/#"), qos(o.qos))
+        .await?;
     let pubs = connect_many(o.addr()?, &format!("fanin-pub-{tag}"), o.pubs, 0).await?;
     let start = Instant::now() + Duration::from_millis(100);
     let deadline = start + Duration::from_secs_f64(o.duration);
@@ -25,7 +26,9 @@ pub async fn run(o: &Opts) -> Result<()> {
     let mut set = JoinSet::new();
     for (i, c) in pubs.into_iter().enumerate() {
         let tmpl = PublishTemplate::new(&format!("bench/{tag}/fanin/{i}"), o.qos, o.payload)?;
-        set.spawn(flood::publish(c, tmpl, i as u32, o.qos, o.inflight, start, deadline));
+        set.spawn(flood::publish(
+            c, tmpl, i as u32, o.qos, o.inflight, start, deadline,
+        ));
     }
     tokio::time::sleep_until(start).await;
     let mut sent = vec![Sent::default(); o.pubs];

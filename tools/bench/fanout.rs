@@ -4,12 +4,12 @@ use anyhow::{Context, Result};
 use tokio::task::JoinSet;
 use tokio::time::{Duration, Instant};
 
+use crate::Opts;
 use crate::flood;
 use crate::mqtt::{Client, PublishTemplate, qos};
 use crate::procstat::CpuMeter;
 use crate::report::{Report, pct};
 use crate::setup::{connect_many, run_tag};
-use crate::Opts;
 
 /// Runs the scenario and prints its report.
 pub async fn run(o: &Opts) -> Result<()> {

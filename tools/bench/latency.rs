@@ -6,6 +6,7 @@ use sngate::mqtt::codec::Packet;
 use tokio::io::AsyncWriteExt;
 use tokio::time::{Duration, Instant, sleep_until};
 
+use crate::Opts;
 use crate::flood;
 use crate::mqtt::{Client, Incoming, PublishTemplate, qos};
 use crate::payload::{self, now_ns};
@@ -13,7 +14,6 @@ use crate::procstat::CpuMeter;
 use crate::report::{Report, pct};
 use crate::setup::run_tag;
 use crate::stats::percentiles;
-use crate::Opts;
 
 /// Runs the scenario and prints its report.
 pub async fn run(o: &Opts) -> Result<()> {
@@ -66,7 +66,10 @@ async fn paced(
     start: Instant,
     deadline: Instant,
 ) -> Result<u64> {
-    let Client { mut reader, mut writer } = client;
+    let Client {
+        mut reader,
+        mut writer,
+    } = client;
     let acks = tokio::spawn(async move {
         let grace = deadline + flood::GRACE;
         while Instant::now() < grace {

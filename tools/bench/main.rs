@@ -42,7 +42,10 @@ pub enum Scenario {
 
 /// Command-line options.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "sngate-bench", about = "Load generator for MQTT / MQTT-SN brokers")]
+#[command(
+    name = "sngate-bench",
+    about = "Load generator for MQTT / MQTT-SN brokers"
+)]
 pub struct Opts {
     /// Scenario to run.
     #[arg(value_enum)]

@@ -29,6 +29,9 @@ pub fn put(packet: &Packet, buf: &mut BytesMut) -> Result<()> {
 }
 
 /// One frame read from the server.
+// `Other` is rare (acks and control packets) and short-lived; boxing it would
+// cost an allocation per PUBACK on the publisher's hot path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Incoming {
     /// A PUBLISH: QoS, packet id (0 for QoS 0) and payload, parsed in place.

@@ -19,13 +19,13 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::{Duration, Instant, sleep, sleep_until};
 
+use crate::Opts;
 use crate::mqtt::{Client, Incoming, put_puback, qos};
 use crate::payload::{self, now_ns};
 use crate::procstat::{CpuMeter, CpuUse, udp_rcvbuf_errors};
 use crate::report::{Report, pct};
 use crate::setup::run_tag;
 use crate::stats::percentiles;
-use crate::Opts;
 
 /// Sensors set up at once.
 const SETUP_CONCURRENCY: usize = 100;
@@ -60,7 +60,8 @@ pub async fn run(o: &Opts) -> Result<()> {
     let counters = Arc::new(Counters::default());
 
     let mut sub = Client::connect(o.addr()?, &format!("sn-sub-{tag}"), 0).await?;
-    sub.subscribe(&format!("bench/{tag}/sn/#"), qos(o.qos)).await?;
+    sub.subscribe(&format!("bench/{tag}/sn/#"), qos(o.qos))
+        .await?;
     let sub_task = tokio::spawn(subscriber(sub, counters.clone()));
 
     let cpu_setup0 = meter.sample();
@@ -106,7 +107,11 @@ pub async fn run(o: &Opts) -> Result<()> {
         let pubacks = counters.pubacks.load(Ordering::Relaxed) - before_a;
         let lost = sent.saturating_sub(delivered);
         let achieved = sent as f64 / send_s.max(1e-6);
-        let mut lat = counters.latencies.lock().map(|l| l.clone()).unwrap_or_default();
+        let mut lat = counters
+            .latencies
+            .lock()
+            .map(|l| l.clone())
+            .unwrap_or_default();
         let p = percentiles(&mut lat);
         let scenario = if o.find_capacity { "sn-cap" } else { "sn" };
         let mut r = Report::new(scenario, &o.target);
@@ -128,7 +133,18 @@ pub async fn run(o: &Opts) -> Result<()> {
             .opt("broker_cpu_pct", cpu.broker_pct)
             .opt("broker_cpu_s", cpu.broker_secs)
             .opt("setup_broker_cpu_pct", setup_cpu.broker_pct);
-        r.say(&human(o, sensors.len(), rate, achieved, setup_s, sent, delivered, lost, p.p99, &cpu));
+        r.say(&human(
+            o,
+            sensors.len(),
+            rate,
+            achieved,
+            setup_s,
+            sent,
+            delivered,
+            lost,
+            p.p99,
+            &cpu,
+        ));
         r.print();
         if !o.find_capacity {
             break;
@@ -200,7 +216,9 @@ async fn setup_all(o: &Opts, gw: SocketAddr, tag: &str) -> Result<Vec<Sensor>> {
         let (q, payload_len) = (o.qos, o.payload);
         set.spawn(async move {
             let _p = gate.acquire_owned().await;
-            setup_one(gw, &id, &topic, q, payload_len).await.map(|s| (i, s))
+            setup_one(gw, &id, &topic, q, payload_len)
+                .await
+                .map(|s| (i, s))
         });
     }
     let mut out: Vec<Option<Sensor>> = (0..o.sensors).map(|_| None).collect();
@@ -210,7 +228,9 @@ async fn setup_all(o: &Opts, gw: SocketAddr, tag: &str) -> Result<Vec<Sensor>> {
             *slot = Some(s);
         }
     }
-    out.into_iter().map(|s| s.context("missing sensor")).collect()
+    out.into_iter()
+        .map(|s| s.context("missing sensor"))
+        .collect()
 }
 
 async fn setup_one(
@@ -286,10 +306,10 @@ async fn request(
         let until = Instant::now() + RETRY;
         while let Ok(r) = tokio::time::timeout_at(until, sock.recv(&mut buf)).await {
             let n = r?;
-            if let Ok(Frame::Message(m)) = decode(&Bytes::copy_from_slice(&buf[..n])) {
-                if want(&m) {
-                    return Ok(m);
-                }
+            if let Ok(Frame::Message(m)) = decode(&Bytes::copy_from_slice(&buf[..n]))
+                && want(&m)
+            {
+                return Ok(m);
             }
         }
     }
