@@ -12,13 +12,19 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::broker::{self, BrokerHandle, BrokerSettings, Metrics};
-use crate::config::{Config, GatewayMode, ListenerProtocol};
-use crate::gateway::{GatewaySettings, PredefinedTopic, bind_udp, run_gateway_on};
+use crate::auth::{AuthError, Authorizer};
+use crate::broker::{self, BrokerHandle, BrokerSettings, Metrics, Persistence, SyncPolicy};
+use crate::config::{Config, GatewayMode, ListenerConfig, ListenerProtocol, SyncMode};
+use crate::gateway::{
+    GatewayAccess, GatewaySettings, ListenerPolicy, PredefinedTopic, SensorAccess, SerialTransport,
+    bind_udp, run_gateway_with,
+};
 use crate::mqtt::connection::{ConnectionContext, run_connection};
 use crate::mqtt::session::SessionSettings;
-use crate::transport::tcp;
+use crate::store::{RedbStore, Store};
+use crate::transport::tls::{self, TlsError, TlsSettings};
 use crate::transport::udp::UdpListenerSettings;
+use crate::transport::{tcp, websocket};
 
 /// Why sngate could not start.
 #[derive(Debug, Error)]
@@ -33,9 +39,36 @@ pub enum StartError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A `[[bridge]]` cannot be set up (topic rule, template, TLS files).
+    #[error(transparent)]
+    Bridge(#[from] crate::bridge::BridgeError),
     /// The config asks for something this build does not do yet.
     #[error("{0}")]
     Unsupported(String),
+    /// The durable store cannot be opened or read (damaged, newer format,
+    /// in use, unreadable); the message names the file and what to do.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// A TLS listener's certificate, key or CA file is unusable.
+    #[error("listener {addr}: {source}")]
+    Tls {
+        /// The listener's configured address.
+        addr: SocketAddr,
+        /// What is wrong.
+        source: TlsError,
+    },
+    /// The password or ACL file is unusable.
+    #[error("[auth]: {0}")]
+    Auth(#[from] AuthError),
+}
+
+/// What a reload (SIGHUP) could not apply; everything else was applied and
+/// the failed parts keep their previous state.
+#[derive(Debug, Error)]
+#[error("reload incomplete: {}", .problems.join("; "))]
+pub struct ReloadError {
+    /// One line per file set that failed.
+    pub problems: Vec<String>,
 }
 
 /// A running sngate.
@@ -49,6 +82,9 @@ pub struct Sngate {
     pub broker: BrokerHandle,
     /// Traffic counters.
     pub metrics: Arc<Metrics>,
+    /// Password and ACL rules in force.
+    pub authorizer: Arc<Authorizer>,
+    tls: Vec<(SocketAddr, Arc<TlsSettings>)>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     core: JoinHandle<()>,
@@ -61,6 +97,39 @@ impl Sngate {
             .iter()
             .find(|(p, _)| *p == ListenerProtocol::Mqtt)
             .map(|(_, a)| *a)
+    }
+
+    /// The first listener's address with this protocol.
+    pub fn listener_addr(&self, protocol: ListenerProtocol) -> Option<SocketAddr> {
+        self.mqtt_listeners
+            .iter()
+            .find(|(p, _)| *p == protocol)
+            .map(|(_, a)| *a)
+    }
+
+    /// Re-reads TLS certificates, the password file and the ACL (SIGHUP).
+    /// Connected clients stay; new connections and later checks use the new
+    /// files. A file that fails to load is reported and its old version kept.
+    pub fn reload(&self) -> Result<(), ReloadError> {
+        let mut problems = Vec::new();
+        for (addr, t) in &self.tls {
+            match t.reload() {
+                Ok(()) => info!("Reloaded TLS certificates of listener {addr}."),
+                Err(e) => problems.push(format!("listener {addr}: {e}")),
+            }
+        }
+        match self.authorizer.reload() {
+            Ok(()) => info!("Reloaded password and ACL files."),
+            Err(e) => problems.push(format!("[auth]: {e}")),
+        }
+        for p in &problems {
+            warn!("Reload failed, keeping the previous version: {p}");
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ReloadError { problems })
+        }
     }
 
     /// The token that stops everything when cancelled.
@@ -90,6 +159,8 @@ fn broker_settings(config: &Config) -> BrokerSettings {
         max_inflight_messages: b.max_inflight_messages,
         sys_interval: Duration::from_secs(b.sys_interval),
         retain_available: b.retain_available,
+        max_queued_bytes: b.max_queued_bytes,
+        max_subscriptions: b.max_subscriptions,
     }
 }
 
@@ -131,6 +202,67 @@ pub fn gateway_settings(config: &Config) -> GatewaySettings {
                 client_id: (p.client_id != "*").then(|| p.client_id.clone()),
             })
             .collect(),
+        restored_topics: Vec::new(),
+    }
+}
+
+/// Opens and reads the durable store when `[persistence] enabled`; also
+/// returns the sensors' topic ids for the gateway.
+#[allow(clippy::type_complexity)] // (store, per-sensor topic tables)
+fn open_store(
+    config: &Config,
+) -> Result<(Option<Persistence>, Vec<(String, Vec<(u16, String)>)>), StartError> {
+    let p = &config.persistence;
+    if !p.enabled {
+        return Ok((None, Vec::new()));
+    }
+    let mut store = RedbStore::open(&p.path, p.max_size)?;
+    let snapshot = store.load()?;
+    info!(
+        "persistence: store {} opened (sync = {})",
+        store.path().display(),
+        match p.sync {
+            SyncMode::Always => "always".to_string(),
+            SyncMode::Interval => format!("interval, every {} s", p.sync_interval),
+        }
+    );
+    let topics = snapshot
+        .sn_topics
+        .iter()
+        .map(|t| (t.client_id.clone(), t.topics.clone()))
+        .collect();
+    let sync = match p.sync {
+        SyncMode::Always => SyncPolicy::Always,
+        SyncMode::Interval => SyncPolicy::Interval(Duration::from_secs(p.sync_interval.max(1))),
+    };
+    let persistence = Persistence {
+        store: Box::new(store),
+        snapshot,
+        sync,
+    };
+    Ok((Some(persistence), topics))
+}
+
+/// Sensor admission and ACL from `[gateway]` and `[[gateway.udp]]`.
+pub fn gateway_access(
+    config: &Config,
+    authorizer: Arc<Authorizer>,
+    metrics: Arc<Metrics>,
+) -> GatewayAccess {
+    let g = &config.gateway;
+    let usernames = g.usernames.clone().into_iter().collect();
+    GatewayAccess {
+        sensors: Arc::new(SensorAccess::new(authorizer, usernames)),
+        listeners: g
+            .udp
+            .iter()
+            .map(|u| ListenerPolicy {
+                allow_client_ids: u.allow_client_ids.clone(),
+                allow_networks: u.allow_networks.clone(),
+            })
+            .collect(),
+        max_datagram_rate: g.max_datagram_rate,
+        metrics,
     }
 }
 
@@ -140,37 +272,6 @@ fn check_supported(config: &Config) -> Result<(), StartError> {
             "gateway.mode other than \"broker\" is not available in this build yet".into(),
         ));
     }
-    if config.gateway.enabled && !config.gateway.serial.is_empty() {
-        return Err(StartError::Unsupported(
-            "[[gateway.serial]] is not available in this build yet".into(),
-        ));
-    }
-    if let Some(l) = config
-        .listener
-        .iter()
-        .find(|l| l.protocol != ListenerProtocol::Mqtt)
-    {
-        return Err(StartError::Unsupported(format!(
-            "listener protocol \"{}\" on {} is not available in this build yet; use \"mqtt\"",
-            l.protocol.as_str(),
-            l.bind
-        )));
-    }
-    if config.persistence.enabled {
-        return Err(StartError::Unsupported(
-            "persistence.enabled = true is not available in this build yet; set it to false".into(),
-        ));
-    }
-    if config.auth.password_file.is_some() || config.auth.acl_file.is_some() {
-        return Err(StartError::Unsupported(
-            "auth.password_file / auth.acl_file are not available in this build yet".into(),
-        ));
-    }
-    if !config.bridge.is_empty() {
-        return Err(StartError::Unsupported(
-            "[[bridge]] is not available in this build yet".into(),
-        ));
-    }
     Ok(())
 }
 
@@ -178,20 +279,43 @@ fn check_supported(config: &Config) -> Result<(), StartError> {
 /// returns, so their addresses (port 0 resolved) are known to the caller.
 pub async fn start(config: &Config) -> Result<Sngate, StartError> {
     check_supported(config)?;
+    crate::bridge::check(&config.bridge)?;
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
-    let (broker, metrics, core) = broker::spawn(broker_settings(config), shutdown.clone());
+    let authorizer = Arc::new(Authorizer::from_config(&config.auth)?);
+    // Certificates are loaded before anything runs, so a bad file stops the start.
+    let mut listener_tls = Vec::new();
+    for l in &config.listener {
+        let settings = match l.protocol.is_tls() {
+            true => Some(Arc::new(TlsSettings::load(l).map_err(|source| {
+                StartError::Tls {
+                    addr: l.bind,
+                    source,
+                }
+            })?)),
+            false => None,
+        };
+        listener_tls.push(settings);
+    }
+    // Everything stored is restored before the first listener opens.
+    let (persistence, restored_topics) = open_store(config)?;
+    let (broker, metrics, core) =
+        broker::spawn_with(broker_settings(config), persistence, shutdown.clone());
     let ctx = ConnectionContext {
         broker: broker.clone(),
         metrics: metrics.clone(),
         settings: session_settings(config),
         shutdown: shutdown.clone(),
+        authorizer: authorizer.clone(),
+        identity: None,
+        max_publish_rate: config.broker.max_publish_rate,
     };
     let mut mqtt_listeners = Vec::new();
-    for l in &config.listener {
+    let mut tls = Vec::new();
+    for (l, l_tls) in config.listener.iter().zip(listener_tls) {
         let listener = tcp::bind(l.bind).map_err(|source| StartError::Bind {
             addr: l.bind,
-            what: "mqtt",
+            what: l.protocol.as_str(),
             source,
         })?;
         let local = listener.local_addr().unwrap_or(l.bind);
@@ -202,17 +326,22 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
         } else {
             config.broker.max_connections
         };
-        let ctx = ctx.clone();
+        if let Some(t) = &l_tls {
+            tls.push((local, t.clone()));
+        }
+        let serve = Arc::new(Listener::new(l, l_tls, ctx.clone()));
         tasks.spawn(tcp::accept_loop(
             listener,
             max,
+            metrics.clone(),
             shutdown.clone(),
             tasks.clone(),
-            move |stream, peer| run_connection(stream, peer, "tcp", ctx.clone()),
+            move |stream, peer| serve.clone().serve(stream, peer),
         ));
     }
     let mut gateway_udp = Vec::new();
-    if config.gateway.enabled && !config.gateway.udp.is_empty() {
+    let serial_configured = config.gateway.enabled && !config.gateway.serial.is_empty();
+    if config.gateway.enabled && (!config.gateway.udp.is_empty() || serial_configured) {
         let udp: Vec<UdpListenerSettings> = config
             .gateway
             .udp
@@ -232,22 +361,122 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
             other => StartError::Unsupported(other.to_string()),
         })?;
         gateway_udp = sockets.iter().map(|s| s.local_addr()).collect();
-        let settings = gateway_settings(config);
+        let mut settings = gateway_settings(config);
+        settings.restored_topics = restored_topics;
+        // A missing or unplugged radio never stops the start: its link logs
+        // why and keeps reopening the device.
+        let serial = config
+            .gateway
+            .serial
+            .iter()
+            .map(|c| {
+                let (link, events) = crate::transport::serial::port::spawn_link(
+                    c.clone(),
+                    config.gateway.max_message_size,
+                    shutdown.clone(),
+                );
+                SerialTransport {
+                    device: c.device.display().to_string(),
+                    link,
+                    events,
+                }
+            })
+            .collect();
+        let access = gateway_access(config, authorizer.clone(), metrics.clone());
         let broker = broker.clone();
         let stop = shutdown.clone();
         tasks.spawn(async move {
-            if let Err(e) = run_gateway_on(settings, sockets, broker, stop).await {
+            if let Err(e) = run_gateway_with(settings, sockets, serial, broker, stop, access).await {
                 tracing::error!("MQTT-SN gateway stopped: {e}");
             }
         });
     }
+    crate::bridge::spawn_bridges(&config.bridge, &broker, &shutdown, &tasks).await?;
     Ok(Sngate {
         mqtt_listeners,
         gateway_udp,
         broker,
         metrics,
+        authorizer,
+        tls,
         shutdown,
         tasks,
         core,
     })
+}
+
+/// How one listener turns an accepted TCP stream into an MQTT connection.
+struct Listener {
+    protocol: ListenerProtocol,
+    tls: Option<Arc<TlsSettings>>,
+    path: String,
+    use_identity_as_username: bool,
+    ctx: ConnectionContext,
+}
+
+impl Listener {
+    fn new(l: &ListenerConfig, tls: Option<Arc<TlsSettings>>, ctx: ConnectionContext) -> Listener {
+        Listener {
+            protocol: l.protocol,
+            tls,
+            path: l.path.clone(),
+            use_identity_as_username: l.use_identity_as_username,
+            ctx,
+        }
+    }
+
+    /// Handshakes (TLS, WebSocket) share the CONNECT deadline: a peer that
+    /// stays silent is dropped as one that never sends CONNECT would be.
+    fn handshake_timeout(&self) -> Duration {
+        self.ctx.settings.connect_timeout
+    }
+
+    /// One WebSocket message may carry a whole packet plus framing.
+    fn max_ws_message(&self) -> usize {
+        usize::try_from(self.ctx.settings.max_packet_size)
+            .unwrap_or(usize::MAX)
+            .saturating_add(16)
+    }
+
+    async fn serve(self: Arc<Self>, stream: tokio::net::TcpStream, peer: SocketAddr) {
+        let timeout = self.handshake_timeout();
+        match (self.protocol, &self.tls) {
+            (ListenerProtocol::Mqtt, _) => {
+                run_connection(stream, peer, "tcp", self.ctx.clone()).await;
+            }
+            (ListenerProtocol::Ws, _) => {
+                match websocket::accept(stream, &self.path, self.max_ws_message(), timeout).await {
+                    Ok(ws) => run_connection(ws, peer, "ws", self.ctx.clone()).await,
+                    Err(e) => warn!("WebSocket handshake with {peer} failed: {e}"),
+                }
+            }
+            (ListenerProtocol::Mqtts | ListenerProtocol::Wss, Some(t)) => {
+                let stream = match t.accept(stream, timeout).await {
+                    Ok(s) => s,
+                    Err(e) => return warn!("TLS handshake with {peer} failed: {e}"),
+                };
+                let mut ctx = self.ctx.clone();
+                if self.use_identity_as_username {
+                    match tls::client_common_name(&stream) {
+                        Some(cn) => ctx.identity = Some(Arc::from(cn.as_str())),
+                        None => {
+                            return warn!(
+                                "Connection from {peer} refused: no client certificate CN to use as user name."
+                            );
+                        }
+                    }
+                }
+                if self.protocol == ListenerProtocol::Wss {
+                    let max = self.max_ws_message();
+                    match websocket::accept(stream, &self.path, max, timeout).await {
+                        Ok(ws) => run_connection(ws, peer, "wss", ctx).await,
+                        Err(e) => warn!("WebSocket handshake with {peer} failed: {e}"),
+                    }
+                } else {
+                    run_connection(stream, peer, "tls", ctx).await;
+                }
+            }
+            (_, None) => warn!("TLS listener without certificates; connection from {peer} dropped"),
+        }
+    }
 }

@@ -7,10 +7,12 @@
 
 pub mod app;
 pub mod auth;
+pub mod bridge;
 pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod gateway;
+pub mod limits;
 pub mod mqtt;
 pub mod mqttsn;
 pub mod qos;

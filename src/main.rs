@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use sngate::cli::{Cli, Command, run_check_config};
+use sngate::cli::{Cli, Command, run_check_config, run_passwd};
 use sngate::config::Config;
 use tracing::info;
 use tracing_subscriber::EnvFilter;
@@ -18,6 +18,9 @@ fn main() -> ExitCode {
     if let Some(Command::Sn(command)) = &cli.command {
         return ExitCode::from(u8::try_from(sngate::cli::sn::run(command)).unwrap_or(1));
     }
+    if let Some(Command::Passwd(args)) = &cli.command {
+        return ExitCode::from(u8::try_from(run_passwd(args)).unwrap_or(1));
+    }
     let config = match &cli.config {
         Some(path) => match Config::load(path) {
             Ok(c) => c,
@@ -29,11 +32,47 @@ fn main() -> ExitCode {
         None => Config::builtin(),
     };
     init_logging(&config);
+    if cli.reset_store
+        && let Err(code) = reset_store(&config)
+    {
+        return code;
+    }
     match run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("sngate: {e:#}");
             ExitCode::from(1)
+        }
+    }
+}
+
+/// `--reset-store`: moves the store file aside so that a fresh one is created.
+fn reset_store(config: &Config) -> Result<(), ExitCode> {
+    let p = &config.persistence;
+    if !p.enabled {
+        eprintln!(
+            "sngate: --reset-store: persistence is not enabled in this config; nothing to reset"
+        );
+        return Ok(());
+    }
+    if !p.path.join(sngate::store::STORE_FILE).exists() {
+        info!(
+            "--reset-store: no store in {}; starting fresh",
+            p.path.display()
+        );
+        return Ok(());
+    }
+    match sngate::store::move_aside(&p.path) {
+        Ok(to) => {
+            eprintln!(
+                "sngate: store moved aside to {}; starting with an empty store",
+                to.display()
+            );
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("sngate: --reset-store: {e}");
+            Err(ExitCode::from(1))
         }
     }
 }
@@ -57,7 +96,7 @@ fn run(config: Config) -> anyhow::Result<()> {
     runtime.block_on(async move {
         info!("sngate version {} starting", env!("CARGO_PKG_VERSION"));
         let app = sngate::app::start(&config).await?;
-        wait_for_signal().await?;
+        wait_for_signal(&app).await?;
         info!("shutting down");
         app.stop().await;
         info!("sngate stopped");
@@ -65,13 +104,21 @@ fn run(config: Config) -> anyhow::Result<()> {
     })
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
+/// Waits for SIGTERM or SIGINT; SIGHUP reloads certificates, passwords and ACL.
+async fn wait_for_signal(app: &sngate::app::Sngate) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+            _ = hup.recv() => {
+                info!("SIGHUP received: reloading");
+                // Failures are logged by reload itself; the old files stay in force.
+                let _ = app.reload();
+            }
+        }
     }
-    Ok(())
 }

@@ -376,4 +376,12 @@ pub enum Command {
         /// The message.
         message: Message,
     },
+    /// Keep an MQTT-SN sensor's registered topic ids with its persistent
+    /// session (the whole table; empty forgets it). Ignored without persistence.
+    PersistSensorTopics {
+        /// The sensor's client id.
+        client_id: Arc<str>,
+        /// Topic id to topic name.
+        topics: Vec<(u16, Arc<str>)>,
+    },
 }

@@ -3,11 +3,16 @@
 //! it never sees a socket, an MQTT packet or an MQTT-SN topic id.
 
 pub mod api;
+pub mod compact;
 pub mod core;
 pub mod handle;
 pub mod message;
 pub mod metrics;
+pub mod out;
+pub mod persist;
+pub mod restore;
 pub mod retained;
+pub mod routing;
 pub mod runner;
 pub mod session;
 pub mod subscriptions;
@@ -18,8 +23,10 @@ pub use core::{Broker, BrokerSettings};
 pub use handle::{BrokerClosed, BrokerHandle};
 pub use message::{Message, MessageProperties};
 pub use metrics::Metrics;
-pub use runner::spawn;
+pub use runner::{Persistence, SyncPolicy, spawn, spawn_with};
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_persist;
 #[cfg(test)]
 mod tests_v5;

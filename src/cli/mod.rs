@@ -1,7 +1,10 @@
 //! Command-line interface definitions.
 
+mod passwd;
+
 use std::path::{Path, PathBuf};
 
+pub use self::passwd::{PasswdArgs, PasswdError, passwd, run_passwd};
 use crate::config::Config;
 
 pub mod sn;
@@ -17,6 +20,9 @@ pub struct Cli {
     /// Configuration file (TOML); without it the built-in defaults apply
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Move a damaged or unreadable store aside (kept as sngate.redb.damaged-<time>) and start with an empty one
+    #[arg(long = "reset-store")]
+    pub reset_store: bool,
     /// What to do; `run` when left out
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -35,6 +41,8 @@ pub enum Command {
     /// MQTT-SN test clients: pub, sub, search
     #[command(subcommand)]
     Sn(sn::SnCommand),
+    /// Create, update or delete users of a password file (mosquitto_passwd format)
+    Passwd(PasswdArgs),
 }
 
 /// Checks `file` as `sngate check-config` does: returns the exit code (0 valid,
@@ -92,6 +100,20 @@ mod tests {
                 file: PathBuf::from("x.toml")
             })
         );
+    }
+
+    #[test]
+    fn passwd_subcommand_takes_mosquitto_passwd_flags() {
+        let cli = Cli::try_parse_from(["sngate", "passwd", "-c", "-b", "f", "u", "p"]).unwrap();
+        let Some(Command::Passwd(a)) = cli.command else {
+            panic!("not passwd");
+        };
+        assert!(a.create && a.batch && !a.delete);
+        assert_eq!(
+            (a.username.as_str(), a.password.as_deref()),
+            ("u", Some("p"))
+        );
+        assert!(Cli::try_parse_from(["sngate", "passwd", "-D", "-c", "f", "u"]).is_err());
     }
 
     #[test]

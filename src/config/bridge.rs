@@ -55,6 +55,60 @@ pub struct BridgeConfig {
         deserialize_with = "ranged::<_, _, 1, 86400>"
     )]
     pub reconnect_max: u64,
+    /// Session Expiry Interval asked of an MQTT 5 remote broker, seconds;
+    /// absent = 0 with `clean_start = true`, one day otherwise.
+    #[serde(default)]
+    pub session_expiry: Option<u32>,
+    /// Publish the link state (`1`/`0`, retained) on the local broker.
+    #[serde(default = "default_true")]
+    pub notifications: bool,
+    /// Also publish the link state on the remote broker, with `0` as the bridge's will.
+    #[serde(default)]
+    pub notifications_remote: bool,
+    /// Topic of the link state; absent = `$SYS/broker/connection/<name>/state`.
+    #[serde(default)]
+    pub notification_topic: Option<String>,
+    /// Announce the bridge to an MQTT 3.1.1 remote (protocol level | 0x80, as
+    /// Mosquitto's bridges do) so it does not echo the bridge's own messages back.
+    #[serde(default = "default_true")]
+    pub try_private: bool,
+    /// Most messages held for the remote (queued while it is down plus in flight).
+    #[serde(
+        default = "default_max_queued",
+        deserialize_with = "ranged::<_, _, 1, 100_000_000>"
+    )]
+    pub max_queued: u64,
+    /// Most payload bytes held for the remote.
+    #[serde(
+        default = "default_max_queued_bytes",
+        deserialize_with = "ranged::<_, _, 1024, 17_179_869_184>"
+    )]
+    pub max_queued_bytes: u64,
+    /// Most QoS 0 messages held while the remote is down; older ones are dropped first.
+    #[serde(
+        default = "default_max_queued_qos0",
+        deserialize_with = "ranged::<_, _, 0, 100_000_000>"
+    )]
+    pub max_queued_qos0: u64,
+    /// Most QoS 1/2 messages sent to the remote and not yet acknowledged.
+    #[serde(
+        default = "default_max_inflight",
+        deserialize_with = "ranged::<_, _, 1, 65535>"
+    )]
+    pub max_inflight: u16,
+    /// Seconds allowed for TCP, TLS and CONNACK when connecting.
+    #[serde(
+        default = "default_connect_timeout",
+        deserialize_with = "ranged::<_, _, 1, 3600>"
+    )]
+    pub connect_timeout: u64,
+    /// While on a later address, how often (seconds) to check whether the first
+    /// is back and return to it; 0 = stay until the link fails.
+    #[serde(
+        default = "default_primary_retry",
+        deserialize_with = "ranged::<_, _, 0, 86400>"
+    )]
+    pub primary_retry: u64,
 }
 
 impl BridgeConfig {
@@ -64,6 +118,34 @@ impl BridgeConfig {
             .clone()
             .unwrap_or_else(|| format!("sngate-bridge-{}", self.name))
     }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_max_queued() -> u64 {
+    10_000
+}
+
+fn default_max_queued_bytes() -> u64 {
+    16 * 1024 * 1024
+}
+
+fn default_max_queued_qos0() -> u64 {
+    100
+}
+
+fn default_max_inflight() -> u16 {
+    20
+}
+
+fn default_connect_timeout() -> u64 {
+    10
+}
+
+fn default_primary_retry() -> u64 {
+    60
 }
 
 fn default_keepalive() -> u16 {
@@ -125,4 +207,14 @@ pub struct BridgeTopicConfig {
     /// Prefix of the topic on the remote broker.
     #[serde(default)]
     pub remote_prefix: String,
+    /// Template of the remote topic for `out` rules: `{1}`, `{2}`… are the
+    /// levels the pattern's wildcards matched, `{client_id}` the publisher.
+    #[serde(default)]
+    pub remote_topic: Option<String>,
+    /// Template of the local topic for `in` rules (same placeholders).
+    #[serde(default)]
+    pub local_topic: Option<String>,
+    /// Keep the retain flag of forwarded messages; false forwards them unretained.
+    #[serde(default = "default_true")]
+    pub retain: bool,
 }

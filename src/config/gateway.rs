@@ -1,11 +1,13 @@
 //! `[gateway]`: the MQTT-SN gateway, its UDP sockets, upstream and predefined topics.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use serde::Deserialize;
 
 use super::de::{opt_socket_addr, ranged, socket_addr};
 use super::serial::SerialConfig;
+use crate::limits::Cidr;
 
 /// How the gateway connects sensors to MQTT (MQTT-SN 1.2 §4: transparent and aggregating gateways).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -109,6 +111,10 @@ pub struct GatewayConfig {
     pub serial: Vec<SerialConfig>,
     /// Topic ids known to sensors without REGISTER (MQTT-SN 1.2 §3 "pre-defined topic ids").
     pub predefined: Vec<PredefinedTopicConfig>,
+    /// Datagrams per second accepted from one source IP address; 0 = unlimited.
+    pub max_datagram_rate: u32,
+    /// Client id → user name the ACL knows the sensor by (`user` blocks, `%u`).
+    pub usernames: BTreeMap<String, String>,
 }
 
 impl Default for GatewayConfig {
@@ -131,6 +137,8 @@ impl Default for GatewayConfig {
             udp: default_udp(),
             serial: Vec::new(),
             predefined: Vec::new(),
+            max_datagram_rate: 0,
+            usernames: BTreeMap::new(),
         }
     }
 }
@@ -146,11 +154,15 @@ fn default_udp() -> Vec<UdpConfig> {
                 1884,
             )),
             multicast_ttl: 1,
+            allow_client_ids: Vec::new(),
+            allow_networks: Vec::new(),
         },
         UdpConfig {
             bind: SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 1884),
             multicast_group: None,
             multicast_ttl: 1,
+            allow_client_ids: Vec::new(),
+            allow_networks: Vec::new(),
         },
     ]
 }
@@ -199,6 +211,12 @@ pub struct UdpConfig {
         deserialize_with = "ranged::<_, _, 1, 255>"
     )]
     pub multicast_ttl: u8,
+    /// Client ids admitted (exact, or globs with `*` and `?`); empty = all.
+    #[serde(default)]
+    pub allow_client_ids: Vec<String>,
+    /// Source networks admitted (`"192.168.1.0/24"`, `"::1/128"`); empty = all.
+    #[serde(default)]
+    pub allow_networks: Vec<Cidr>,
 }
 
 fn default_udp_bind() -> SocketAddr {

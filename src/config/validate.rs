@@ -44,6 +44,12 @@ pub(super) fn validate(config: &Config) -> Check {
             "must name a directory when persistence is enabled",
         )?;
     }
+    if config.persistence.sync_interval == 0 {
+        invalid(
+            root.key("persistence").key("sync_interval"),
+            "must be at least 1 (seconds)",
+        )?;
+    }
     bridges(&config.bridge, &root.key("bridge"))
 }
 
@@ -52,7 +58,8 @@ fn listeners(listeners: &[ListenerConfig], at: &KeyPath) -> Check {
     for (i, listener) in listeners.iter().enumerate() {
         let at = at.index(i);
         let protocol = listener.protocol.as_str();
-        if !binds.insert(listener.bind) {
+        // Port 0 asks the OS for a free port, so several such listeners never clash.
+        if listener.bind.port() != 0 && !binds.insert(listener.bind) {
             invalid(
                 at.key("bind"),
                 format!("{} is bound by an earlier listener", listener.bind),

@@ -12,12 +12,26 @@ use bytes::Bytes;
 pub enum PeerAddr {
     /// A UDP socket address.
     Udp(SocketAddr),
+    /// A serial link (its index in `[[gateway.serial]]`), and for XBee links
+    /// the 64-bit address of the remote radio, so that each radio behind one
+    /// coordinator is its own sensor.
+    Serial {
+        /// Index of the link in the config.
+        link: u16,
+        /// Remote radio address (XBee); `None` on point-to-point links.
+        radio: Option<u64>,
+    },
 }
 
 impl fmt::Display for PeerAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PeerAddr::Udp(a) => write!(f, "udp:{a}"),
+            PeerAddr::Udp(a) => write!(f, "udp {a}"),
+            PeerAddr::Serial { link, radio: None } => write!(f, "serial link {link}"),
+            PeerAddr::Serial {
+                link,
+                radio: Some(r),
+            } => write!(f, "serial link {link} radio {r:016x}"),
         }
     }
 }

@@ -49,6 +49,13 @@ impl Gateway {
                 .is_some_and(|s| *s.client_id != *client_id)
         {
             self.with_session(other, |gw, s| {
+                tracing::info!(
+                    client_id = %s.client_id,
+                    transport = %s.addr,
+                    "MQTT-SN client {} disconnected: its address now belongs to {}.",
+                    s.client_id,
+                    client_id
+                );
                 let graceful = DisconnectKind::Graceful {
                     publish_will: false,
                     session_expiry: None,
@@ -191,6 +198,20 @@ impl Gateway {
                     }
                     return;
                 };
+                if !self.access.may_publish(&s.client_id, topic) {
+                    // As for MQTT clients: a will the sensor could not publish
+                    // itself refuses the connection (0x03, no retry invited).
+                    self.stats.denied += 1;
+                    tracing::info!(client_id = %s.client_id, topic, "CONNECT refused: will topic denied by the ACL");
+                    self.send(
+                        &s.addr.clone(),
+                        &Message::ConnAck {
+                            code: ReturnCode::NotSupported,
+                        },
+                    );
+                    self.abandon_handshake(now, s);
+                    return;
+                }
                 // G-16: will QoS and retain come from the WILLTOPIC flags.
                 h.will = Some(WillData {
                     topic: Arc::from(topic),
@@ -274,7 +295,7 @@ impl Gateway {
             will: will.map(|w| w.to_will()),
             receive_maximum: u16::try_from(self.settings.max_buffered_messages.max(1))
                 .unwrap_or(u16::MAX),
-            username: None,
+            username: self.access.username(&s.client_id).cloned(),
             kind: ClientKind::MqttSn,
             outbox: outbox.clone(),
         }));
@@ -292,6 +313,15 @@ impl Gateway {
             // Digest §4.3: the client may not remember ids across connections.
             s.topics.mark_all_unknown();
         }
+        tracing::info!(
+            client_id = %s.client_id,
+            transport = %s.addr,
+            "New MQTT-SN client connected from {} as {} (k{}, c{}).",
+            s.addr,
+            s.client_id,
+            h.keep_alive,
+            u8::from(h.clean)
+        );
         s.state = State::Active;
         s.last_heard = now;
         self.send(
@@ -315,10 +345,22 @@ impl Gateway {
                 s.sleep = Duration::from_secs(u64::from(d));
                 s.state = State::Asleep;
                 s.last_heard = now;
+                tracing::info!(
+                    client_id = %s.client_id,
+                    transport = %s.addr,
+                    "MQTT-SN client {} asleep for {d} s.",
+                    s.client_id
+                );
             }
             (_, State::Disconnected | State::Lost) => {}
             // G-73, G-84: no will.
             _ => {
+                tracing::info!(
+                    client_id = %s.client_id,
+                    transport = %s.addr,
+                    "MQTT-SN client {} disconnected.",
+                    s.client_id
+                );
                 let kind = DisconnectKind::Graceful {
                     publish_will: false,
                     session_expiry: None,
@@ -337,9 +379,11 @@ impl Gateway {
         client_id: Bytes,
     ) {
         let Some(id) = std::str::from_utf8(&client_id).ok() else {
+            tracing::debug!(transport = %addr, "PINGREQ with a non-UTF-8 client id: dropped");
             return;
         };
         let Some(&key) = self.by_client.get(id) else {
+            tracing::debug!(transport = %addr, client_id = id, "PINGREQ for an unknown client: dropped");
             return;
         };
         let sleeping = self
@@ -347,9 +391,18 @@ impl Gateway {
             .get(&key)
             .is_some_and(|s| matches!(s.state, State::Asleep | State::Awake));
         if !sleeping {
+            tracing::debug!(transport = %addr, client_id = id, "PINGREQ from a new address for a client not asleep: dropped");
             return;
         }
         self.with_session(key, |gw, s| {
+            tracing::info!(
+                client_id = %s.client_id,
+                transport = %addr,
+                "MQTT-SN client {} woke up from a new address: {} (was {}).",
+                s.client_id,
+                addr,
+                s.addr
+            );
             gw.rebind(key, s, &addr);
             gw.wake(now, s);
         });
@@ -357,6 +410,7 @@ impl Gateway {
 
     /// PINGREQ while asleep: flush the buffer, then PINGRESP (G-79, G-80).
     pub(super) fn wake(&mut self, now: Instant, s: &mut Session) {
+        tracing::debug!(client_id = %s.client_id, transport = %s.addr, "MQTT-SN client awake");
         s.last_heard = now;
         s.state = State::Awake;
         self.pump(now, s);

@@ -11,8 +11,11 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::access::{Admission, DatagramGate, GatewayAccess};
 use super::{Gateway, GatewaySettings, PeerAddr, Transmit};
 use crate::broker::{BrokerClosed, BrokerHandle};
+use crate::transport::serial::framing::{Destination, OutFrame};
+use crate::transport::serial::port::{LinkEvent, SerialLink};
 use crate::transport::udp::{MAX_DATAGRAM, UdpListener, UdpListenerSettings};
 
 /// Datagrams read ahead of the gateway before the socket readers wait.
@@ -58,6 +61,24 @@ pub async fn run_gateway(
     run_gateway_on(settings, sockets, broker, shutdown).await
 }
 
+/// A serial radio link the gateway serves, as started by
+/// [`crate::transport::serial::port::spawn_link`].
+#[derive(Debug)]
+pub struct SerialTransport {
+    /// The device path, for log lines.
+    pub device: String,
+    /// Where frames to the link go.
+    pub link: SerialLink,
+    /// What the link reports.
+    pub events: mpsc::Receiver<LinkEvent>,
+}
+
+/// One datagram from any transport.
+enum Input {
+    Udp(usize, SocketAddr, Bytes),
+    Serial(u16, Option<u64>, Bytes),
+}
+
 /// Runs the gateway on already bound sockets until `shutdown` is cancelled.
 pub async fn run_gateway_on(
     settings: GatewaySettings,
@@ -65,8 +86,31 @@ pub async fn run_gateway_on(
     broker: BrokerHandle,
     shutdown: CancellationToken,
 ) -> Result<(), GatewayError> {
+    run_gateway_with(
+        settings,
+        sockets,
+        Vec::new(),
+        broker,
+        shutdown,
+        GatewayAccess::default(),
+    )
+    .await
+}
+
+/// Runs the gateway on UDP sockets and serial links until `shutdown` is
+/// cancelled: one gateway core, one set of sessions and topic tables for all,
+/// admitting sensors and checking them by `access`.
+pub async fn run_gateway_with(
+    settings: GatewaySettings,
+    sockets: Vec<UdpListener>,
+    serial: Vec<SerialTransport>,
+    broker: BrokerHandle,
+    shutdown: CancellationToken,
+    access: GatewayAccess,
+) -> Result<(), GatewayError> {
     let max_routes = settings.max_sensors.saturating_mul(4).max(1024);
     let mut gw = Gateway::new(settings);
+    gw.set_access(access.sensors.clone());
     let Some(mut outbox) = gw.take_outbox_receiver() else {
         unreachable!("a new gateway has its outbox receiver");
     };
@@ -77,11 +121,24 @@ pub async fn run_gateway_on(
     let (dgram_tx, mut dgram_rx) = mpsc::channel(RECEIVE_QUEUE);
     let mut readers = JoinSet::new();
     for (i, s) in sockets.iter().enumerate() {
-        readers.spawn(read_loop(i, s.clone(), dgram_tx.clone()));
+        let gate = DatagramGate::new(
+            s.local_addr(),
+            access.listeners.get(i).cloned().unwrap_or_default(),
+            access.max_datagram_rate,
+            access.metrics.clone(),
+        );
+        readers.spawn(read_loop(i, s.clone(), gate, dgram_tx.clone()));
+    }
+    let mut links = Vec::with_capacity(serial.len());
+    for (i, t) in serial.into_iter().enumerate() {
+        let index = u16::try_from(i).unwrap_or(u16::MAX);
+        readers.spawn(serial_loop(index, t.device, t.events, dgram_tx.clone()));
+        links.push(t.link);
     }
     drop(dgram_tx);
     let mut out = Output {
         sockets,
+        serial: links,
         routes: HashMap::new(),
         max_routes,
     };
@@ -107,9 +164,12 @@ pub async fn run_gateway_on(
                 }
             }
             d = dgram_rx.recv() => match d {
-                Some((i, from, data)) => {
+                Some(Input::Udp(i, from, data)) => {
                     out.remember(from, i);
                     gw.handle_datagram(Instant::now(), PeerAddr::Udp(from), data);
+                }
+                Some(Input::Serial(link, radio, data)) => {
+                    gw.handle_datagram(Instant::now(), PeerAddr::Serial { link, radio }, data);
                 }
                 None => break Ok(()),
             },
@@ -150,17 +210,31 @@ async fn flush(
     }
 }
 
+/// Reads one socket, admitting datagrams through its gate before they are
+/// copied or queued, so a flood costs no memory and cannot crowd out others.
 async fn read_loop(
     index: usize,
     socket: Arc<UdpListener>,
-    tx: mpsc::Sender<(usize, SocketAddr, Bytes)>,
+    mut gate: DatagramGate,
+    tx: mpsc::Sender<Input>,
 ) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         match socket.recv_from(&mut buf).await {
             Ok((n, from)) => {
-                let data = Bytes::copy_from_slice(buf.get(..n).unwrap_or_default());
-                if tx.send((index, from, data)).await.is_err() {
+                let datagram = buf.get(..n).unwrap_or_default();
+                match gate.admit(Instant::now(), from, datagram) {
+                    Admission::Pass => {}
+                    Admission::Drop => continue,
+                    Admission::Reply(answer) => {
+                        if let Err(e) = socket.send_to(&answer, from).await {
+                            tracing::debug!(peer = %from, error = %e, "UDP send failed");
+                        }
+                        continue;
+                    }
+                }
+                let data = Bytes::copy_from_slice(datagram);
+                if tx.send(Input::Udp(index, from, data)).await.is_err() {
                     return;
                 }
             }
@@ -171,9 +245,41 @@ async fn read_loop(
     }
 }
 
-/// The sockets and which one each peer last talked to.
+/// Turns a serial link's events into gateway input. Link up/down is logged by
+/// the link itself; discarded octets are only worth a debug line each.
+async fn serial_loop(
+    index: u16,
+    device: String,
+    mut events: mpsc::Receiver<LinkEvent>,
+    tx: mpsc::Sender<Input>,
+) {
+    while let Some(ev) = events.recv().await {
+        match ev {
+            LinkEvent::Frame(f) => {
+                if tx
+                    .send(Input::Serial(index, f.source, f.message))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            LinkEvent::Up => tracing::info!(%device, "MQTT-SN gateway serving serial link"),
+            LinkEvent::Down { reason } => tracing::debug!(%device, %reason, "serial link down"),
+            LinkEvent::DeliveryFailed { frame_id, status } => {
+                tracing::debug!(%device, frame_id, status, "radio could not deliver a frame");
+            }
+            LinkEvent::FramingError(e) => {
+                tracing::debug!(%device, error = %e, "serial octets discarded")
+            }
+        }
+    }
+}
+
+/// The sockets and links, and which socket each UDP peer last talked to.
 struct Output {
     sockets: Vec<Arc<UdpListener>>,
+    serial: Vec<SerialLink>,
     routes: HashMap<SocketAddr, usize>,
     max_routes: usize,
 }
@@ -211,11 +317,33 @@ impl Output {
                     tracing::debug!(error = %e, "multicast send failed");
                 }
             }
+            Some(PeerAddr::Serial { link, radio }) => {
+                let Some(l) = self.serial.get(usize::from(link)) else {
+                    return;
+                };
+                let destination = radio.map_or(Destination::Peer, Destination::Radio);
+                // Never wait on a slow radio: the gateway serves everyone else.
+                if l.tx
+                    .try_send(OutFrame {
+                        message: t.payload,
+                        destination,
+                    })
+                    .is_err()
+                {
+                    tracing::debug!(link, "serial link busy or down; frame dropped");
+                }
+            }
             None if t.broadcast => {
                 for s in &self.sockets {
                     if let Err(e) = s.broadcast(&t.payload, t.radius).await {
                         tracing::debug!(error = %e, "multicast send failed");
                     }
+                }
+                for l in &self.serial {
+                    let _ = l.tx.try_send(OutFrame {
+                        message: t.payload.clone(),
+                        destination: Destination::Broadcast,
+                    });
                 }
             }
             None => {}

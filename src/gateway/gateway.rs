@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 
+use super::access::SensorAccess;
 use super::address::{PeerAddr, SensorAddr};
 use super::discovery::{Advertiser, gwinfo};
 use super::session::{Session, State};
@@ -41,6 +42,8 @@ pub struct GatewayStats {
     pub abandoned: u64,
     /// CONNECTs refused with congestion.
     pub refused_connects: u64,
+    /// Publishes, subscriptions, wills and deliveries the ACL refused.
+    pub denied: u64,
 }
 
 /// Unsolicited DISCONNECTs to unknown senders allowed per second (digest §5.20).
@@ -68,12 +71,16 @@ pub struct Gateway {
     outbox_rx: Option<OutboxReceiver>,
     unknown_replies: (Option<Instant>, u32),
     pub(super) stats: GatewayStats,
+    /// Topic ids kept across a restart, until their sensor comes back.
+    restored_topics: HashMap<Arc<str>, Vec<(u16, String)>>,
+    pub(super) access: Arc<SensorAccess>,
 }
 
 impl Gateway {
     /// A gateway with no sessions; the broker is assumed reachable.
     pub fn new(settings: GatewaySettings) -> Gateway {
         let (outbox_tx, outbox_rx) = mpsc::unbounded_channel();
+        let restored_topics = settings_restored(&settings);
         Gateway {
             predefined: PredefinedTopics::new(&settings.predefined),
             advertiser: Advertiser::new(settings.gateway_id, settings.advertise_interval),
@@ -91,7 +98,14 @@ impl Gateway {
             outbox_rx: Some(outbox_rx),
             unknown_replies: (None, 0),
             stats: GatewayStats::default(),
+            restored_topics,
+            access: Arc::new(SensorAccess::default()),
         }
+    }
+
+    /// Holds sensors to these ACL rules from now on (default: everything allowed).
+    pub fn set_access(&mut self, access: Arc<SensorAccess>) {
+        self.access = access;
     }
 
     /// The receiving end of the shared outbox every sensor connection's
@@ -167,6 +181,18 @@ impl Gateway {
 
     /// Handles one datagram received from `peer`.
     pub fn handle_datagram(&mut self, now: Instant, peer: PeerAddr, datagram: Bytes) {
+        // `max_message_size` bounds what is accepted as well as what is sent:
+        // an oversize datagram is dropped before any decoding or state change.
+        if datagram.len() > self.settings.max_message_size {
+            self.stats.malformed += 1;
+            tracing::debug!(
+                %peer,
+                len = datagram.len(),
+                max_message_size = self.settings.max_message_size,
+                "dropping oversize datagram"
+            );
+            return;
+        }
         let frame = match codec::decode(&datagram) {
             Ok(f) => f,
             Err(e) => {
@@ -226,6 +252,15 @@ impl Gateway {
         };
         let old_conn = s.conn;
         f(self, &mut s);
+        // The durable store keeps the ids of persistent sessions; the command
+        // precedes any publish that uses a new id, so a PUBACK for it implies
+        // the id is on disk.
+        if s.topics.take_changed() && !s.clean {
+            self.command(Command::PersistSensorTopics {
+                client_id: s.client_id.clone(),
+                topics: s.topics.entries(),
+            });
+        }
         if let Some(c) = old_conn
             && s.conn != Some(c)
             && self.by_conn.get(&c) == Some(&key)
@@ -285,10 +320,13 @@ impl Gateway {
     ) -> Key {
         let key = self.next_key;
         self.next_key += 1;
-        let topics = super::topic_registry::TopicRegistry::new(
+        let mut topics = super::topic_registry::TopicRegistry::new(
             self.predefined.first_normal_id(),
             self.settings.max_topics_per_sensor,
         );
+        for (id, name) in self.restored_topics.remove(&client_id).unwrap_or_default() {
+            topics.restore(id, &name);
+        }
         let s = Session::new(
             client_id.clone(),
             addr.clone(),
@@ -449,6 +487,7 @@ impl Gateway {
     }
 
     fn on_unknown_sender(&mut self, now: Instant, addr: &SensorAddr, msg: &Message) {
+        tracing::debug!(transport = %addr, msg_type = ?msg.msg_type(), "message from a sender without a session");
         match msg {
             // Acknowledgements and will answers without a session are stale: drop.
             Message::PubAck { .. }
@@ -517,7 +556,12 @@ impl Gateway {
                     return;
                 }
                 if h.retries >= self.settings.max_retries {
-                    tracing::debug!(client_id = %s.client_id, "connection setup abandoned");
+                    tracing::info!(
+                        client_id = %s.client_id,
+                        transport = %s.addr,
+                        "MQTT-SN client {} lost: connection setup not completed.",
+                        s.client_id
+                    );
                     if h.stage == super::session::Stage::ConnAck {
                         self.send(
                             &s.addr.clone(),
@@ -556,7 +600,13 @@ impl Gateway {
                         > super::session::tolerance(period);
                 if silent {
                     // G-71, G-78: lost; the core publishes the will.
-                    tracing::debug!(client_id = %s.client_id, "client lost: supervision timeout");
+                    tracing::info!(
+                        client_id = %s.client_id,
+                        transport = %s.addr,
+                        "MQTT-SN client {} lost: {} expired.",
+                        s.client_id,
+                        if s.state == State::Active { "keep-alive" } else { "sleep timer" }
+                    );
                     self.end_session(now, s, State::Lost, DisconnectKind::Abnormal);
                     return;
                 }
@@ -593,4 +643,13 @@ fn encode_plain(msg: &Message) -> Option<Bytes> {
     let mut buf = BytesMut::new();
     codec::encode(msg, &mut buf).ok()?;
     Some(buf.freeze())
+}
+
+/// The restored topic tables of the settings, by client id.
+fn settings_restored(settings: &GatewaySettings) -> HashMap<Arc<str>, Vec<(u16, String)>> {
+    settings
+        .restored_topics
+        .iter()
+        .map(|(c, t)| (Arc::from(c.as_str()), t.clone()))
+        .collect()
 }

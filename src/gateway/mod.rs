@@ -4,6 +4,7 @@
 //! events and the current time go in; datagrams and broker commands come out.
 //! [`driver`] runs it on UDP sockets with tokio.
 
+pub mod access;
 pub mod address;
 mod connect;
 pub mod discovery;
@@ -18,8 +19,11 @@ pub mod settings;
 pub mod sleep_buffer;
 pub mod topic_registry;
 
+pub use access::{Admission, DatagramGate, GatewayAccess, ListenerPolicy, SensorAccess};
 pub use address::{PeerAddr, SensorAddr};
-pub use driver::{GatewayError, bind_udp, run_gateway, run_gateway_on};
+pub use driver::{
+    GatewayError, SerialTransport, bind_udp, run_gateway, run_gateway_on, run_gateway_with,
+};
 pub use gateway::{Gateway, GatewayStats, Transmit};
 pub use settings::{GatewaySettings, PredefinedTopic};
 

@@ -117,7 +117,13 @@ impl Gateway {
                 self.send(&addr, &Message::UnsubAck { msg_id: packet_id }); // G-62
             }
             Outbound::Disconnect(reason) => {
-                tracing::debug!(client_id = %s.client_id, ?reason, "broker ended the session");
+                tracing::info!(
+                    client_id = %s.client_id,
+                    transport = %s.addr,
+                    ?reason,
+                    "MQTT-SN client {} disconnected by the broker.",
+                    s.client_id
+                );
                 self.send(&addr, &Message::Disconnect { duration: None });
                 // The core has already ended this connection: nothing to tell it.
                 s.conn = None;
@@ -130,11 +136,22 @@ impl Gateway {
     }
 
     fn on_deliver(&mut self, now: Instant, s: &mut Session, d: Delivery) {
+        if !self.access.may_read(&s.client_id, &d.message.topic) {
+            // Not sent; acknowledged to the core so its window does not fill.
+            self.stats.denied += 1;
+            tracing::debug!(client_id = %s.client_id, topic = %d.message.topic, "delivery denied by the ACL");
+            self.abandon(s, &d);
+            return;
+        }
         match s.state {
             State::Active | State::Awake | State::Asleep | State::Connecting(_) => {
                 if s.queue.push(d).is_err() {
                     self.stats.dropped_qos0 += 1;
-                    tracing::debug!(client_id = %s.client_id, "buffer full: QoS 0 delivery dropped");
+                    tracing::warn!(
+                        client_id = %s.client_id,
+                        max_buffered_messages = self.settings.max_buffered_messages,
+                        "buffer full: QoS 0 delivery dropped"
+                    );
                 }
                 // G-77: asleep (or still connecting) ⇒ held until the client can take it.
                 if matches!(s.state, State::Active | State::Awake) {
@@ -281,7 +298,11 @@ impl Gateway {
         };
         if codec::encoded_len(&msg) > self.settings.max_message_size {
             // G-68: silently abandoned.
-            tracing::debug!(client_id = %s.client_id, "delivery too large for the client: dropped");
+            tracing::warn!(
+                client_id = %s.client_id,
+                max_message_size = self.settings.max_message_size,
+                "delivery too large for the client: dropped"
+            );
             self.abandon(s, &d);
             return;
         }
@@ -321,7 +342,12 @@ impl Gateway {
                 }
             }
             Err(RetriesExhausted) => {
-                tracing::debug!(client_id = %s.client_id, "client lost: retransmissions exhausted");
+                tracing::info!(
+                    client_id = %s.client_id,
+                    transport = %s.addr,
+                    "MQTT-SN client {} lost: retransmissions exhausted.",
+                    s.client_id
+                );
                 self.end_session(now, s, State::Lost, DisconnectKind::Abnormal);
             }
         }

@@ -2,4 +2,6 @@
 
 pub mod serial;
 pub mod tcp;
+pub mod tls;
 pub mod udp;
+pub mod websocket;

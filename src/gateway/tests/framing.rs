@@ -76,3 +76,22 @@ fn qos2_acknowledgements_use_the_mqtt_sn_type_numbers() {
     h.play_broker();
     assert_eq!(h.raw_replies_to(1), vec![vec![0x04, 0x0E, 0x03, 0x04]]);
 }
+
+#[test]
+fn datagram_larger_than_max_message_size_is_dropped_without_reply_or_state_change() {
+    // `max_message_size` bounds received datagrams too (config `gateway.max_message_size`).
+    let mut h = Harness::with(GatewaySettings {
+        max_message_size: 64,
+        ..settings()
+    });
+    h.connect(1, "cl1", true);
+    let mut big = vec![70u8, 0x0C, 0x62, 0x00, 0x05, 0x00, 0x00];
+    big.resize(70, b'x');
+    h.raw(1, &big);
+    assert!(h.transmits().is_empty());
+    assert!(h.commands().is_empty());
+    assert_eq!(h.gw.stats().malformed, 1);
+    // A datagram within the limit still gets through.
+    h.raw(1, &[0x02, 0x16]);
+    assert_eq!(h.raw_replies_to(1), vec![vec![0x02, 0x17]]);
+}

@@ -168,7 +168,6 @@ mod tests {
         assert!(client_identifier(&connect(ProtocolVersion::V5, "", true), &s).is_err());
     }
 
-
     #[test]
     fn keep_alive_is_held_to_the_maximum() {
         assert_eq!(keep_alive(0, u16::MAX), 0);

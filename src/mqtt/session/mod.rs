@@ -2,17 +2,19 @@
 //! events in, packets and broker commands out, time passed in. The tokio task
 //! in `mqtt::connection` only moves bytes.
 
+mod access;
 mod aliases;
 mod connect;
 mod convert;
 mod settings;
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use self::aliases::{AliasError, InboundAliases, OutboundAliases, OutboundTopic};
 pub use self::settings::SessionSettings;
+use crate::auth::Authorizer;
 use crate::broker::{
     ClientKind, Command, ConnId, ConnectRequest, Delivery, DisconnectKind, Message, Outbound,
     Outbox, PublishOutcome, ServerDisconnect, SubscribeRequest, SubscribeResult,
@@ -70,6 +72,10 @@ pub struct MqttSession {
     close: Option<Close>,
     /// The core knows this connection and must hear when it ends.
     attached: bool,
+    /// Password and ACL checks; `None` allows everything.
+    authorizer: Option<Arc<Authorizer>>,
+    /// SUBSCRIBE packet id → positions of filters the ACL refused.
+    denied_filters: HashMap<u16, Vec<usize>>,
 }
 
 impl MqttSession {
@@ -103,6 +109,8 @@ impl MqttSession {
             commands: VecDeque::new(),
             close: None,
             attached: false,
+            authorizer: None,
+            denied_filters: HashMap::new(),
         }
     }
 
@@ -311,6 +319,9 @@ impl MqttSession {
             Ok(w) => w,
             Err(r) => return self.refuse(&r),
         };
+        if let Err(r) = self.check_credentials(&c, &client_id) {
+            return self.refuse(&r);
+        }
         self.requested_keep_alive = c.keep_alive;
         self.keep_alive = connect::keep_alive(c.keep_alive, self.settings.max_keepalive);
         let v5 = self.version.is_v5();
@@ -440,6 +451,9 @@ impl MqttSession {
                 Some(ReasonCode::RetainNotSupported),
             );
         }
+        if !self.may_publish(&topic) {
+            return self.deny_publish(p.qos, p.packet_id);
+        }
         if let Some(id) = p.packet_id
             && p.qos != QoS::AtMostOnce
             && !self.incoming_unacked.contains(&id)
@@ -478,9 +492,14 @@ impl MqttSession {
     fn handle_subscribe(&mut self, s: Subscribe) {
         let v5 = self.version.is_v5();
         let mut filters = Vec::with_capacity(s.filters.len());
-        for (filter, o) in &s.filters {
+        let mut denied = Vec::new();
+        for (i, (filter, o)) in s.filters.iter().enumerate() {
             if v5 && o.no_local && topic::parse_shared(filter).is_some() {
                 return self.protocol_error("[MQTT-3.8.3-4] No Local on a shared subscription");
+            }
+            if !self.may_subscribe(filter) {
+                denied.push(i);
+                continue;
             }
             filters.push(SubscribeRequest {
                 filter: Arc::from(filter.as_str()),
@@ -491,6 +510,13 @@ impl MqttSession {
                     retain_handling: if v5 { o.retain_handling as u8 } else { 0 },
                 },
             });
+        }
+        if filters.is_empty() {
+            let results = vec![SubscribeResult::NotAuthorized; denied.len()];
+            return self.handle_outbound_suback(s.packet_id, results);
+        }
+        if !denied.is_empty() {
+            self.denied_filters.insert(s.packet_id, denied);
         }
         let subscription_id = if v5 {
             s.properties.subscription_identifier
@@ -621,13 +647,8 @@ impl MqttSession {
                     .push_back(Packet::PubRel(PubResponse::new(packet_id)));
             }
             Outbound::SubAck { packet_id, results } => {
-                let v5 = self.version.is_v5();
-                let reasons = results.iter().map(|r| suback_reason(*r, v5)).collect();
-                self.packets.push_back(Packet::SubAck(SubAck {
-                    packet_id,
-                    reasons,
-                    properties: AckProperties::default(),
-                }));
+                let results = self.merge_denied(packet_id, results);
+                self.handle_outbound_suback(packet_id, results);
             }
             Outbound::UnsubAck { packet_id, results } => {
                 let reasons = results
@@ -665,6 +686,16 @@ impl MqttSession {
         }
     }
 
+    fn handle_outbound_suback(&mut self, packet_id: u16, results: Vec<SubscribeResult>) {
+        let v5 = self.version.is_v5();
+        let reasons = results.iter().map(|r| suback_reason(*r, v5)).collect();
+        self.packets.push_back(Packet::SubAck(SubAck {
+            packet_id,
+            reasons,
+            properties: AckProperties::default(),
+        }));
+    }
+
     fn pub_response(&self, packet_id: u16, reason: ReasonCode) -> PubResponse {
         PubResponse {
             packet_id,
@@ -680,6 +711,11 @@ impl MqttSession {
     fn deliver(&mut self, d: Delivery, now: Instant) {
         let v5 = self.version.is_v5();
         let m = &d.message;
+        if !self.may_read(&m.topic) {
+            // Denied deliveries are dropped as if sent, freeing the core's slot.
+            self.discard_delivery(d.packet_id, m.qos);
+            return;
+        }
         let mut properties = if v5 {
             convert::delivery_properties(m, &d.subscription_ids, now)
         } else {
