@@ -20,8 +20,12 @@ use crate::limits::{Limit, PublishThrottle};
 
 /// How long a connection waits for the core's goodbye at shutdown.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
-/// Read buffer growth step; idle connections hold no buffer at all.
+/// Read buffer growth step for a busy connection.
 const READ_CHUNK: usize = 4096;
+/// Read buffer of a connection that is waiting for its next packet: most idle
+/// connections' next packet is a PINGREQ, and 10,000 idle connections would
+/// otherwise hold 40 MB of empty read buffers.
+const IDLE_READ: usize = 256;
 
 /// Everything a connection needs from the rest of the process.
 #[derive(Debug, Clone)]
@@ -72,6 +76,7 @@ where
         session.set_username(ctx.identity.clone());
     }
     let mut rbuf = BytesMut::new();
+    let mut busy = false;
     let mut wbuf = BytesMut::new();
     let mut announced = false;
     let mut stop_at: Option<Instant> = None;
@@ -149,7 +154,7 @@ where
                     None => session.connection_lost("broker shutting down"),
                 }
             }
-            read = read_paced(&mut rd, &mut rbuf, throttle.and_then(|t| t.resume_at())) => {
+            read = read_paced(&mut rd, &mut rbuf, busy, throttle.and_then(|t| t.resume_at())) => {
                 let now = Instant::now();
                 match read {
                     Ok(0) => session.connection_lost("closed by client"),
@@ -182,7 +187,11 @@ where
                                 }
                             }
                         }
-                        if rbuf.is_empty() && rbuf.capacity() > READ_CHUNK * 4 {
+                        // A short read that left nothing pending means the peer
+                        // went quiet: give the buffer back, so that the wait for
+                        // its next packet holds IDLE_READ bytes, not READ_CHUNK.
+                        busy = n >= IDLE_READ;
+                        if rbuf.is_empty() && (!busy || rbuf.capacity() > READ_CHUNK * 4) {
                             rbuf = BytesMut::new();
                         }
                     }
@@ -226,17 +235,23 @@ where
 async fn read_paced<R: AsyncRead + Unpin>(
     rd: &mut R,
     buf: &mut BytesMut,
+    busy: bool,
     resume_at: Option<Instant>,
 ) -> std::io::Result<usize> {
     if let Some(at) = resume_at {
         tokio::time::sleep_until(at.into()).await;
     }
-    read_some(rd, buf).await
+    read_some(rd, buf, busy).await
 }
 
-async fn read_some<R: AsyncRead + Unpin>(rd: &mut R, buf: &mut BytesMut) -> std::io::Result<usize> {
-    if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-        buf.reserve(READ_CHUNK);
+async fn read_some<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    buf: &mut BytesMut,
+    busy: bool,
+) -> std::io::Result<usize> {
+    let step = if busy { READ_CHUNK } else { IDLE_READ };
+    if buf.capacity() - buf.len() < step / 4 {
+        buf.reserve(step);
     }
     rd.read_buf(buf).await
 }

@@ -1,0 +1,279 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: sngate against Mosquitto 2.0.x (and, for MQTT-SN,
+# against the Eclipse Paho MQTT-SN gateway in front of Mosquitto when
+# PAHO_GW=/path/to/MQTT-SNGateway is given).
+#
+# Every measurement starts a fresh broker pinned to core 0 (taskset -c 0) and
+# runs the load tool pinned to core 1; targets alternate within each
+# repetition (the first target swaps every repetition). Prints medians and the
+# per-repetition ratio sngate/peer, and keeps the raw JSON lines.
+#
+# Usage: scripts/bench.sh            (defaults below; override through the environment)
+#   REPS=3 DURATION=5 CONNS=10000 SENSORS=100 SN_RATE=2000 CAP_SENSORS=1000 \
+#   SCENARIOS="fanin fanout latency conns ready sn sncap" PAHO_GW=... OUT=dir scripts/bench.sh
+set -euo pipefail
+
+REPS=${REPS:-3}
+DURATION=${DURATION:-5}
+CONNS=${CONNS:-10000}
+SENSORS=${SENSORS:-100}
+SN_RATE=${SN_RATE:-2000}
+CAP_SENSORS=${CAP_SENSORS:-1000}
+CAP_START=${CAP_START:-2000}
+CAP_STEP_S=${CAP_STEP_S:-2}
+SCENARIOS=${SCENARIOS:-"fanin fanout latency conns ready sn sncap"}
+PAHO_GW=${PAHO_GW:-}
+BROKER_CPU=${BROKER_CPU:-0}
+TOOL_CPU=${TOOL_CPU:-1}
+MOSQUITTO=${MOSQUITTO:-mosquitto}
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+OUT=${OUT:-$(mktemp -d /tmp/sngate-bench.XXXXXX)}
+mkdir -p "$OUT"
+results="$OUT/results.jsonl"
+: >"$results"
+
+cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bin sngate --bin sngate-bench
+SNGATE="$root/target/release/sngate"
+BENCH="$root/target/release/sngate-bench"
+# 10,000 connections need as many descriptors in the broker and in the tool.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+broker_pids=()
+cleanup() {
+    for p in "${broker_pids[@]:-}"; do
+        [ -n "$p" ] && kill "$p" 2>/dev/null && { wait "$p" 2>/dev/null || true; }
+    done
+    broker_pids=()
+}
+trap cleanup EXIT
+
+# A port free for both TCP and UDP on 127.0.0.1.
+free_port() {
+    local p
+    while :; do
+        p=$((20000 + RANDOM % 40000))
+        if ! ss -Htuan "( sport = :$p )" | grep -q .; then
+            echo "$p"
+            return
+        fi
+    done
+}
+
+wait_tcp() {
+    for _ in $(seq 1 500); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.01
+    done
+    echo "port $1 never opened" >&2
+    return 1
+}
+
+sngate_conf() { # port sn_port file
+    cat >"$3" <<EOF
+[log]
+level = "warn"
+[broker]
+sys_interval = 0
+[[listener]]
+protocol = "mqtt"
+bind = "127.0.0.1:$1"
+[gateway]
+advertise_interval = 0
+[[gateway.udp]]
+bind = "127.0.0.1:$2"
+EOF
+}
+
+mosquitto_conf() { # port file
+    cat >"$2" <<EOF
+listener $1 127.0.0.1
+allow_anonymous true
+persistence false
+log_type error
+EOF
+}
+
+paho_conf() { # mqtt_port sn_port file
+    # Key names differ between Paho gateway releases; both spellings are given.
+    cat >"$3" <<EOF
+BrokerName=127.0.0.1
+BrokerPortNo=$1
+BrokerSecurePortNo=8883
+ClientAuthentication=NO
+AggregatingGateway=NO
+QoS-1=NO
+Forwarder=NO
+PredefinedTopic=NO
+GatewayID=1
+GatewayName=PahoGateway-bench
+KeepAlive=900
+GatewayPortNo=$2
+GatewayUDP=YES
+GatewayUDPPortNo=$2
+GatewayUDPMulticastIP=225.1.1.1
+GatewayUDPMulticastPortNo=$((($2 % 60000) + 1))
+MulticastIP=225.1.1.1
+MulticastPortNo=$((($2 % 60000) + 1))
+MulticastTTL=1
+ShearedMemory=NO
+EOF
+}
+
+# start TARGET: sets PORT, SN_PORT and PIDS (comma-separated) for the target.
+start() {
+    PORT=$(free_port)
+    SN_PORT=$(free_port)
+    case "$1" in
+    sngate)
+        sngate_conf "$PORT" "$SN_PORT" "$OUT/sngate.toml"
+        taskset -c "$BROKER_CPU" "$SNGATE" -c "$OUT/sngate.toml" >>"$OUT/sngate.log" 2>&1 &
+        broker_pids+=($!)
+        PIDS=$!
+        wait_tcp "$PORT"
+        ;;
+    mosquitto | paho)
+        mosquitto_conf "$PORT" "$OUT/mosquitto.conf"
+        taskset -c "$BROKER_CPU" "$MOSQUITTO" -c "$OUT/mosquitto.conf" >>"$OUT/mosquitto.log" 2>&1 &
+        broker_pids+=($!)
+        PIDS=$!
+        wait_tcp "$PORT"
+        if [ "$1" = paho ]; then
+            paho_conf "$PORT" "$SN_PORT" "$OUT/paho.conf"
+            (cd "$OUT" && exec taskset -c "$BROKER_CPU" "$PAHO_GW" -f "$OUT/paho.conf") >>"$OUT/paho.log" 2>&1 &
+            broker_pids+=($!)
+            PIDS="$!,$PIDS"
+            sleep 1 # the Paho gateway has no readiness signal on UDP
+        fi
+        ;;
+    esac
+}
+
+# measure CASE REP TARGET ARGS...: one run against a fresh broker; the JSON
+# line is tagged with the case and repetition and appended to results.
+measure() {
+    local case=$1 rep=$2 target=$3
+    shift 3
+    start "$target"
+    local line
+    line=$(taskset -c "$TOOL_CPU" "$BENCH" "$@" --port "$PORT" --sn-port "$SN_PORT" \
+        --broker-pid "$PIDS" --target "$target" 2>>"$OUT/bench.err" | tee -a "$OUT/raw.txt" |
+        grep '^{' | tail -n 1 || true)
+    grep '^#' "$OUT/raw.txt" | tail -n 1 | sed "s/^#/  [$case rep $rep]/"
+    if [ -n "$line" ]; then
+        echo "{\"case\":\"$case\",\"rep\":$rep,${line#\{}" >>"$results"
+    fi
+    cleanup
+}
+
+# ready CASE REP TARGET: time from exec to the first CONNACK, and idle RSS.
+measure_ready() {
+    local case=$1 rep=$2 target=$3 port line
+    port=$(free_port)
+    case "$target" in
+    sngate)
+        sngate_conf "$port" "$(free_port)" "$OUT/ready.toml"
+        set -- taskset -c "$BROKER_CPU" "$SNGATE" -c "$OUT/ready.toml"
+        ;;
+    mosquitto)
+        mosquitto_conf "$port" "$OUT/ready.conf"
+        set -- taskset -c "$BROKER_CPU" "$MOSQUITTO" -c "$OUT/ready.conf"
+        ;;
+    esac
+    line=$(taskset -c "$TOOL_CPU" "$BENCH" ready --port "$port" --target "$target" -- "$@" \
+        2>>"$OUT/bench.err" | tee -a "$OUT/raw.txt" | grep '^{' || true)
+    grep '^#' "$OUT/raw.txt" | tail -n 1 | sed "s/^#/  [$case rep $rep]/"
+    [ -n "$line" ] && echo "{\"case\":\"$case\",\"rep\":$rep,${line#\{}" >>"$results"
+    return 0
+}
+
+sn_peer=""
+[ -n "$PAHO_GW" ] && sn_peer=paho
+
+echo "# results in $OUT; $(nproc) cores; $(lscpu | sed -n 's/^Model name: *//p')"
+for rep in $(seq 1 "$REPS"); do
+    if [ $((rep % 2)) -eq 1 ]; then order="sngate mosquitto"; sn_order="sngate $sn_peer"
+    else order="mosquitto sngate"; sn_order="$sn_peer sngate"; fi
+    for s in $SCENARIOS; do
+        case "$s" in
+        fanin | fanout | latency)
+            for q in 0 1; do
+                for t in $order; do
+                    measure "$s-q$q" "$rep" "$t" "$s" --qos "$q" --duration "$DURATION"
+                done
+            done
+            ;;
+        conns)
+            for t in $order; do measure conns "$rep" "$t" conns --connections "$CONNS"; done
+            ;;
+        ready)
+            for t in $order; do measure_ready ready "$rep" "$t"; done
+            ;;
+        sn)
+            for q in 0 1; do
+                for t in $sn_order; do
+                    measure "sn-q$q" "$rep" "$t" sn --qos "$q" --sensors "$SENSORS" \
+                        --rate "$SN_RATE" --duration "$DURATION"
+                done
+            done
+            ;;
+        sncap)
+            for t in $sn_order; do
+                measure sn-capacity "$rep" "$t" sn --qos 0 --sensors "$CAP_SENSORS" \
+                    --rate "$CAP_START" --duration "$CAP_STEP_S" --find-capacity
+            done
+            ;;
+        esac
+    done
+done
+
+python3 - "$results" <<'EOF'
+import json, statistics, sys
+from collections import defaultdict
+
+# (case, metric, better) — "hi": higher is better, "lo": lower is better.
+METRICS = {
+    "fanin-q0": [("delivered_per_s", "hi"), ("lost", "lo"), ("broker_cpu_pct", "-"), ("tool_cpu_pct", "-")],
+    "fanin-q1": [("delivered_per_s", "hi"), ("lost", "lo"), ("broker_cpu_pct", "-"), ("tool_cpu_pct", "-")],
+    "fanout-q0": [("delivered_per_s", "hi"), ("lost", "lo"), ("broker_cpu_pct", "-"), ("tool_cpu_pct", "-")],
+    "fanout-q1": [("delivered_per_s", "hi"), ("lost", "lo"), ("broker_cpu_pct", "-"), ("tool_cpu_pct", "-")],
+    "latency-q0": [("p50_us", "lo"), ("p99_us", "lo"), ("p999_us", "lo"), ("max_us", "lo")],
+    "latency-q1": [("p50_us", "lo"), ("p99_us", "lo"), ("p999_us", "lo"), ("max_us", "lo")],
+    "conns": [("rss_per_conn_bytes", "lo"), ("connects_per_s", "hi")],
+    "ready": [("ready_ms", "lo"), ("idle_rss_kib", "lo")],
+    "sn-q0": [("broker_cpu_pct", "lo"), ("p99_us", "lo"), ("setup_s", "lo"), ("lost", "lo"), ("tool_cpu_pct", "-")],
+    "sn-q1": [("broker_cpu_pct", "lo"), ("p99_us", "lo"), ("setup_s", "lo"), ("lost", "lo"), ("tool_cpu_pct", "-")],
+    "sn-capacity": [("capacity_msg_s", "hi")],
+}
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+by = defaultdict(dict)  # (case, metric) -> target -> {rep: value}
+for r in rows:
+    for m, _ in METRICS.get(r["case"], []):
+        if r.get(m) is not None:
+            by[(r["case"], m)].setdefault(r["target"], {})[r["rep"]] = r[m]
+
+def fmt(v):
+    if v is None:
+        return "-"
+    return f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+print()
+print(f"{'case':<12} {'metric':<20} {'sngate':>12} {'peer':>12} {'ratio':>7}  per-rep ratios")
+for case, metrics in METRICS.items():
+    for m, _ in metrics:
+        t = by.get((case, m))
+        if not t:
+            continue
+        s = t.get("sngate", {})
+        peer_name = next((k for k in t if k != "sngate"), None)
+        p = t.get(peer_name, {}) if peer_name else {}
+        sm = statistics.median(s.values()) if s else None
+        pm = statistics.median(p.values()) if p else None
+        ratios = [s[k] / p[k] for k in sorted(s) if k in p and p[k]]
+        rm = statistics.median(ratios) if ratios else None
+        per = " ".join(f"{x:.2f}" for x in ratios) if ratios else ("not measured" if not p else "-")
+        peer = f"{fmt(pm)}" if pm is not None else "-"
+        print(f"{case:<12} {m:<20} {fmt(sm):>12} {peer:>12} {('%.2f' % rm) if rm else '-':>7}  {per}"
+              + (f"  (peer: {peer_name})" if peer_name and m == metrics[0][0] else ""))
+EOF
+echo "# raw JSON lines: $results"
