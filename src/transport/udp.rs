@@ -42,6 +42,9 @@ pub struct UdpListener {
     ttl: u32,
 }
 
+/// Receive buffer asked of the kernel for each MQTT-SN socket.
+const RECEIVE_BUFFER: usize = 4 * 1024 * 1024;
+
 impl UdpListener {
     /// Creates and binds the socket (SO_REUSEADDR, IPV6_V6ONLY for IPv6) and
     /// joins the multicast group if one is configured. Failing to join is a
@@ -55,6 +58,13 @@ impl UdpListener {
         }
         socket.set_reuse_address(true)?;
         socket.set_nonblocking(true)?;
+        // Bursts from many sensors arrive faster than one task drains them;
+        // with the kernel's default buffer (~200 KiB) the excess is lost before
+        // sngate sees it. The kernel caps this at net.core.rmem_max, so a
+        // refusal is only worth a debug line.
+        if let Err(e) = socket.set_recv_buffer_size(RECEIVE_BUFFER) {
+            tracing::debug!(%bind, error = %e, "cannot enlarge the UDP receive buffer");
+        }
         socket.bind(&bind.into())?;
         let group = settings
             .multicast_group
