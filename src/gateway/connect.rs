@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::gateway::Gateway;
+use super::identity::may_act_for;
 use super::session::{Handshake, Session, Stage, State, WillData};
 use super::topic_registry::valid_topic_name;
 use crate::broker::{ClientKind, Command, ConnId, ConnectRequest, DisconnectKind, Outbox};
@@ -34,6 +35,35 @@ impl Gateway {
             refuse(self, ReturnCode::NotSupported);
             return;
         };
+        if let Some(id) = &self.identity
+            && *id.client_id != *client_id
+        {
+            tracing::warn!(
+                transport = %addr,
+                identity = %id.name,
+                client_id = %client_id,
+                expected = %id.client_id,
+                "CONNECT refused: the client id is not the one bound to the DTLS identity"
+            );
+            refuse(self, ReturnCode::NotSupported);
+            return;
+        }
+        if let Some(owner) = self
+            .by_client
+            .get(&*client_id)
+            .and_then(|k| self.sessions.get(k))
+            .and_then(|s| s.identity.clone())
+            && !may_act_for(Some(&owner), self.identity.as_deref())
+        {
+            tracing::warn!(
+                transport = %addr,
+                client_id = %client_id,
+                owner = %owner,
+                "CONNECT refused: the client id belongs to an authenticated identity"
+            );
+            refuse(self, ReturnCode::NotSupported);
+            return;
+        }
         if !self.broker_available {
             // G-21
             self.stats.refused_connects += 1;
@@ -83,6 +113,9 @@ impl Gateway {
         };
         self.with_session(key, |gw, s| {
             gw.rebind(key, s, &addr);
+            if let Some(id) = &gw.identity {
+                s.identity = Some(id.name.clone());
+            }
             s.last_heard = now;
             gw.connect_session(now, s, flags, keep_alive);
         });
@@ -281,7 +314,7 @@ impl Gateway {
             will: will.map(|w| w.to_will()),
             receive_maximum: u16::try_from(self.settings.max_buffered_messages.max(1))
                 .unwrap_or(u16::MAX),
-            username: None,
+            username: self.identity.as_ref().and_then(|i| i.username.clone()),
             kind: ClientKind::MqttSn,
             outbox: outbox.clone(),
         }));
@@ -378,6 +411,15 @@ impl Gateway {
             .is_some_and(|s| matches!(s.state, State::Asleep | State::Awake));
         if !sleeping {
             tracing::debug!(transport = %addr, client_id = id, "PINGREQ from a new address for a client not asleep: dropped");
+            return;
+        }
+        let owner = self.sessions.get(&key).and_then(|s| s.identity.clone());
+        if !may_act_for(owner.as_deref(), self.identity.as_deref()) {
+            tracing::warn!(
+                transport = %addr,
+                client_id = id,
+                "wake-up refused: the sleeping client belongs to an authenticated identity"
+            );
             return;
         }
         self.with_session(key, |gw, s| {

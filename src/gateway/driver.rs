@@ -11,10 +11,11 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{Gateway, GatewaySettings, PeerAddr, Transmit};
+use super::{Gateway, GatewaySettings, PeerAddr, PeerIdentity, Transmit};
 use crate::broker::{BrokerClosed, BrokerHandle};
 use crate::transport::serial::framing::{Destination, OutFrame};
 use crate::transport::serial::port::{LinkEvent, SerialLink};
+use crate::transport::dtls::link::{DtlsTransport, SecureDatagram};
 use crate::transport::udp::{MAX_DATAGRAM, UdpListener, UdpListenerSettings};
 
 /// Datagrams read ahead of the gateway before the socket readers wait.
@@ -76,6 +77,7 @@ pub struct SerialTransport {
 enum Input {
     Udp(usize, SocketAddr, Bytes),
     Serial(u16, Option<u64>, Bytes),
+    Dtls(u16, SecureDatagram),
 }
 
 /// Runs the gateway on already bound sockets until `shutdown` is cancelled.
@@ -94,6 +96,19 @@ pub async fn run_gateway_with(
     settings: GatewaySettings,
     sockets: Vec<UdpListener>,
     serial: Vec<SerialTransport>,
+    broker: BrokerHandle,
+    shutdown: CancellationToken,
+) -> Result<(), GatewayError> {
+    run_gateway_secure(settings, sockets, serial, Vec::new(), broker, shutdown).await
+}
+
+/// [`run_gateway_with`] plus DTLS listeners, whose sensors carry the identity
+/// their handshake authenticated.
+pub async fn run_gateway_secure(
+    settings: GatewaySettings,
+    sockets: Vec<UdpListener>,
+    serial: Vec<SerialTransport>,
+    dtls: Vec<DtlsTransport>,
     broker: BrokerHandle,
     shutdown: CancellationToken,
 ) -> Result<(), GatewayError> {
@@ -117,10 +132,18 @@ pub async fn run_gateway_with(
         readers.spawn(serial_loop(index, t.device, t.events, dgram_tx.clone()));
         links.push(t.link);
     }
+    let mut secure = Vec::with_capacity(dtls.len());
+    for (i, t) in dtls.into_iter().enumerate() {
+        let index = u16::try_from(i).unwrap_or(u16::MAX);
+        tracing::info!(addr = %t.local_addr, "MQTT-SN gateway listening (DTLS)");
+        readers.spawn(dtls_loop(index, t.incoming, dgram_tx.clone()));
+        secure.push(t.outgoing);
+    }
     drop(dgram_tx);
     let mut out = Output {
         sockets,
         serial: links,
+        dtls: secure,
         routes: HashMap::new(),
         max_routes,
     };
@@ -152,6 +175,11 @@ pub async fn run_gateway_with(
                 }
                 Some(Input::Serial(link, radio, data)) => {
                     gw.handle_datagram(Instant::now(), PeerAddr::Serial { link, radio }, data);
+                }
+                Some(Input::Dtls(listener, d)) => {
+                    let peer = PeerAddr::Dtls { listener, addr: d.addr };
+                    let id: Arc<PeerIdentity> = d.identity;
+                    gw.handle_datagram_with_identity(Instant::now(), peer, d.payload, Some(id));
                 }
                 None => break Ok(()),
             },
@@ -240,10 +268,20 @@ async fn serial_loop(
     }
 }
 
+/// Decrypted datagrams of one DTLS listener into gateway input.
+async fn dtls_loop(index: u16, mut rx: mpsc::Receiver<SecureDatagram>, tx: mpsc::Sender<Input>) {
+    while let Some(d) = rx.recv().await {
+        if tx.send(Input::Dtls(index, d)).await.is_err() {
+            return;
+        }
+    }
+}
+
 /// The sockets and links, and which socket each UDP peer last talked to.
 struct Output {
     sockets: Vec<Arc<UdpListener>>,
     serial: Vec<SerialLink>,
+    dtls: Vec<mpsc::Sender<(SocketAddr, Bytes)>>,
     routes: HashMap<SocketAddr, usize>,
     max_routes: usize,
 }
@@ -295,6 +333,15 @@ impl Output {
                     .is_err()
                 {
                     tracing::debug!(link, "serial link busy or down; frame dropped");
+                }
+            }
+            Some(PeerAddr::Dtls { listener, addr }) => {
+                let Some(l) = self.dtls.get(usize::from(listener)) else {
+                    return;
+                };
+                // Never wait on the DTLS task: it may be busy with a handshake flood.
+                if l.try_send((addr, t.payload)).is_err() {
+                    tracing::debug!(%addr, "DTLS listener busy or stopped; datagram dropped");
                 }
             }
             None if t.broadcast => {

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use super::address::{PeerAddr, SensorAddr};
 use super::discovery::{Advertiser, gwinfo};
+use super::identity::{PeerIdentity, may_act_for};
 use super::session::{Session, State};
 use super::settings::GatewaySettings;
 use super::topic_registry::PredefinedTopics;
@@ -68,6 +69,8 @@ pub struct Gateway {
     outbox_rx: Option<OutboxReceiver>,
     unknown_replies: (Option<Instant>, u32),
     pub(super) stats: GatewayStats,
+    /// The identity the transport authenticated for the datagram being handled.
+    pub(super) identity: Option<Arc<PeerIdentity>>,
 }
 
 impl Gateway {
@@ -91,6 +94,7 @@ impl Gateway {
             outbox_rx: Some(outbox_rx),
             unknown_replies: (None, 0),
             stats: GatewayStats::default(),
+            identity: None,
         }
     }
 
@@ -167,6 +171,25 @@ impl Gateway {
 
     /// Handles one datagram received from `peer`.
     pub fn handle_datagram(&mut self, now: Instant, peer: PeerAddr, datagram: Bytes) {
+        self.handle_datagram_with_identity(now, peer, datagram, None);
+    }
+
+    /// Handles one datagram from a secure transport that authenticated its
+    /// sender as `identity`: CONNECT must use the identity's client id, the
+    /// broker sees its username, and a session it opened answers only to it.
+    pub fn handle_datagram_with_identity(
+        &mut self,
+        now: Instant,
+        peer: PeerAddr,
+        datagram: Bytes,
+        identity: Option<Arc<PeerIdentity>>,
+    ) {
+        self.identity = identity;
+        self.handle_one(now, peer, datagram);
+        self.identity = None;
+    }
+
+    fn handle_one(&mut self, now: Instant, peer: PeerAddr, datagram: Bytes) {
         // `max_message_size` bounds what is accepted as well as what is sent:
         // an oversize datagram is dropped before any decoding or state change.
         if datagram.len() > self.settings.max_message_size {
@@ -457,6 +480,13 @@ impl Gateway {
             self.on_unknown_sender(now, &addr, &msg);
             return;
         };
+        // A DTLS address re-used by another identity (new handshake) is not the session's owner.
+        let owner = self.sessions.get(&key).and_then(|s| s.identity.clone());
+        if !may_act_for(owner.as_deref(), self.identity.as_deref()) {
+            tracing::info!(transport = %addr, identity = ?self.identity.as_ref().map(|i| &i.name), "message refused: the session belongs to another identity");
+            self.on_unknown_sender(now, &addr, &msg);
+            return;
+        }
         self.with_session(key, |gw, s| gw.on_session_message(now, s, msg));
     }
 

@@ -10,6 +10,7 @@ pub mod discovery;
 pub mod driver;
 #[allow(clippy::module_inception)]
 mod gateway;
+pub mod identity;
 mod inbound;
 mod outbound;
 pub mod retransmit;
@@ -20,9 +21,11 @@ pub mod topic_registry;
 
 pub use address::{PeerAddr, SensorAddr};
 pub use driver::{
-    GatewayError, SerialTransport, bind_udp, run_gateway, run_gateway_on, run_gateway_with,
+    GatewayError, SerialTransport, bind_udp, run_gateway, run_gateway_on, run_gateway_secure,
+    run_gateway_with,
 };
 pub use gateway::{Gateway, GatewayStats, Transmit};
+pub use identity::PeerIdentity;
 pub use settings::{GatewaySettings, PredefinedTopic};
 
 #[cfg(test)]

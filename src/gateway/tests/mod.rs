@@ -20,6 +20,7 @@ use crate::qos::QoS;
 mod connect;
 mod discovery;
 mod forwarder;
+mod identity;
 mod framing;
 mod props;
 mod publish;

@@ -1,0 +1,1 @@
+//! The sans-IO server against dimpl clients, datagrams carried by hand.
