@@ -16,13 +16,46 @@ use crate::auth::{AuthError, Authorizer};
 use crate::broker::{self, BrokerHandle, BrokerSettings, Metrics};
 use crate::config::{Config, GatewayMode, ListenerConfig, ListenerProtocol};
 use crate::gateway::{
-    GatewaySettings, PredefinedTopic, SerialTransport, bind_udp, run_gateway_with,
+    GatewaySettings, PredefinedTopic, SerialTransport, bind_udp, run_gateway_secure,
 };
 use crate::mqtt::connection::{ConnectionContext, run_connection};
 use crate::mqtt::session::SessionSettings;
 use crate::transport::tls::{self, TlsError, TlsSettings};
 use crate::transport::udp::UdpListenerSettings;
 use crate::transport::{tcp, websocket};
+
+/// Starts the `[[gateway.dtls]]` sockets (docs/dtls.md).
+#[cfg(feature = "dtls")]
+fn start_dtls(
+    config: &Config,
+    shutdown: &CancellationToken,
+) -> Result<Vec<crate::transport::dtls::link::DtlsTransport>, StartError> {
+    use crate::transport::dtls::listener::{DtlsListenerError, start_listeners};
+    start_listeners(&config.gateway.dtls, config.gateway.max_sensors, shutdown).map_err(|e| {
+        match e {
+            DtlsListenerError::Bind { addr, source } => StartError::Bind {
+                addr,
+                what: "mqtt-sn dtls",
+                source,
+            },
+            other => StartError::Unsupported(other.to_string()),
+        }
+    })
+}
+
+/// Without the `dtls` feature a `[[gateway.dtls]]` socket cannot start.
+#[cfg(not(feature = "dtls"))]
+fn start_dtls(
+    config: &Config,
+    _shutdown: &CancellationToken,
+) -> Result<Vec<crate::transport::dtls::link::DtlsTransport>, StartError> {
+    if config.gateway.dtls.is_empty() {
+        return Ok(Vec::new());
+    }
+    Err(StartError::Unsupported(
+        "[[gateway.dtls]] needs sngate built with the \"dtls\" feature".into(),
+    ))
+}
 
 /// Why sngate could not start.
 #[derive(Debug, Error)]
@@ -72,6 +105,8 @@ pub struct Sngate {
     pub mqtt_listeners: Vec<(ListenerProtocol, SocketAddr)>,
     /// Bound MQTT-SN UDP sockets, in config order.
     pub gateway_udp: Vec<SocketAddr>,
+    /// Bound MQTT-SN DTLS sockets, in config order.
+    pub gateway_dtls: Vec<SocketAddr>,
     /// A handle to the broker core (for in-process clients).
     pub broker: BrokerHandle,
     /// Traffic counters.
@@ -272,8 +307,12 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
         ));
     }
     let mut gateway_udp = Vec::new();
+    let mut gateway_dtls = Vec::new();
     let serial_configured = config.gateway.enabled && !config.gateway.serial.is_empty();
-    if config.gateway.enabled && (!config.gateway.udp.is_empty() || serial_configured) {
+    let dtls_configured = config.gateway.enabled && !config.gateway.dtls.is_empty();
+    if config.gateway.enabled
+        && (!config.gateway.udp.is_empty() || serial_configured || dtls_configured)
+    {
         let udp: Vec<UdpListenerSettings> = config
             .gateway
             .udp
@@ -293,6 +332,8 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
             other => StartError::Unsupported(other.to_string()),
         })?;
         gateway_udp = sockets.iter().map(|s| s.local_addr()).collect();
+        let dtls = start_dtls(config, &shutdown)?;
+        gateway_dtls = dtls.iter().map(|t| t.local_addr).collect();
         let settings = gateway_settings(config);
         // A missing or unplugged radio never stops the start: its link logs
         // why and keeps reopening the device.
@@ -316,7 +357,7 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
         let broker = broker.clone();
         let stop = shutdown.clone();
         tasks.spawn(async move {
-            if let Err(e) = run_gateway_with(settings, sockets, serial, broker, stop).await {
+            if let Err(e) = run_gateway_secure(settings, sockets, serial, dtls, broker, stop).await {
                 tracing::error!("MQTT-SN gateway stopped: {e}");
             }
         });
@@ -325,6 +366,7 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
     Ok(Sngate {
         mqtt_listeners,
         gateway_udp,
+        gateway_dtls,
         broker,
         metrics,
         authorizer,

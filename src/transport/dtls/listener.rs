@@ -46,6 +46,34 @@ pub enum DtlsListenerError {
     /// The DTLS engine rejected its configuration.
     #[error(transparent)]
     Config(#[from] DtlsConfigError),
+    /// The PSK file is unusable.
+    #[error(transparent)]
+    Psk(#[from] super::psk::PskFileError),
+}
+
+/// Loads the PSK files, binds and starts every `[[gateway.dtls]]` socket.
+pub fn start_listeners(
+    configs: &[crate::config::DtlsConfig],
+    max_sensors: usize,
+    shutdown: &CancellationToken,
+) -> Result<Vec<DtlsTransport>, DtlsListenerError> {
+    let mut bound = Vec::with_capacity(configs.len());
+    for c in configs {
+        // Validation guarantees psk_file; an absent one accepts nobody.
+        let psk = match &c.psk_file {
+            Some(path) => PskTable::load(path)?,
+            None => PskTable::default(),
+        };
+        tracing::info!(addr = %c.bind, identities = psk.len(), "DTLS PSK table loaded");
+        let mut server = DtlsServerSettings::new(c.max_handshakes);
+        server.max_sessions = max_sensors.max(1);
+        bound.push(DtlsListener::bind(&DtlsListenerSettings {
+            bind: c.bind,
+            psk: Arc::new(psk),
+            server,
+        })?);
+    }
+    Ok(bound.into_iter().map(|l| l.spawn(shutdown.clone())).collect())
 }
 
 /// A bound DTLS listener, not yet running.
