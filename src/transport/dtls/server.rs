@@ -104,6 +104,8 @@ struct Handshake {
     started: Instant,
     /// Past the cookie exchange: the engine sent ServerHello.
     verified: bool,
+    /// The peer echoed a cookie, so it receives at its address (not spoofed).
+    returned_cookie: bool,
     /// The PSK identity the client named, and whether it is in the table.
     asked: Option<(Vec<u8>, bool)>,
     wake: Option<Instant>,
@@ -307,12 +309,14 @@ impl DtlsServer {
     }
 
     fn on_client_hello(&mut self, now: Instant, from: SocketAddr, datagram: &[u8], cookie_len: usize) {
-        if let Some(h) = self.handshakes.get(&from) {
-            if cookie_len > 0 && !h.verified && self.verified_count() >= self.settings.max_handshakes {
+        let verified = self.verified_count();
+        if let Some(h) = self.handshakes.get_mut(&from) {
+            if cookie_len > 0 && !h.verified && verified >= self.settings.max_handshakes {
                 self.handshakes.remove(&from);
                 self.refuse(now, from);
                 return;
             }
+            h.returned_cookie |= cookie_len > 0;
             self.feed_handshake(now, from, datagram);
             return;
         }
@@ -336,6 +340,7 @@ impl DtlsServer {
                 dtls,
                 started: now,
                 verified: false,
+                returned_cookie: false,
                 asked: None,
                 wake: None,
             },
@@ -489,7 +494,7 @@ impl DtlsServer {
                 error,
                 "DTLS handshake failed: wrong PSK for this identity or a protocol error"
             ),
-            None if h.verified => tracing::info!(peer = %from, error, "DTLS handshake failed"),
+            None if h.verified || h.returned_cookie => tracing::info!(peer = %from, error, "DTLS handshake failed"),
             None => tracing::debug!(peer = %from, error, "DTLS handshake abandoned before the cookie exchange"),
         }
     }
