@@ -31,15 +31,14 @@ fn start_dtls(
     shutdown: &CancellationToken,
 ) -> Result<Vec<crate::transport::dtls::link::DtlsTransport>, StartError> {
     use crate::transport::dtls::listener::{DtlsListenerError, start_listeners};
-    start_listeners(&config.gateway.dtls, config.gateway.max_sensors, shutdown).map_err(|e| {
-        match e {
-            DtlsListenerError::Bind { addr, source } => StartError::Bind {
-                addr,
-                what: "mqtt-sn dtls",
-                source,
-            },
-            other => StartError::Unsupported(other.to_string()),
-        }
+    start_listeners(&config.gateway.dtls, config.gateway.max_sensors, shutdown).map_err(|e| match e
+    {
+        DtlsListenerError::Bind { addr, source } => StartError::Bind {
+            addr,
+            what: "mqtt-sn dtls",
+            source,
+        },
+        other => StartError::Unsupported(other.to_string()),
     })
 }
 
@@ -357,7 +356,8 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
         let broker = broker.clone();
         let stop = shutdown.clone();
         tasks.spawn(async move {
-            if let Err(e) = run_gateway_secure(settings, sockets, serial, dtls, broker, stop).await {
+            if let Err(e) = run_gateway_secure(settings, sockets, serial, dtls, broker, stop).await
+            {
                 tracing::error!("MQTT-SN gateway stopped: {e}");
             }
         });

@@ -88,7 +88,13 @@ async fn check_config_accepts_every_shipped_example() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
             let out = run(&["check-config", &path.display().to_string()]).await;
-            assert_eq!(out.status.code(), Some(0), "{}: {}", path.display(), text(&out.stderr));
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{}: {}",
+                path.display(),
+                text(&out.stderr)
+            );
             checked += 1;
         }
     }

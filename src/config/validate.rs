@@ -143,7 +143,8 @@ fn gateway(gateway: &GatewayConfig, at: &KeyPath) -> Check {
 
     for (i, dtls) in gateway.dtls.iter().enumerate() {
         let at = at.key("dtls").index(i);
-        if !binds.insert(dtls.bind) {
+        // Port 0 asks the OS for a free port each time, so it never clashes.
+        if dtls.bind.port() != 0 && !binds.insert(dtls.bind) {
             invalid(
                 at.key("bind"),
                 format!("{} is bound by an earlier UDP or DTLS socket", dtls.bind),

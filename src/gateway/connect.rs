@@ -417,7 +417,7 @@ impl Gateway {
         if !may_act_for(owner.as_deref(), self.identity.as_deref()) {
             tracing::warn!(
                 transport = %addr,
-                client_id = id,
+                client_id = %id,
                 "wake-up refused: the sleeping client belongs to an authenticated identity"
             );
             return;

@@ -13,9 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Gateway, GatewaySettings, PeerAddr, PeerIdentity, Transmit};
 use crate::broker::{BrokerClosed, BrokerHandle};
+use crate::transport::dtls::link::{DtlsTransport, SecureDatagram};
 use crate::transport::serial::framing::{Destination, OutFrame};
 use crate::transport::serial::port::{LinkEvent, SerialLink};
-use crate::transport::dtls::link::{DtlsTransport, SecureDatagram};
 use crate::transport::udp::{MAX_DATAGRAM, UdpListener, UdpListenerSettings};
 
 /// Datagrams read ahead of the gateway before the socket readers wait.

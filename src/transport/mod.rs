@@ -1,7 +1,7 @@
 //! Transports: they move frames and know nothing of what a packet means.
 
-pub mod serial;
 pub mod dtls;
+pub mod serial;
 pub mod tcp;
 pub mod tls;
 pub mod udp;

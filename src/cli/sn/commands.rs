@@ -56,7 +56,9 @@ pub async fn open_link(args: &LinkArgs, any_source: bool) -> Result<Link, Client
     let Some(device) = &args.serial else {
         let gateway = resolve(&args.host, args.port).await?;
         if let (Some(identity), Some(key)) = (&args.psk_identity, &args.psk) {
-            return Link::dtls(gateway, identity, key).await.map_err(ClientError::Io);
+            return Link::dtls(gateway, identity, key)
+                .await
+                .map_err(ClientError::Io);
         }
         return Ok(Link::udp(gateway, any_source).await?);
     };

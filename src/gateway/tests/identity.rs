@@ -42,7 +42,12 @@ fn replies(h: &mut Harness, to: &PeerAddr) -> Vec<Message> {
 
 fn connect_dtls(h: &mut Harness, port: u16, id: &Arc<PeerIdentity>) -> ConnId {
     let at = dtls(port);
-    feed(h, &at, Some(id), &connect_msg(&id.client_id, false, false, 60));
+    feed(
+        h,
+        &at,
+        Some(id),
+        &connect_msg(&id.client_id, false, false, 60),
+    );
     let conn = h
         .play_broker()
         .iter()
@@ -64,7 +69,12 @@ fn connect_dtls(h: &mut Harness, port: u16, id: &Arc<PeerIdentity>) -> ConnId {
 fn connect_with_the_bound_client_id_reaches_the_broker_with_the_identity_username() {
     let mut h = Harness::new();
     let id = sensor("dev1", "sensor-1");
-    feed(&mut h, &dtls(1), Some(&id), &connect_msg("sensor-1", true, false, 60));
+    feed(
+        &mut h,
+        &dtls(1),
+        Some(&id),
+        &connect_msg("sensor-1", true, false, 60),
+    );
     let cmds = h.commands();
     let user = cmds.iter().find_map(|c| match c {
         Command::Connect(r) => Some(r.username.clone()),
@@ -77,7 +87,12 @@ fn connect_with_the_bound_client_id_reaches_the_broker_with_the_identity_usernam
 fn connect_with_another_client_id_than_the_identity_is_refused_with_not_supported() {
     let mut h = Harness::new();
     let id = sensor("dev1", "sensor-1");
-    feed(&mut h, &dtls(1), Some(&id), &connect_msg("sensor-2", true, false, 60));
+    feed(
+        &mut h,
+        &dtls(1),
+        Some(&id),
+        &connect_msg("sensor-2", true, false, 60),
+    );
     assert_eq!(
         replies(&mut h, &dtls(1)),
         vec![Message::ConnAck {
@@ -100,13 +115,26 @@ fn plain_connect_cannot_take_over_a_session_opened_by_an_identity() {
             code: ReturnCode::NotSupported
         }]
     );
-    assert!(h.commands().is_empty(), "the DTLS sensor keeps its connection");
+    assert!(
+        h.commands().is_empty(),
+        "the DTLS sensor keeps its connection"
+    );
 }
 
 fn put_to_sleep(h: &mut Harness, id: &Arc<PeerIdentity>) -> ConnId {
     let conn = connect_dtls(h, 1, id);
-    feed(h, &dtls(1), Some(id), &Message::Disconnect { duration: Some(300) });
-    assert_eq!(replies(h, &dtls(1)), vec![Message::Disconnect { duration: None }]);
+    feed(
+        h,
+        &dtls(1),
+        Some(id),
+        &Message::Disconnect {
+            duration: Some(300),
+        },
+    );
+    assert_eq!(
+        replies(h, &dtls(1)),
+        vec![Message::Disconnect { duration: None }]
+    );
     h.outbound(conn, delivery("a/b", b"held", QoS::AtMostOnce, None));
     assert!(h.transmits().is_empty());
     conn
@@ -126,7 +154,8 @@ fn sleeping_sensor_woken_from_a_new_port_with_its_identity_gets_its_messages() {
     feed(&mut h, &dtls(2), Some(&id), &pingreq("sensor-1"));
     let got = replies(&mut h, &dtls(2));
     assert!(
-        got.iter().any(|m| matches!(m, Message::Publish { data, .. } if &data[..] == b"held")),
+        got.iter()
+            .any(|m| matches!(m, Message::Publish { data, .. } if &data[..] == b"held")),
         "{got:?}"
     );
 }

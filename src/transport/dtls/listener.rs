@@ -73,7 +73,10 @@ pub fn start_listeners(
             server,
         })?);
     }
-    Ok(bound.into_iter().map(|l| l.spawn(shutdown.clone())).collect())
+    Ok(bound
+        .into_iter()
+        .map(|l| l.spawn(shutdown.clone()))
+        .collect())
 }
 
 /// A bound DTLS listener, not yet running.
@@ -138,7 +141,9 @@ async fn run(
             }
         }
         let now = Instant::now();
-        let wake = server.poll_timeout().map_or(now + TICK, |t| t.min(now + TICK));
+        let wake = server
+            .poll_timeout()
+            .map_or(now + TICK, |t| t.min(now + TICK));
         tokio::select! {
             biased;
             () = shutdown.cancelled() => return,

@@ -82,7 +82,8 @@ impl PskTable {
             if identity.is_empty() {
                 return Err(fail("empty identity"));
             }
-            let key = decode_hex(hex).ok_or_else(|| fail("the key is not an even number of hex digits"))?;
+            let key = decode_hex(hex)
+                .ok_or_else(|| fail("the key is not an even number of hex digits"))?;
             if key.is_empty() {
                 return Err(fail("empty key"));
             }

@@ -308,7 +308,13 @@ impl DtlsServer {
         }
     }
 
-    fn on_client_hello(&mut self, now: Instant, from: SocketAddr, datagram: &[u8], cookie_len: usize) {
+    fn on_client_hello(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        datagram: &[u8],
+        cookie_len: usize,
+    ) {
         let verified = self.verified_count();
         if let Some(h) = self.handshakes.get_mut(&from) {
             if cookie_len > 0 && !h.verified && verified >= self.settings.max_handshakes {
@@ -407,8 +413,7 @@ impl DtlsServer {
         };
         let d = drain(&mut h.dtls, &mut self.buf);
         h.wake = d.wake;
-        if d
-            .packets
+        if d.packets
             .first()
             .and_then(|p| record::plain_handshake_type(p))
             == Some(record::SERVER_HELLO)
@@ -494,8 +499,12 @@ impl DtlsServer {
                 error,
                 "DTLS handshake failed: wrong PSK for this identity or a protocol error"
             ),
-            None if h.verified || h.returned_cookie => tracing::info!(peer = %from, error, "DTLS handshake failed"),
-            None => tracing::debug!(peer = %from, error, "DTLS handshake abandoned before the cookie exchange"),
+            None if h.verified || h.returned_cookie => {
+                tracing::info!(peer = %from, error, "DTLS handshake failed")
+            }
+            None => {
+                tracing::debug!(peer = %from, error, "DTLS handshake abandoned before the cookie exchange")
+            }
         }
     }
 
