@@ -352,3 +352,28 @@ async fn sleeping_sensor_woken_from_a_new_port_gets_its_buffered_messages_and_a_
     }
     assert_eq!(woke.recv_within(WAIT).await, Some(Message::PingResp));
 }
+
+// The identity's username reaches the broker (ConnectRequest.username, unit
+// tested in src/gateway/tests/identity.rs); ACL checks of MQTT-SN sessions
+// come with the gateway access layer (src/gateway/access.rs), developed apart.
+#[tokio::test]
+#[ignore = "needs ACL enforcement for MQTT-SN sessions (src/gateway/access.rs)"]
+async fn the_acl_applies_with_the_username_bound_to_the_identity() {
+    install();
+    let dir = tempfile::tempdir().unwrap();
+    let acl = dir.path().join("acl");
+    // Anonymous (mosquitto_sub) may read; user "kitchen" (dev1) may write "ki" only.
+    std::fs::write(&acl, "topic read #\nuser kitchen\ntopic write ki\n").unwrap();
+    let (app, _psk) = start_with(8, &format!("[auth]\nacl_file = \"{}\"\n", acl.display())).await;
+    let mut sub = Sub::start(app.mqtt_addr().unwrap(), &["-t", "#", "-v"]).await;
+    let mut s = DtlsSensor::connect(app.gateway_dtls[0], "dev1", KEY1).await.unwrap();
+    assert_eq!(s.mqtt_connect("sensor-1", true).await, ReturnCode::Accepted);
+    // A denied publish is acknowledged and dropped, as Mosquitto does.
+    s.publish_q1(*b"no", b"denied").await;
+    assert_eq!(s.publish_q1(*b"ki", b"allowed").await, ReturnCode::Accepted);
+    assert_eq!(
+        sub.line(WAIT).await.as_deref(),
+        Some("ki allowed"),
+        "only the topic user kitchen may write reaches subscribers"
+    );
+}
