@@ -152,6 +152,19 @@ fn sleeping_sensor_woken_from_a_new_port_with_its_identity_gets_its_messages() {
     let id = sensor("dev1", "sensor-1");
     put_to_sleep(&mut h, &id);
     feed(&mut h, &dtls(2), Some(&id), &pingreq("sensor-1"));
+    // The buffered delivery goes to the new port, behind a REGISTER (G-83).
+    let Some(Message::Register {
+        topic_id, msg_id, ..
+    }) = replies(&mut h, &dtls(2)).into_iter().next()
+    else {
+        panic!("expected REGISTER at the new port");
+    };
+    let regack = Message::RegAck {
+        topic_id,
+        msg_id,
+        code: ReturnCode::Accepted,
+    };
+    feed(&mut h, &dtls(2), Some(&id), &regack);
     let got = replies(&mut h, &dtls(2));
     assert!(
         got.iter()
