@@ -4,9 +4,9 @@
 //! and read the table (numbers from whatever profile the test was built in).
 
 mod common;
+mod dtls_support;
 #[path = "common/sn_sensor.rs"]
 mod sn_sensor;
-mod dtls_support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -102,7 +102,10 @@ fn dtls_cost_against_plain_udp() {
         c.send_application_data(&vec![0x42; len]).unwrap();
         let (out, _) = drain(&mut c);
         let wire: usize = out.iter().map(Vec::len).sum();
-        println!("record for a {len}-byte MQTT-SN message: {wire} bytes (+{})", wire - len);
+        println!(
+            "record for a {len}-byte MQTT-SN message: {wire} bytes (+{})",
+            wire - len
+        );
         for p in out {
             s.handle_datagram(now, from, &p);
         }
@@ -155,7 +158,12 @@ fn dtls_cost_against_plain_udp() {
         let t = Instant::now();
         for _ in 0..q {
             let r = p
-                .publish(SnQos::Level(QoS::AtLeastOnce), TopicRef::Short(*b"bn"), false, &payload)
+                .publish(
+                    SnQos::Level(QoS::AtLeastOnce),
+                    TopicRef::Short(*b"bn"),
+                    false,
+                    &payload,
+                )
                 .await;
             assert_eq!(r, Some(ReturnCode::Accepted));
         }

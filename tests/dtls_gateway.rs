@@ -366,7 +366,9 @@ async fn the_acl_applies_with_the_username_bound_to_the_identity() {
     std::fs::write(&acl, "topic read #\nuser kitchen\ntopic write ki\n").unwrap();
     let (app, _psk) = start_with(8, &format!("[auth]\nacl_file = \"{}\"\n", acl.display())).await;
     let mut sub = Sub::start(app.mqtt_addr().unwrap(), &["-t", "#", "-v"]).await;
-    let mut s = DtlsSensor::connect(app.gateway_dtls[0], "dev1", KEY1).await.unwrap();
+    let mut s = DtlsSensor::connect(app.gateway_dtls[0], "dev1", KEY1)
+        .await
+        .unwrap();
     assert_eq!(s.mqtt_connect("sensor-1", true).await, ReturnCode::Accepted);
     // A denied publish is acknowledged and dropped, as Mosquitto does.
     s.publish_q1(*b"no", b"denied").await;

@@ -36,7 +36,10 @@ async fn openssl_s_client_with_a_psk_publishes_through_sngate() {
     let mut stdout = child.stdout.take().unwrap();
 
     // s_client sends each read of stdin as one record: one message per write.
-    stdin.write_all(&encoded(&connect_msg("sensor-1", true))).await.unwrap();
+    stdin
+        .write_all(&encoded(&connect_msg("sensor-1", true)))
+        .await
+        .unwrap();
     stdin.flush().await.unwrap();
     let mut connack = [0u8; 3];
     tokio::time::timeout(WAIT, stdout.read_exact(&mut connack))
@@ -46,7 +49,12 @@ async fn openssl_s_client_with_a_psk_publishes_through_sngate() {
     assert_eq!(connack, [0x03, 0x05, 0x00], "CONNACK accepted");
 
     stdin
-        .write_all(&encoded(&publish(*b"os", QoS::AtMostOnce, 0, b"from openssl")))
+        .write_all(&encoded(&publish(
+            *b"os",
+            QoS::AtMostOnce,
+            0,
+            b"from openssl",
+        )))
         .await
         .unwrap();
     stdin.flush().await.unwrap();

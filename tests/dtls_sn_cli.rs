@@ -22,16 +22,43 @@ async fn sn_pub_over_dtls_reaches_sn_sub_over_dtls() {
     let (app, _dir) = start(8).await;
     let port = app.gateway_dtls[0].port().to_string();
     let sub = sn(&[
-        "sub", "-p", &port, "--psk-identity", "dev2", "--psk", KEY2, "-i", "dev2", "-t", "a/#",
-        "-v", "-C", "1", "-W", "10",
+        "sub",
+        "-p",
+        &port,
+        "--psk-identity",
+        "dev2",
+        "--psk",
+        KEY2,
+        "-i",
+        "dev2",
+        "-t",
+        "a/#",
+        "-v",
+        "-C",
+        "1",
+        "-W",
+        "10",
     ])
     .stdout(std::process::Stdio::piped())
     .spawn()
     .unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let status = sn(&[
-        "pub", "-p", &port, "--psk-identity", "dev1", "--psk", KEY1, "-i", "sensor-1", "-t",
-        "a/b", "-m", "over dtls", "-q", "1",
+        "pub",
+        "-p",
+        &port,
+        "--psk-identity",
+        "dev1",
+        "--psk",
+        KEY1,
+        "-i",
+        "sensor-1",
+        "-t",
+        "a/b",
+        "-m",
+        "over dtls",
+        "-q",
+        "1",
     ])
     .status()
     .await
@@ -49,8 +76,19 @@ async fn sn_pub_with_a_wrong_psk_fails_with_a_message() {
     let (app, _dir) = start(8).await;
     let port = app.gateway_dtls[0].port().to_string();
     let out = sn(&[
-        "pub", "-p", &port, "--psk-identity", "dev1", "--psk", KEY2, "-i", "sensor-1", "-t",
-        "a/b", "-m", "x",
+        "pub",
+        "-p",
+        &port,
+        "--psk-identity",
+        "dev1",
+        "--psk",
+        KEY2,
+        "-i",
+        "sensor-1",
+        "-t",
+        "a/b",
+        "-m",
+        "x",
     ])
     .output()
     .await
@@ -64,8 +102,19 @@ async fn sn_pub_with_a_client_id_other_than_the_identity_binding_is_refused() {
     let (app, _dir) = start(8).await;
     let port = app.gateway_dtls[0].port().to_string();
     let out = sn(&[
-        "pub", "-p", &port, "--psk-identity", "dev1", "--psk", KEY1, "-i", "impostor", "-t",
-        "a/b", "-m", "x",
+        "pub",
+        "-p",
+        &port,
+        "--psk-identity",
+        "dev1",
+        "--psk",
+        KEY1,
+        "-i",
+        "impostor",
+        "-t",
+        "a/b",
+        "-m",
+        "x",
     ])
     .output()
     .await

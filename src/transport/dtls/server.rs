@@ -520,10 +520,10 @@ impl DtlsServer {
             self.end_session(from, &e.to_string());
             return;
         }
-        if self.after_session_io(from) {
-            if let Some(s) = self.sessions.get_mut(&from) {
-                s.last_heard = now;
-            }
+        if self.after_session_io(from)
+            && let Some(s) = self.sessions.get_mut(&from)
+        {
+            s.last_heard = now;
         }
     }
 

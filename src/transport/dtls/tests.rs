@@ -168,7 +168,12 @@ fn unverified_peers_are_forgotten_after_a_few_seconds() {
 fn datagrams_that_are_not_a_client_hello_from_unknown_peers_are_dropped() {
     let now = Instant::now();
     let mut s = server(DtlsServerSettings::new(4));
-    for junk in [&b""[..], b"\x17\xfe\xfd\x00\x01", &[22u8; 80], b"\x16\xfe\xfd\x00\x00"] {
+    for junk in [
+        &b""[..],
+        b"\x17\xfe\xfd\x00\x01",
+        &[22u8; 80],
+        b"\x16\xfe\xfd\x00\x00",
+    ] {
         s.handle_datagram(now, addr(3), junk);
     }
     assert_eq!(s.handshake_count(), 0);
