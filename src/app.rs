@@ -7,22 +7,28 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use thiserror::Error;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::auth::{AuthError, Authorizer};
-use crate::broker::{self, BrokerHandle, BrokerSettings, Metrics};
-use crate::config::{Config, GatewayMode, ListenerConfig, ListenerProtocol};
+use crate::broker::{self, BrokerHandle, BrokerSettings, Metrics, Persistence, SyncPolicy};
+use crate::broker::{Command, Message};
+use crate::config::{Config, ListenerConfig, ListenerProtocol, SyncMode};
 use crate::gateway::{
-    GatewaySettings, PredefinedTopic, SerialTransport, bind_udp, run_gateway_secure,
+    GatewayAccess, GatewayExtras, GatewaySettings, GatewayStatus, ListenerPolicy, PredefinedTopic,
+    SensorAccess, SerialTransport, bind_udp, run_gateway_full,
 };
+use crate::http::{self, HttpState};
 use crate::mqtt::connection::{ConnectionContext, run_connection};
 use crate::mqtt::session::SessionSettings;
+use crate::store::{RedbStore, Store};
 use crate::transport::tls::{self, TlsError, TlsSettings};
 use crate::transport::udp::UdpListenerSettings;
 use crate::transport::{tcp, websocket};
+use crate::upstream::UpstreamStats;
 
 /// Starts the `[[gateway.dtls]]` sockets (docs/dtls.md).
 #[cfg(feature = "dtls")]
@@ -75,6 +81,10 @@ pub enum StartError {
     /// The config asks for something this build does not do yet.
     #[error("{0}")]
     Unsupported(String),
+    /// The durable store cannot be opened or read (damaged, newer format,
+    /// in use, unreadable); the message names the file and what to do.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     /// A TLS listener's certificate, key or CA file is unusable.
     #[error("listener {addr}: {source}")]
     Tls {
@@ -86,6 +96,9 @@ pub enum StartError {
     /// The password or ACL file is unusable.
     #[error("[auth]: {0}")]
     Auth(#[from] AuthError),
+    /// `[gateway.upstream]` cannot be set up (TLS files, credentials file).
+    #[error(transparent)]
+    Upstream(#[from] crate::upstream::UpstreamError),
 }
 
 /// What a reload (SIGHUP) could not apply; everything else was applied and
@@ -106,12 +119,19 @@ pub struct Sngate {
     pub gateway_udp: Vec<SocketAddr>,
     /// Bound MQTT-SN DTLS sockets, in config order.
     pub gateway_dtls: Vec<SocketAddr>,
+    /// The bound `[http]` address, when configured.
+    pub http: Option<SocketAddr>,
+    /// The gateway's status, refreshed about once a second (when the gateway
+    /// runs and `[http]` or `$SYS` reads it).
+    pub gateway_status: Option<watch::Receiver<GatewayStatus>>,
     /// A handle to the broker core (for in-process clients).
     pub broker: BrokerHandle,
     /// Traffic counters.
     pub metrics: Arc<Metrics>,
     /// Password and ACL rules in force.
     pub authorizer: Arc<Authorizer>,
+    /// Counters of the upstream connections (`transparent`/`aggregating` modes).
+    pub upstream: Option<Arc<UpstreamStats>>,
     tls: Vec<(SocketAddr, Arc<TlsSettings>)>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -187,6 +207,8 @@ fn broker_settings(config: &Config) -> BrokerSettings {
         max_inflight_messages: b.max_inflight_messages,
         sys_interval: Duration::from_secs(b.sys_interval),
         retain_available: b.retain_available,
+        max_queued_bytes: b.max_queued_bytes,
+        max_subscriptions: b.max_subscriptions,
     }
 }
 
@@ -228,29 +250,75 @@ pub fn gateway_settings(config: &Config) -> GatewaySettings {
                 client_id: (p.client_id != "*").then(|| p.client_id.clone()),
             })
             .collect(),
+        restored_topics: Vec::new(),
     }
 }
 
-fn check_supported(config: &Config) -> Result<(), StartError> {
-    if config.gateway.enabled && config.gateway.mode != GatewayMode::Broker {
-        return Err(StartError::Unsupported(
-            "gateway.mode other than \"broker\" is not available in this build yet".into(),
-        ));
+/// Opens and reads the durable store when `[persistence] enabled`; also
+/// returns the sensors' topic ids for the gateway.
+#[allow(clippy::type_complexity)] // (store, per-sensor topic tables)
+fn open_store(
+    config: &Config,
+) -> Result<(Option<Persistence>, Vec<(String, Vec<(u16, String)>)>), StartError> {
+    let p = &config.persistence;
+    if !p.enabled {
+        return Ok((None, Vec::new()));
     }
+    let mut store = RedbStore::open(&p.path, p.max_size)?;
+    let snapshot = store.load()?;
+    info!(
+        "persistence: store {} opened (sync = {})",
+        store.path().display(),
+        match p.sync {
+            SyncMode::Always => "always".to_string(),
+            SyncMode::Interval => format!("interval, every {} s", p.sync_interval),
+        }
+    );
+    let topics = snapshot
+        .sn_topics
+        .iter()
+        .map(|t| (t.client_id.clone(), t.topics.clone()))
+        .collect();
+    let sync = match p.sync {
+        SyncMode::Always => SyncPolicy::Always,
+        SyncMode::Interval => SyncPolicy::Interval(Duration::from_secs(p.sync_interval.max(1))),
+    };
+    let persistence = Persistence {
+        store: Box::new(store),
+        snapshot,
+        sync,
+    };
+    Ok((Some(persistence), topics))
+}
 
-    if config.persistence.enabled {
-        return Err(StartError::Unsupported(
-            "persistence.enabled = true is not available in this build yet; set it to false".into(),
-        ));
+/// Sensor admission and ACL from `[gateway]` and `[[gateway.udp]]`.
+pub fn gateway_access(
+    config: &Config,
+    authorizer: Arc<Authorizer>,
+    metrics: Arc<Metrics>,
+) -> GatewayAccess {
+    let g = &config.gateway;
+    let usernames = g.usernames.clone().into_iter().collect();
+    GatewayAccess {
+        sensors: Arc::new(SensorAccess::new(authorizer, usernames)),
+        listeners: g
+            .udp
+            .iter()
+            .map(|u| ListenerPolicy {
+                allow_client_ids: u.allow_client_ids.clone(),
+                allow_networks: u.allow_networks.clone(),
+            })
+            .collect(),
+        max_datagram_rate: g.max_datagram_rate,
+        metrics,
     }
-    Ok(())
 }
 
 /// Starts everything the config describes. Listeners are bound before this
 /// returns, so their addresses (port 0 resolved) are known to the caller.
 pub async fn start(config: &Config) -> Result<Sngate, StartError> {
-    check_supported(config)?;
     crate::bridge::check(&config.bridge)?;
+    let started = std::time::Instant::now();
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
     let authorizer = Arc::new(Authorizer::from_config(&config.auth)?);
@@ -268,7 +336,10 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
         };
         listener_tls.push(settings);
     }
-    let (broker, metrics, core) = broker::spawn(broker_settings(config), shutdown.clone());
+    // Everything stored is restored before the first listener opens.
+    let (persistence, restored_topics) = open_store(config)?;
+    let (broker, metrics, core) =
+        broker::spawn_with(broker_settings(config), persistence, shutdown.clone());
     let ctx = ConnectionContext {
         broker: broker.clone(),
         metrics: metrics.clone(),
@@ -276,9 +347,11 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
         shutdown: shutdown.clone(),
         authorizer: authorizer.clone(),
         identity: None,
+        max_publish_rate: config.broker.max_publish_rate,
     };
     let mut mqtt_listeners = Vec::new();
     let mut tls = Vec::new();
+    let open_connections = Arc::new(http::OpenConnections::default());
     for (l, l_tls) in config.listener.iter().zip(listener_tls) {
         let listener = tcp::bind(l.bind).map_err(|source| StartError::Bind {
             addr: l.bind,
@@ -297,16 +370,27 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
             tls.push((local, t.clone()));
         }
         let serve = Arc::new(Listener::new(l, l_tls, ctx.clone()));
+        let (open, protocol) = (open_connections.clone(), l.protocol);
         tasks.spawn(tcp::accept_loop(
             listener,
             max,
+            metrics.clone(),
             shutdown.clone(),
             tasks.clone(),
-            move |stream, peer| serve.clone().serve(stream, peer),
+            move |stream, peer| {
+                let counted = open.enter(protocol);
+                let connection = serve.clone().serve(stream, peer);
+                async move {
+                    let _counted = counted;
+                    connection.await;
+                }
+            },
         ));
     }
     let mut gateway_udp = Vec::new();
     let mut gateway_dtls = Vec::new();
+    let mut upstream_stats = None;
+    let mut gateway_status = None;
     let serial_configured = config.gateway.enabled && !config.gateway.serial.is_empty();
     let dtls_configured = config.gateway.enabled && !config.gateway.dtls.is_empty();
     if config.gateway.enabled
@@ -333,7 +417,17 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
         gateway_udp = sockets.iter().map(|s| s.local_addr()).collect();
         let dtls = start_dtls(config, &shutdown)?;
         gateway_dtls = dtls.iter().map(|t| t.local_addr).collect();
-        let settings = gateway_settings(config);
+        let mut settings = gateway_settings(config);
+        settings.restored_topics = restored_topics;
+        let interval = Duration::from_secs(config.broker.sys_interval);
+        // The per-second status snapshot is built only when someone reads it.
+        let (status_tx, status_rx) = if config.http.is_some() || !interval.is_zero() {
+            let (tx, rx) = watch::channel(GatewayStatus::default());
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        gateway_status = status_rx.clone();
         // A missing or unplugged radio never stops the start: its link logs
         // why and keeps reopening the device.
         let serial = config
@@ -353,23 +447,90 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
                 }
             })
             .collect();
-        let broker = broker.clone();
+        // Upstream modes: the gateway talks to the upstream task, which
+        // speaks the core's language; the core still serves MQTT listeners.
+        let (gw_broker, available) = if config.gateway.mode.uses_upstream() {
+            let up = crate::upstream::spawn(&config.gateway, shutdown.clone())?;
+            info!(
+                "MQTT-SN gateway in {:?} mode, upstream {}.",
+                config.gateway.mode,
+                config.gateway.upstream.addresses.join(", ")
+            );
+            upstream_stats = Some(up.stats.clone());
+            (up.broker, Some(up.available))
+        } else {
+            (broker.clone(), None)
+        };
+        let mut access = gateway_access(config, authorizer.clone(), metrics.clone());
+        if !dtls.is_empty() {
+            // DTLS identities name their ACL user; they win over [gateway] usernames.
+            let mut usernames: std::collections::HashMap<String, String> =
+                config.gateway.usernames.clone().into_iter().collect();
+            for id in dtls.iter().flat_map(|t| t.identities.iter()) {
+                if let Some(user) = &id.username {
+                    usernames.insert(id.client_id.to_string(), user.to_string());
+                }
+            }
+            access.sensors = Arc::new(SensorAccess::new(authorizer.clone(), usernames));
+        }
         let stop = shutdown.clone();
         tasks.spawn(async move {
-            if let Err(e) = run_gateway_secure(settings, sockets, serial, dtls, broker, stop).await
+            let extras = GatewayExtras {
+                available,
+                access,
+                status: status_tx,
+                dtls,
+            };
+            if let Err(e) =
+                run_gateway_full(settings, sockets, serial, gw_broker, stop, extras).await
             {
                 tracing::error!("MQTT-SN gateway stopped: {e}");
             }
         });
+        if let Some(status_rx) = status_rx
+            && !interval.is_zero()
+        {
+            tasks.spawn(publish_gateway_sys(
+                status_rx,
+                broker.clone(),
+                interval,
+                shutdown.clone(),
+            ));
+        }
     }
     crate::bridge::spawn_bridges(&config.bridge, &broker, &shutdown, &tasks).await?;
+    let http = match &config.http {
+        Some(h) => {
+            let listener = http::bind(h.bind).map_err(|source| StartError::Bind {
+                addr: h.bind,
+                what: "http",
+                source,
+            })?;
+            let local = listener.local_addr().unwrap_or(h.bind);
+            info!("Opening http listen socket on {local}.");
+            let state = Arc::new(HttpState::new(
+                broker.clone(),
+                metrics.clone(),
+                open_connections.clone(),
+                gateway_status.clone(),
+                started,
+                shutdown.clone(),
+            ));
+            tasks.spawn(http::serve(listener, state, tasks.clone()));
+            Some(local)
+        }
+        None => None,
+    };
     Ok(Sngate {
         mqtt_listeners,
         gateway_udp,
         gateway_dtls,
+        http,
+        gateway_status,
         broker,
         metrics,
         authorizer,
+        upstream: upstream_stats,
         tls,
         shutdown,
         tasks,
@@ -449,6 +610,36 @@ impl Listener {
                 }
             }
             (_, None) => warn!("TLS listener without certificates; connection from {peer} dropped"),
+        }
+    }
+}
+
+/// Publishes the gateway's `$SYS/broker/mqttsn/...` topics every `interval`,
+/// beside the core's own `$SYS` topics.
+async fn publish_gateway_sys(
+    status: watch::Receiver<GatewayStatus>,
+    broker: BrokerHandle,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first status arrives within a second of the gateway starting.
+    tick.reset_after(Duration::from_millis(1500).min(interval));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let messages: Vec<Message> = status.borrow().sys_messages();
+        for message in messages {
+            if broker
+                .send(Command::PublishInternal { message })
+                .await
+                .is_err()
+            {
+                return;
+            }
         }
     }
 }

@@ -32,11 +32,47 @@ fn main() -> ExitCode {
         None => Config::builtin(),
     };
     init_logging(&config);
+    if cli.reset_store
+        && let Err(code) = reset_store(&config)
+    {
+        return code;
+    }
     match run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("sngate: {e:#}");
             ExitCode::from(1)
+        }
+    }
+}
+
+/// `--reset-store`: moves the store file aside so that a fresh one is created.
+fn reset_store(config: &Config) -> Result<(), ExitCode> {
+    let p = &config.persistence;
+    if !p.enabled {
+        eprintln!(
+            "sngate: --reset-store: persistence is not enabled in this config; nothing to reset"
+        );
+        return Ok(());
+    }
+    if !p.path.join(sngate::store::STORE_FILE).exists() {
+        info!(
+            "--reset-store: no store in {}; starting fresh",
+            p.path.display()
+        );
+        return Ok(());
+    }
+    match sngate::store::move_aside(&p.path) {
+        Ok(to) => {
+            eprintln!(
+                "sngate: store moved aside to {}; starting with an empty store",
+                to.display()
+            );
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("sngate: --reset-store: {e}");
+            Err(ExitCode::from(1))
         }
     }
 }

@@ -353,11 +353,7 @@ async fn sleeping_sensor_woken_from_a_new_port_gets_its_buffered_messages_and_a_
     assert_eq!(woke.recv_within(WAIT).await, Some(Message::PingResp));
 }
 
-// The identity's username reaches the broker (ConnectRequest.username, unit
-// tested in src/gateway/tests/identity.rs); ACL checks of MQTT-SN sessions
-// come with the gateway access layer (src/gateway/access.rs), developed apart.
 #[tokio::test]
-#[ignore = "needs ACL enforcement for MQTT-SN sessions (src/gateway/access.rs)"]
 async fn the_acl_applies_with_the_username_bound_to_the_identity() {
     install();
     let dir = tempfile::tempdir().unwrap();

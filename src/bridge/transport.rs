@@ -101,6 +101,11 @@ impl Connector {
         Ok(Connector { tls, timeout })
     }
 
+    /// The limit on each connection stage.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Connects to `address` (`host:port`), with TLS if configured.
     pub async fn connect(&self, address: &str) -> Result<BoxStream, ConnectError> {
         let (host, _) = split_host_port(address)?;

@@ -376,4 +376,17 @@ pub enum Command {
         /// The message.
         message: Message,
     },
+    /// Keep an MQTT-SN sensor's registered topic ids with its persistent
+    /// session (the whole table; empty forgets it). Ignored without persistence.
+    PersistSensorTopics {
+        /// The sensor's client id.
+        client_id: Arc<str>,
+        /// Topic id to topic name.
+        topics: Vec<(u16, Arc<str>)>,
+    },
+    /// Answer with a read-only snapshot (HTTP status, metrics).
+    Status {
+        /// Where the snapshot goes.
+        reply: tokio::sync::oneshot::Sender<super::status::StatusSnapshot>,
+    },
 }

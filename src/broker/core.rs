@@ -14,8 +14,10 @@ use super::api::{
 };
 use super::message::Message;
 use super::metrics::Metrics;
+use super::out::Out;
+use super::persist::Journal;
 use super::retained::RetainedStore;
-use super::session::{DeliveryStats, Link, Session, SessionLimits, SharedOrigin, Unacked};
+use super::session::{DeliveryStats, Link, Session, SessionLimits};
 use super::subscriptions::{SessionKey, Subscriber, SubscriptionTree};
 use super::sys::SysTopics;
 use crate::mqtt::topic;
@@ -32,6 +34,10 @@ pub struct BrokerSettings {
     pub sys_interval: Duration,
     /// Whether retained messages are stored.
     pub retain_available: bool,
+    /// Per session: bytes queued behind the window; 0 = unlimited.
+    pub max_queued_bytes: usize,
+    /// Per client: subscriptions held; 0 = unlimited.
+    pub max_subscriptions: usize,
 }
 
 impl Default for BrokerSettings {
@@ -41,6 +47,8 @@ impl Default for BrokerSettings {
             max_inflight_messages: 20,
             sys_interval: Duration::from_secs(10),
             retain_available: true,
+            max_queued_bytes: 0,
+            max_subscriptions: 0,
         }
     }
 }
@@ -68,18 +76,24 @@ pub struct CoreStats {
 /// The broker core.
 #[derive(Debug)]
 pub struct Broker {
-    settings: BrokerSettings,
-    limits: SessionLimits,
-    sessions: HashMap<SessionKey, Session>,
-    by_client: HashMap<Arc<str>, SessionKey>,
-    by_conn: HashMap<ConnId, SessionKey>,
-    next_key: u64,
-    tree: SubscriptionTree,
-    retained: RetainedStore,
-    stats: CoreStats,
+    pub(super) settings: BrokerSettings,
+    pub(super) limits: SessionLimits,
+    pub(super) sessions: HashMap<SessionKey, Session>,
+    pub(super) by_client: HashMap<Arc<str>, SessionKey>,
+    pub(super) by_conn: HashMap<ConnId, SessionKey>,
+    pub(super) next_key: u64,
+    pub(super) tree: SubscriptionTree,
+    pub(super) retained: RetainedStore,
+    pub(super) stats: CoreStats,
     metrics: Arc<Metrics>,
     sys: SysTopics,
-    scratch: Vec<Subscriber>,
+    pub(super) scratch: Vec<Subscriber>,
+    /// Outbound events: direct, or held while persistence is on.
+    pub(super) out: Out,
+    /// State changes for the durable store; `None` when persistence is off.
+    pub(super) journal: Option<Journal>,
+    /// The last commit failed: QoS 1/2 publishes are refused until one succeeds.
+    pub(super) store_failing: bool,
 }
 
 impl Broker {
@@ -88,6 +102,7 @@ impl Broker {
         let limits = SessionLimits {
             max_queued: settings.max_queued_messages,
             max_inflight: settings.max_inflight_messages,
+            max_queued_bytes: settings.max_queued_bytes,
         };
         let sys = SysTopics::new(now, settings.sys_interval);
         Broker {
@@ -103,6 +118,9 @@ impl Broker {
             metrics,
             sys,
             scratch: Vec::new(),
+            out: Out::direct(),
+            journal: None,
+            store_failing: false,
         }
     }
 
@@ -146,22 +164,14 @@ impl Broker {
                 });
             }
             Command::PubRec { conn, packet_id } => {
-                self.with_session(conn, now, |s, _| s.pubrec(packet_id));
+                self.with_session(conn, now, |s, out| s.pubrec(packet_id, out));
             }
             Command::PubComp { conn, packet_id } => {
                 self.with_session(conn, now, |s, _| {
                     s.pubcomp(packet_id);
                 });
             }
-            Command::PubRel { conn, packet_id } => {
-                self.with_session(conn, now, |s, _| {
-                    let found = s.incoming_qos2.remove(&packet_id);
-                    if let Some(link) = &s.link {
-                        link.outbox
-                            .send(link.conn, Outbound::PubComp { packet_id, found });
-                    }
-                });
-            }
+            Command::PubRel { conn, packet_id } => self.client_pubrel(conn, packet_id),
             Command::Subscribe {
                 conn,
                 packet_id,
@@ -174,22 +184,45 @@ impl Broker {
                 filters,
             } => self.unsubscribe(conn, packet_id, &filters),
             Command::SetWill { conn, will } => {
-                if let Some(key) = self.by_conn.get(&conn)
-                    && let Some(s) = self.sessions.get_mut(key)
+                if let Some(&key) = self.by_conn.get(&conn)
+                    && let Some(s) = self.sessions.get_mut(&key)
                 {
                     s.will = will;
                     s.will_since = Some(now);
+                    self.mark_record(key);
                 }
             }
             Command::Disconnect { conn, kind } => self.disconnect(conn, kind, now),
             Command::PublishInternal { message } => {
                 self.route(None, message, now);
             }
+            Command::PersistSensorTopics { client_id, topics } => {
+                self.persist_sensor_topics(&client_id, topics);
+            }
+            Command::Status { reply } => {
+                let _ = reply.send(self.status());
+            }
         }
     }
 
     /// Runs session expiry, delayed wills and `$SYS`. Call about once a second.
     pub fn tick(&mut self, now: Instant) {
+        self.run_timers(now);
+        // Sessions count queued-bytes drops in the core's stats; the shared
+        // counters see them once a tick.
+        let dropped = self.stats.delivery.dropped_queued_bytes;
+        let reported = crate::limits::Limit::MaxQueuedBytes;
+        let new = dropped.saturating_sub(self.metrics.limits.get(reported));
+        self.metrics.limits.add(reported, new);
+        if let Some(messages) = self.sys.due(now, &self.snapshot()) {
+            for m in messages {
+                self.route(None, m, now);
+            }
+        }
+    }
+
+    /// Publishes due delayed wills and ends expired sessions.
+    pub(super) fn run_timers(&mut self, now: Instant) {
         let mut due_wills = Vec::new();
         let mut expired = Vec::new();
         for (key, s) in &mut self.sessions {
@@ -198,6 +231,9 @@ impl Broker {
                 && let Some((_, will)) = s.will_due.take()
             {
                 due_wills.push((*key, will));
+                if let Some(j) = self.journal.as_mut() {
+                    j.records.insert(*key);
+                }
             }
             if s.expires_at.is_some_and(|at| at <= now) {
                 expired.push(*key);
@@ -208,11 +244,6 @@ impl Broker {
         }
         for key in expired {
             self.end_session(key, now);
-        }
-        if let Some(messages) = self.sys.due(now, &self.snapshot()) {
-            for m in messages {
-                self.route(None, m, now);
-            }
         }
     }
 
@@ -228,6 +259,33 @@ impl Broker {
             messages_dropped: self.stats.delivery.dropped,
             bytes_received: Metrics::get(&self.metrics.bytes_received),
             bytes_sent: Metrics::get(&self.metrics.bytes_sent),
+            limits: self.metrics.limits.snapshot(),
+        }
+    }
+
+    /// A read-only snapshot for the status page and metrics.
+    pub fn status(&self) -> super::status::StatusSnapshot {
+        let mut clients: Vec<_> = self
+            .sessions
+            .values()
+            .map(|s| super::status::ClientStatus {
+                client_id: s.client_id.clone(),
+                kind: s.kind,
+                connected: s.is_online(),
+                subscriptions: s.subscriptions.len(),
+                queued: s.queued_len(),
+                inflight: s.inflight_len(),
+            })
+            .collect();
+        clients.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+        super::status::StatusSnapshot {
+            clients,
+            subscriptions: self.subscription_count(),
+            retained: self.retained_count(),
+            messages_received: self.stats.messages_received,
+            messages_sent: self.stats.delivery.sent,
+            messages_dropped: self.stats.delivery.dropped,
+            clients_maximum: self.stats.clients_maximum,
         }
     }
 
@@ -235,7 +293,8 @@ impl Broker {
     pub fn shutdown(&mut self) {
         for s in self.sessions.values_mut() {
             if let Some(link) = s.link.take() {
-                link.outbox.send(
+                self.out.send(
+                    &link.outbox,
                     link.conn,
                     Outbound::Disconnect(ServerDisconnect::ShuttingDown),
                 );
@@ -244,7 +303,7 @@ impl Broker {
         self.by_conn.clear();
     }
 
-    fn with_session(&mut self, conn: ConnId, now: Instant, f: impl FnOnce(&mut Session, Instant)) {
+    fn with_session(&mut self, conn: ConnId, now: Instant, f: impl FnOnce(&mut Session, &mut Out)) {
         let Some(key) = self.by_conn.get(&conn) else {
             debug!(
                 conn = conn.0,
@@ -252,9 +311,13 @@ impl Broker {
             );
             return;
         };
-        if let Some(s) = self.sessions.get_mut(key) {
-            f(s, now);
-            s.pump(now, &self.limits, &mut self.stats.delivery);
+        let key = *key;
+        if let Some(s) = self.sessions.get_mut(&key) {
+            f(s, &mut self.out);
+            s.pump(now, &self.limits, &mut self.stats.delivery, &mut self.out);
+            if s.track {
+                self.mark_queue(key);
+            }
         }
     }
 
@@ -287,14 +350,17 @@ impl Broker {
             conn: req.conn,
             outbox: req.outbox.clone(),
         });
+        s.track = self.journal.is_some() && s.expiry > 0;
         self.by_conn.insert(req.conn, key);
         self.stats.clients_maximum = self.stats.clients_maximum.max(self.by_conn.len());
-        req.outbox
-            .send(req.conn, Outbound::ConnAck { session_present });
+        self.out
+            .send(&req.outbox, req.conn, Outbound::ConnAck { session_present });
         if session_present {
-            s.resend_inflight();
-            s.pump(now, &self.limits, &mut self.stats.delivery);
+            s.resend_inflight(&mut self.out);
+            s.pump(now, &self.limits, &mut self.stats.delivery, &mut self.out);
         }
+        self.mark_record(key);
+        self.mark_queue(key);
     }
 
     fn new_session(&mut self, req: &ConnectRequest) -> SessionKey {
@@ -316,10 +382,14 @@ impl Broker {
             return;
         };
         info!(client_id = %s.client_id, "session taken over by a new connection");
-        link.outbox.send(
+        self.out.send(
+            &link.outbox,
             link.conn,
             Outbound::Disconnect(ServerDisconnect::SessionTakenOver),
         );
+        if let Some(j) = self.journal.as_mut() {
+            j.records.insert(key);
+        }
         self.by_conn.remove(&link.conn);
         if let Some(will) = s.will.take()
             && (will.delay == 0 || clean_start)
@@ -351,6 +421,10 @@ impl Broker {
         };
         if let Some(expiry) = new_expiry {
             s.expiry = expiry;
+            s.track = s.track && expiry > 0;
+        }
+        if let Some(j) = self.journal.as_mut() {
+            j.records.insert(key);
         }
         let will = s.will.take().filter(|_| publish_will);
         let mut will_now = None;
@@ -394,6 +468,11 @@ impl Broker {
         for filter in s.subscriptions.keys() {
             self.tree.remove(filter, key);
         }
+        if s.persisted
+            && let Some(j) = self.journal.as_mut()
+        {
+            j.forget_session(&s);
+        }
         let unacked = s.take_shared_unacked();
         s.clear_delivery_state();
         self.redistribute(key, unacked, now);
@@ -407,49 +486,6 @@ impl Broker {
             self.route(Some(key), message, now);
         }
         debug!(client_id = %s.client_id, "session ended");
-    }
-
-    /// Offers shared-subscription messages a member did not acknowledge to
-    /// another member of the same group, preferring online ones (MQTT 5
-    /// §4.8.2). With no other member they stay with `from` if its session
-    /// lives on, and are dropped otherwise.
-    fn redistribute(&mut self, from: SessionKey, unacked: Vec<Unacked>, now: Instant) {
-        let from_alive = self.sessions.contains_key(&from);
-        for Unacked { message, origin } in unacked {
-            let sessions = &self.sessions;
-            let online = |k: SessionKey| sessions.get(&k).is_some_and(Session::is_online);
-            let member = self
-                .tree
-                .pick_shared(&origin.filter, from, &online, !from_alive);
-            let (target, ids, copy) = match member {
-                Some(m) => {
-                    let mut copy = message;
-                    copy.qos = origin.qos.min(m.options.qos);
-                    copy.retain = origin.retain && m.options.retain_as_published;
-                    (m.session, m.subscription_id.into_iter().collect(), copy)
-                }
-                None if from_alive => (from, Vec::new(), message),
-                None => {
-                    debug!(filter = %origin.filter, topic = %message.topic,
-                        "unacknowledged shared-subscription message dropped: no other member");
-                    continue;
-                }
-            };
-            if target != from {
-                debug!(filter = %origin.filter, topic = %copy.topic,
-                    "unacknowledged shared-subscription message offered to another member");
-            }
-            if let Some(s) = self.sessions.get_mut(&target) {
-                s.offer_from(
-                    copy,
-                    ids,
-                    Some(origin),
-                    now,
-                    &self.limits,
-                    &mut self.stats.delivery,
-                );
-            }
-        }
     }
 
     fn client_publish(
@@ -468,18 +504,20 @@ impl Broker {
         };
         self.stats.messages_received += 1;
         let qos = message.qos;
-        let duplicate_qos2 = qos == QoS::ExactlyOnce
-            && packet_id.is_some_and(|id| {
-                self.sessions
-                    .get_mut(&key)
-                    .is_some_and(|s| !s.incoming_qos2.insert(id))
-            });
-        // A QoS 2 packet id seen before PUBREL is a retransmission: acknowledge
-        // it again but do not deliver twice [MQTT-4.3.3-2].
-        let outcome = if duplicate_qos2 || self.route(Some(key), message, now) > 0 {
-            PublishOutcome::Delivered
+        let outcome = if qos != QoS::AtMostOnce && self.store_failing {
+            // The store cannot keep what we would acknowledge: refuse rather
+            // than promise (MQTT 5 reason 0x97; a 3.1.1 client is disconnected).
+            PublishOutcome::QuotaExceeded
         } else {
-            PublishOutcome::NoMatchingSubscribers
+            let duplicate_qos2 = qos == QoS::ExactlyOnce
+                && packet_id.is_some_and(|id| !self.note_incoming_qos2(key, id));
+            // A QoS 2 packet id seen before PUBREL is a retransmission: acknowledge
+            // it again but do not deliver twice [MQTT-4.3.3-2].
+            if duplicate_qos2 || self.route(Some(key), message, now) > 0 {
+                PublishOutcome::Delivered
+            } else {
+                PublishOutcome::NoMatchingSubscribers
+            }
         };
         let (Some(packet_id), Some(s)) = (packet_id, self.sessions.get(&key)) else {
             return;
@@ -492,80 +530,7 @@ impl Broker {
             QoS::AtLeastOnce => Outbound::PubAck { packet_id, outcome },
             QoS::ExactlyOnce => Outbound::PubRec { packet_id, outcome },
         };
-        link.outbox.send(link.conn, event);
-    }
-
-    /// Routes a message to every matching session; returns how many got it.
-    pub fn route(&mut self, from: Option<SessionKey>, message: Message, now: Instant) -> usize {
-        if message.is_expired(now) {
-            return 0;
-        }
-        if message.retain && self.settings.retain_available {
-            self.retained.apply(&message);
-        }
-        let mut matched = std::mem::take(&mut self.scratch);
-        matched.clear();
-        let sessions = &self.sessions;
-        self.tree.matches(
-            &message.topic,
-            &|k| sessions.get(&k).is_some_and(Session::is_online),
-            &mut matched,
-        );
-        matched.retain(|sub| !(sub.options.no_local && Some(sub.session) == from));
-        let mut delivered = 0;
-        // A shared subscription is a delivery of its own, even to a session
-        // that also matches through an ordinary subscription (MQTT 5 §4.8.2).
-        for sub in matched.iter().filter(|sub| sub.shared.is_some()) {
-            if let Some(s) = self.sessions.get_mut(&sub.session) {
-                let mut copy = message.clone();
-                copy.qos = copy.qos.min(sub.options.qos);
-                copy.retain = message.retain && sub.options.retain_as_published;
-                let origin = sub.shared.clone().map(|filter| SharedOrigin {
-                    filter,
-                    qos: message.qos,
-                    retain: message.retain,
-                });
-                s.offer_from(
-                    copy,
-                    sub.subscription_id.into_iter().collect(),
-                    origin,
-                    now,
-                    &self.limits,
-                    &mut self.stats.delivery,
-                );
-                delivered += 1;
-            }
-        }
-        matched.retain(|sub| sub.shared.is_none());
-        // Overlapping subscriptions yield one copy at the highest QoS, carrying
-        // every subscription identifier [MQTT-3.3.5-1, MQTT 5 §3.3.4].
-        matched.sort_by_key(|sub| sub.session);
-        let mut i = 0;
-        while let Some(first) = matched.get(i) {
-            let session = first.session;
-            let mut qos = QoS::AtMostOnce;
-            let mut retain_as_published = false;
-            let mut ids = Vec::new();
-            while let Some(sub) = matched.get(i).filter(|m| m.session == session) {
-                qos = qos.max(sub.options.qos);
-                retain_as_published |= sub.options.retain_as_published;
-                if let Some(id) = sub.subscription_id {
-                    ids.push(id);
-                }
-                i += 1;
-            }
-            if let Some(s) = self.sessions.get_mut(&session) {
-                let mut copy = message.clone();
-                copy.qos = copy.qos.min(qos);
-                // Retain is cleared on normal forwarding unless Retain As
-                // Published [MQTT-3.3.1-9, MQTT 5 §3.8.3.1].
-                copy.retain = message.retain && retain_as_published;
-                s.offer(copy, ids, now, &self.limits, &mut self.stats.delivery);
-                delivered += 1;
-            }
-        }
-        self.scratch = matched;
-        delivered
+        self.out.send(&link.outbox, link.conn, event);
     }
 
     fn subscribe(
@@ -584,6 +549,10 @@ impl Broker {
         for req in filters {
             if topic::validate_topic_filter(&req.filter).is_err() {
                 results.push(SubscribeResult::Failed);
+                continue;
+            }
+            if self.over_subscription_limit(key, &req.filter) {
+                results.push(SubscribeResult::QuotaExceeded);
                 continue;
             }
             let sub = Subscriber {
@@ -614,12 +583,17 @@ impl Broker {
                 }
             }
         }
+        self.mark_record(key);
+        self.mark_queue(key);
         let Some(s) = self.sessions.get_mut(&key) else {
             return;
         };
         if let Some(link) = &s.link {
-            link.outbox
-                .send(link.conn, Outbound::SubAck { packet_id, results });
+            self.out.send(
+                &link.outbox,
+                link.conn,
+                Outbound::SubAck { packet_id, results },
+            );
         }
         // Retained messages follow the SUBACK [MQTT-3.8.4-3].
         for (m, id) in retained_to_send {
@@ -629,8 +603,26 @@ impl Broker {
                 now,
                 &self.limits,
                 &mut self.stats.delivery,
+                &mut self.out,
             );
         }
+    }
+
+    /// Whether a new `filter` would pass `max_subscriptions` (a filter the
+    /// session already has only replaces its options).
+    fn over_subscription_limit(&self, key: SessionKey, filter: &Arc<str>) -> bool {
+        let max = self.settings.max_subscriptions;
+        let Some(s) = self.sessions.get(&key) else {
+            return false;
+        };
+        let over = max > 0 && s.subscriptions.len() >= max && !s.subscriptions.contains_key(filter);
+        if over {
+            self.metrics
+                .limits
+                .hit(crate::limits::Limit::MaxSubscriptions);
+            tracing::info!(client_id = %s.client_id, %filter, max_subscriptions = max, "Subscription refused: max_subscriptions reached.");
+        }
+        over
     }
 
     fn unsubscribe(&mut self, conn: ConnId, packet_id: u16, filters: &[Arc<str>]) {
@@ -649,11 +641,15 @@ impl Broker {
                 UnsubscribeResult::NoSubscriptionExisted
             });
         }
+        self.mark_record(key);
         if let Some(s) = self.sessions.get(&key)
             && let Some(link) = &s.link
         {
-            link.outbox
-                .send(link.conn, Outbound::UnsubAck { packet_id, results });
+            self.out.send(
+                &link.outbox,
+                link.conn,
+                Outbound::UnsubAck { packet_id, results },
+            );
         }
     }
 

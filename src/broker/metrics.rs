@@ -12,6 +12,8 @@ pub struct Metrics {
     pub bytes_sent: AtomicU64,
     /// Connections refused or dropped for a protocol error, a limit or a timeout.
     pub connections_refused: AtomicU64,
+    /// Hits of each configured limit, for `$SYS/broker/limits/...`.
+    pub limits: crate::limits::LimitCounters,
 }
 
 impl Metrics {
@@ -23,6 +25,11 @@ impl Metrics {
     /// Adds to the sent-bytes counter.
     pub fn add_sent(&self, n: usize) {
         self.bytes_sent.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Adds one to a counter.
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Reads a counter.

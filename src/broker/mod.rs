@@ -3,13 +3,19 @@
 //! it never sees a socket, an MQTT packet or an MQTT-SN topic id.
 
 pub mod api;
+pub mod compact;
 pub mod core;
 pub mod handle;
 pub mod message;
 pub mod metrics;
+pub mod out;
+pub mod persist;
+pub mod restore;
 pub mod retained;
+pub mod routing;
 pub mod runner;
 pub mod session;
+pub mod status;
 pub mod subscriptions;
 pub mod sys;
 
@@ -18,8 +24,11 @@ pub use core::{Broker, BrokerSettings};
 pub use handle::{BrokerClosed, BrokerHandle};
 pub use message::{Message, MessageProperties};
 pub use metrics::Metrics;
-pub use runner::spawn;
+pub use runner::{Persistence, SyncPolicy, spawn, spawn_with};
+pub use status::{ClientStatus, StatusSnapshot};
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_persist;
 #[cfg(test)]
 mod tests_v5;

@@ -1,5 +1,10 @@
 //! The core task: the single owner of the broker state, fed by a bounded
 //! command channel (rumqttd's router idea: no locks on routing state).
+//!
+//! With persistence on, every batch of commands ends with one store commit
+//! (group commit): the batch's outbound events are held until it returns, so
+//! nothing is acknowledged or delivered before it is kept. Commands arriving
+//! meanwhile wait in the channel and form the next batch.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -7,47 +12,254 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
 
 use super::core::{Broker, BrokerSettings};
 use super::handle::BrokerHandle;
 use super::metrics::Metrics;
+use super::persist::unix_ms_now;
+use crate::store::{Snapshot, Store, StoreError, StoreOp, StoreStats};
 
 /// Commands waiting for the core before senders are made to wait.
 const COMMAND_QUEUE: usize = 4096;
 /// Commands applied before timers get a look-in.
 const BATCH: usize = 512;
+/// Ops kept for retry beyond which superseded ones are dropped.
+const COMPACT_ABOVE: usize = 1024;
+/// Least time between two "store failing" error lines.
+const ERROR_LOG_PERIOD: Duration = Duration::from_secs(10);
 
-/// Starts the core task. It stops when `shutdown` is cancelled (telling every
-/// connection first) or when every handle is dropped.
+/// When commits reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// Every batch is fsync'd before its acknowledgements go out.
+    Always,
+    /// Batches are written without fsync and made durable every interval.
+    Interval(Duration),
+}
+
+/// The durable store the core task writes to, and what it held at start-up.
+pub struct Persistence {
+    /// The opened store.
+    pub store: Box<dyn Store>,
+    /// What [`Store::load`] returned; restored before the first command.
+    pub snapshot: Snapshot,
+    /// When commits are fsync'd.
+    pub sync: SyncPolicy,
+}
+
+impl std::fmt::Debug for Persistence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Persistence")
+            .field("sync", &self.sync)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Starts the core task without persistence. It stops when `shutdown` is
+/// cancelled (telling every connection first) or when every handle is dropped.
 pub fn spawn(
     settings: BrokerSettings,
     shutdown: CancellationToken,
 ) -> (BrokerHandle, Arc<Metrics>, JoinHandle<()>) {
-    let (tx, mut rx) = mpsc::channel(COMMAND_QUEUE);
+    spawn_with(settings, None, shutdown)
+}
+
+/// Starts the core task; with `persistence`, the snapshot is restored first
+/// and every batch is committed to the store before its events are released.
+pub fn spawn_with(
+    settings: BrokerSettings,
+    persistence: Option<Persistence>,
+    shutdown: CancellationToken,
+) -> (BrokerHandle, Arc<Metrics>, JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     let metrics = Arc::new(Metrics::default());
-    let mut broker = Broker::new(settings, metrics.clone(), Instant::now());
-    let task = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                biased;
-                () = shutdown.cancelled() => break,
-                cmd = rx.recv() => {
-                    let Some(cmd) = cmd else { break };
-                    let now = Instant::now();
-                    broker.handle(cmd, now);
-                    for _ in 0..BATCH {
-                        match rx.try_recv() {
-                            Ok(cmd) => broker.handle(cmd, now),
-                            Err(_) => break,
-                        }
+    let now = Instant::now();
+    let mut broker = Broker::new(settings, metrics.clone(), now);
+    let task = match persistence {
+        None => tokio::spawn(run_plain(broker, rx, shutdown)),
+        Some(p) => {
+            broker.restore(p.snapshot, now, unix_ms_now());
+            let committer = Committer {
+                store: Some(p.store),
+                retry: Vec::new(),
+                sync: p.sync,
+                unsynced: false,
+                last_error_log: None,
+            };
+            tokio::spawn(run_persistent(broker, rx, shutdown, committer))
+        }
+    };
+    (BrokerHandle::new(tx), metrics, task)
+}
+
+async fn run_plain(
+    mut broker: Broker,
+    mut rx: mpsc::Receiver<super::api::Command>,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            cmd = rx.recv() => {
+                let Some(cmd) = cmd else { break };
+                let now = Instant::now();
+                broker.handle(cmd, now);
+                for _ in 0..BATCH {
+                    match rx.try_recv() {
+                        Ok(cmd) => broker.handle(cmd, now),
+                        Err(_) => break,
                     }
                 }
-                _ = tick.tick() => broker.tick(Instant::now()),
+            }
+            _ = tick.tick() => broker.tick(Instant::now()),
+        }
+    }
+    broker.shutdown();
+}
+
+async fn run_persistent(
+    mut broker: Broker,
+    mut rx: mpsc::Receiver<super::api::Command>,
+    shutdown: CancellationToken,
+    mut committer: Committer,
+) {
+    // Whatever restore changed (sessions expired while stopped) goes first.
+    committer.finish_batch(&mut broker, true).await;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let sync_every = match committer.sync {
+        SyncPolicy::Interval(d) => d.max(Duration::from_millis(10)),
+        // Unused: every commit is durable.
+        SyncPolicy::Always => Duration::from_secs(3600),
+    };
+    let mut sync = tokio::time::interval(sync_every);
+    sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            cmd = rx.recv() => {
+                let Some(cmd) = cmd else { break };
+                let now = Instant::now();
+                broker.handle(cmd, now);
+                for _ in 0..BATCH {
+                    match rx.try_recv() {
+                        Ok(cmd) => broker.handle(cmd, now),
+                        Err(_) => break,
+                    }
+                }
+                committer.finish_batch(&mut broker, false).await;
+            }
+            _ = tick.tick() => {
+                broker.tick(Instant::now());
+                committer.finish_batch(&mut broker, false).await;
+            }
+            _ = sync.tick(), if committer.unsynced => {
+                committer.finish_batch(&mut broker, true).await;
             }
         }
-        broker.shutdown();
-    });
-    (BrokerHandle::new(tx), metrics, task)
+    }
+    broker.shutdown();
+    committer.finish_batch(&mut broker, true).await;
+    let stats = committer.stats();
+    info!(
+        commits = stats.commits,
+        durable_commits = stats.durable_commits,
+        failed_commits = stats.failed_commits,
+        fsyncs = stats.syncs,
+        bytes_written = stats.bytes_written,
+        "persistence: store closed"
+    );
+}
+
+/// Commits each batch's ops, keeping failed ones to retry in front of the next.
+struct Committer {
+    store: Option<Box<dyn Store>>,
+    retry: Vec<StoreOp>,
+    sync: SyncPolicy,
+    /// Interval mode: some commit since the last durable one.
+    unsynced: bool,
+    last_error_log: Option<Instant>,
+}
+
+impl Committer {
+    fn stats(&self) -> StoreStats {
+        self.store.as_ref().map(|s| s.stats()).unwrap_or_default()
+    }
+
+    /// Commits what the batch changed, then releases (or on failure refuses)
+    /// its held events. `force_durable` makes this commit an fsync even in
+    /// interval mode (the periodic sync, shutdown).
+    async fn finish_batch(&mut self, broker: &mut Broker, force_durable: bool) {
+        let ops = broker.take_ops();
+        let durable = force_durable || self.sync == SyncPolicy::Always;
+        if ops.is_empty() && self.retry.is_empty() && !(force_durable && self.unsynced) {
+            broker.release_held();
+            return;
+        }
+        let mut all = std::mem::take(&mut self.retry);
+        all.extend(ops);
+        let Some(mut store) = self.store.take() else {
+            self.retry = all;
+            broker.commit_failed();
+            return;
+        };
+        let joined = tokio::task::spawn_blocking(move || {
+            let result = store.commit(&all, durable);
+            (store, all, result)
+        })
+        .await;
+        let (store, all, result) = match joined {
+            Ok(r) => r,
+            Err(e) => {
+                // The store went with the panicked thread: nothing is kept
+                // from now on, so nothing more is acknowledged.
+                error!(
+                    "persistence: the store thread failed ({e}); QoS 1/2 publishes are refused until restart"
+                );
+                broker.commit_failed();
+                return;
+            }
+        };
+        self.store = Some(store);
+        match result {
+            Ok(_) => {
+                self.unsynced = !durable;
+                broker.commit_succeeded();
+            }
+            Err(e) => {
+                self.log_failure(&e);
+                self.retry = if all.len() > COMPACT_ABOVE {
+                    super::compact::compact(all)
+                } else {
+                    all
+                };
+                broker.commit_failed();
+            }
+        }
+    }
+
+    fn log_failure(&mut self, e: &StoreError) {
+        let now = Instant::now();
+        if self
+            .last_error_log
+            .is_some_and(|at| now.saturating_duration_since(at) < ERROR_LOG_PERIOD)
+        {
+            return;
+        }
+        self.last_error_log = Some(now);
+        let what = if e.is_full() {
+            "store full"
+        } else {
+            "store write failed"
+        };
+        error!(
+            "persistence: {what}: {e}. New QoS 1/2 publishes are refused (QoS 0 still flows) \
+             until a write succeeds; retrying every second"
+        );
+    }
 }

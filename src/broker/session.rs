@@ -10,7 +10,9 @@ use super::api::{
     ClientKind, ConnId, Delivery, Outbound, Outbox, SessionExpiry, SubscriptionOptions, Will,
 };
 use super::message::Message;
+use super::out::Out;
 use crate::qos::QoS;
+use crate::store::QueueState;
 
 /// Limits that apply to every session.
 #[derive(Debug, Clone, Copy)]
@@ -19,6 +21,8 @@ pub struct SessionLimits {
     pub max_queued: usize,
     /// Unacknowledged QoS 1/2 deliveries at once (capped by the client's Receive Maximum).
     pub max_inflight: u16,
+    /// Topic and payload bytes waiting behind the window; 0 = unlimited.
+    pub max_queued_bytes: usize,
 }
 
 /// Delivery counters the core reports in `$SYS`.
@@ -28,6 +32,8 @@ pub struct DeliveryStats {
     pub sent: u64,
     /// Messages dropped because a queue was full.
     pub dropped: u64,
+    /// Of those, dropped because of `max_queued_bytes`.
+    pub dropped_queued_bytes: u64,
 }
 
 /// The live connection attached to a session.
@@ -80,6 +86,7 @@ struct Inflight {
 
 #[derive(Debug)]
 struct Queued {
+    seq: u64,
     message: Message,
     subscription_ids: Vec<u32>,
     shared: Option<SharedOrigin>,
@@ -118,6 +125,34 @@ pub struct Session {
     queue: VecDeque<Queued>,
     next_packet_id: u16,
     next_seq: u64,
+    /// Record which deliveries change, for the durable store.
+    pub track: bool,
+    /// The store holds this session (its record and queue).
+    pub persisted: bool,
+    dirty: Vec<u64>,
+    /// In a `max_queued_bytes` episode (logged once until the queue drains).
+    bytes_full: bool,
+}
+
+/// One QoS 1/2 delivery owed to a session, as the store sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct EntryView<'a> {
+    /// Position in the session's queue.
+    pub seq: u64,
+    /// The message.
+    pub message: &'a Message,
+    /// Subscription identifiers to send with it.
+    pub subscription_ids: &'a [u32],
+    /// Where the delivery stands.
+    pub state: QueueState,
+}
+
+fn queue_state(packet_id: u16, awaiting: Awaiting) -> QueueState {
+    match awaiting {
+        Awaiting::PubAck => QueueState::AwaitPubAck { packet_id },
+        Awaiting::PubRec => QueueState::AwaitPubRec { packet_id },
+        Awaiting::PubComp => QueueState::AwaitPubComp { packet_id },
+    }
 }
 
 impl Session {
@@ -140,7 +175,85 @@ impl Session {
             queue: VecDeque::new(),
             next_packet_id: 1,
             next_seq: 0,
+            track: false,
+            persisted: false,
+            dirty: Vec::new(),
+            bytes_full: false,
         }
+    }
+
+    fn touch(&mut self, seq: u64) {
+        if self.track {
+            self.dirty.push(seq);
+        }
+    }
+
+    /// Seqs of deliveries changed since the last call (may repeat).
+    pub fn take_dirty(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// The delivery `seq`, if it is still owed.
+    pub fn entry(&self, seq: u64) -> Option<EntryView<'_>> {
+        if let Some((id, f)) = self.inflight.iter().find(|(_, f)| f.seq == seq) {
+            return Some(EntryView {
+                seq,
+                message: &f.message,
+                subscription_ids: &f.subscription_ids,
+                state: queue_state(*id, f.awaiting),
+            });
+        }
+        // The queue is in seq order: seqs only grow.
+        let i = self.queue.binary_search_by_key(&seq, |q| q.seq).ok()?;
+        let q = self.queue.get(i)?;
+        Some(EntryView {
+            seq,
+            message: &q.message,
+            subscription_ids: &q.subscription_ids,
+            state: QueueState::Queued,
+        })
+    }
+
+    /// Seqs of every delivery owed, in flight first.
+    pub fn seqs(&self) -> Vec<u64> {
+        let mut seqs: Vec<u64> = self.inflight.values().map(|f| f.seq).collect();
+        seqs.extend(self.queue.iter().map(|q| q.seq));
+        seqs
+    }
+
+    /// Puts back a delivery read from the store; entries must come in seq order.
+    pub fn restore_entry(
+        &mut self,
+        seq: u64,
+        message: Message,
+        subscription_ids: Vec<u32>,
+        state: QueueState,
+    ) {
+        self.next_seq = self.next_seq.max(seq);
+        let (packet_id, awaiting) = match state {
+            QueueState::Queued => {
+                self.queue.push_back(Queued {
+                    seq,
+                    message,
+                    subscription_ids,
+                    shared: None,
+                });
+                return;
+            }
+            QueueState::AwaitPubAck { packet_id } => (packet_id, Awaiting::PubAck),
+            QueueState::AwaitPubRec { packet_id } => (packet_id, Awaiting::PubRec),
+            QueueState::AwaitPubComp { packet_id } => (packet_id, Awaiting::PubComp),
+        };
+        self.inflight.insert(
+            packet_id,
+            Inflight {
+                seq,
+                message,
+                subscription_ids,
+                awaiting,
+                shared: None,
+            },
+        );
     }
 
     /// True while a connection is attached.
@@ -162,10 +275,9 @@ impl Session {
         usize::from(self.receive_maximum.min(limits.max_inflight).max(1))
     }
 
-    fn send(&self, event: Outbound) -> bool {
-        match &self.link {
-            Some(link) => link.outbox.send(link.conn, event),
-            None => false,
+    fn send(&self, out: &mut Out, event: Outbound) {
+        if let Some(link) = &self.link {
+            out.send(&link.outbox, link.conn, event);
         }
     }
 
@@ -177,12 +289,14 @@ impl Session {
         now: Instant,
         limits: &SessionLimits,
         stats: &mut DeliveryStats,
+        out: &mut Out,
     ) {
-        self.offer_from(message, subscription_ids, None, now, limits, stats);
+        self.offer_from(message, subscription_ids, None, now, limits, stats, out);
     }
 
     /// Like [`Session::offer`], remembering the shared subscription the
     /// message came through, if any.
+    #[allow(clippy::too_many_arguments)] // the delivery plus the core's context
     pub fn offer_from(
         &mut self,
         message: Message,
@@ -191,6 +305,7 @@ impl Session {
         now: Instant,
         limits: &SessionLimits,
         stats: &mut DeliveryStats,
+        out: &mut Out,
     ) {
         if message.is_expired(now) {
             return;
@@ -206,7 +321,7 @@ impl Session {
                         dup: false,
                         subscription_ids,
                     };
-                    link.outbox.send(link.conn, Outbound::Deliver(delivery));
+                    out.send(&link.outbox, link.conn, Outbound::Deliver(delivery));
                     stats.sent += 1;
                 }
                 Some(_) => stats.dropped += 1,
@@ -215,17 +330,50 @@ impl Session {
             return;
         }
         if self.is_online() && self.queue.is_empty() && self.inflight.len() < self.window(limits) {
-            self.send_new(message, subscription_ids, shared);
+            self.next_seq += 1;
+            let seq = self.next_seq;
+            self.send_new(seq, message, subscription_ids, shared, out);
             stats.sent += 1;
-        } else if self.queue.len() < limits.max_queued {
+        } else if self.queue.len() < limits.max_queued && !self.over_queued_bytes(&message, limits)
+        {
+            self.bytes_full = false;
+            self.next_seq += 1;
+            let seq = self.next_seq;
             self.queue.push_back(Queued {
+                seq,
                 message,
                 subscription_ids,
                 shared,
             });
+            self.touch(seq);
         } else {
+            if self.bytes_full {
+                stats.dropped_queued_bytes += 1;
+            }
             stats.dropped += 1;
         }
+    }
+
+    /// Whether queueing `message` would pass `max_queued_bytes`; counted and
+    /// logged once per episode. Summed on demand so that sessions without
+    /// the limit carry no extra state.
+    fn over_queued_bytes(&mut self, message: &Message, limits: &SessionLimits) -> bool {
+        if limits.max_queued_bytes == 0 {
+            return false;
+        }
+        let size = |m: &Message| m.topic.len() + m.payload.len();
+        let queued: usize = self.queue.iter().map(|q| size(&q.message)).sum();
+        let over = queued.saturating_add(size(message)) > limits.max_queued_bytes;
+        if over && !self.bytes_full {
+            self.bytes_full = true;
+            tracing::info!(
+                client_id = %self.client_id,
+                queued_bytes = queued,
+                max_queued_bytes = limits.max_queued_bytes,
+                "Outgoing messages dropped: max_queued_bytes reached."
+            );
+        }
+        over
     }
 
     fn allocate_packet_id(&mut self) -> u16 {
@@ -240,9 +388,11 @@ impl Session {
 
     fn send_new(
         &mut self,
+        seq: u64,
         message: Message,
         subscription_ids: Vec<u32>,
         shared: Option<SharedOrigin>,
+        out: &mut Out,
     ) {
         let packet_id = self.allocate_packet_id();
         let awaiting = if message.qos == QoS::ExactlyOnce {
@@ -250,7 +400,6 @@ impl Session {
         } else {
             Awaiting::PubAck
         };
-        self.next_seq += 1;
         let delivery = Delivery {
             packet_id: Some(packet_id),
             message: message.clone(),
@@ -260,26 +409,40 @@ impl Session {
         self.inflight.insert(
             packet_id,
             Inflight {
-                seq: self.next_seq,
+                seq,
                 message,
                 subscription_ids,
                 awaiting,
                 shared,
             },
         );
-        self.send(Outbound::Deliver(delivery));
+        self.touch(seq);
+        self.send(out, Outbound::Deliver(delivery));
     }
 
     /// Moves queued messages into the window while there is room.
-    pub fn pump(&mut self, now: Instant, limits: &SessionLimits, stats: &mut DeliveryStats) {
+    pub fn pump(
+        &mut self,
+        now: Instant,
+        limits: &SessionLimits,
+        stats: &mut DeliveryStats,
+        out: &mut Out,
+    ) {
         while self.is_online() && self.inflight.len() < self.window(limits) {
             let Some(next) = self.queue.pop_front() else {
                 break;
             };
             if next.message.is_expired(now) {
+                self.touch(next.seq);
                 continue;
             }
-            self.send_new(next.message, next.subscription_ids, next.shared);
+            self.send_new(
+                next.seq,
+                next.message,
+                next.subscription_ids,
+                next.shared,
+                out,
+            );
             stats.sent += 1;
         }
     }
@@ -287,7 +450,7 @@ impl Session {
     /// Re-sends unacknowledged deliveries after a reconnect, in their original
     /// order, PUBLISH with DUP set and PUBREL for those already PUBREC'd
     /// [MQTT-4.4.0-1].
-    pub fn resend_inflight(&mut self) {
+    pub fn resend_inflight(&mut self, out: &mut Out) {
         let mut order: Vec<(u64, u16)> = self.inflight.iter().map(|(id, f)| (f.seq, *id)).collect();
         order.sort_unstable();
         for (_, packet_id) in order {
@@ -306,7 +469,7 @@ impl Session {
                     subscription_ids: f.subscription_ids.clone(),
                 }),
             };
-            self.send(event);
+            self.send(out, event);
         }
     }
 
@@ -323,7 +486,9 @@ impl Session {
     fn complete(&mut self, packet_id: u16, expected: Awaiting) -> bool {
         match self.inflight.get(&packet_id) {
             Some(f) if f.awaiting == expected => {
+                let seq = f.seq;
                 self.inflight.remove(&packet_id);
+                self.touch(seq);
                 true
             }
             _ => false,
@@ -331,13 +496,15 @@ impl Session {
     }
 
     /// PUBREC from the client: answer PUBREL and wait for PUBCOMP [MQTT-4.3.3-1].
-    pub fn pubrec(&mut self, packet_id: u16) {
+    pub fn pubrec(&mut self, packet_id: u16, out: &mut Out) {
         if let Some(f) = self.inflight.get_mut(&packet_id)
             && f.awaiting != Awaiting::PubAck
         {
             f.awaiting = Awaiting::PubComp;
+            let seq = f.seq;
+            self.touch(seq);
         }
-        self.send(Outbound::PubRel { packet_id });
+        self.send(out, Outbound::PubRel { packet_id });
     }
 
     /// Takes back every message that came through a shared subscription and
@@ -355,21 +522,26 @@ impl Session {
         let mut out = Vec::new();
         for (_, id) in ids {
             if let Some(Inflight {
+                seq,
                 message,
                 shared: Some(origin),
                 ..
             }) = self.inflight.remove(&id)
             {
+                self.touch(seq);
                 out.push(Unacked { message, origin });
             }
         }
         let queue = std::mem::take(&mut self.queue);
         for q in queue {
             match q.shared {
-                Some(origin) => out.push(Unacked {
-                    message: q.message,
-                    origin,
-                }),
+                Some(origin) => {
+                    self.touch(q.seq);
+                    out.push(Unacked {
+                        message: q.message,
+                        origin,
+                    });
+                }
                 None => self.queue.push_back(q),
             }
         }
@@ -385,125 +557,5 @@ impl Session {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use bytes::Bytes;
-
-    const LIMITS: SessionLimits = SessionLimits {
-        max_queued: 3,
-        max_inflight: 2,
-    };
-
-    fn online() -> (Session, crate::broker::api::OutboxReceiver) {
-        let (outbox, rx) = Outbox::channel();
-        let mut s = Session::new("c".into(), ClientKind::Mqtt3);
-        s.link = Some(Link {
-            conn: ConnId(1),
-            outbox,
-        });
-        (s, rx)
-    }
-
-    fn msg(qos: QoS, n: u8) -> Message {
-        Message::new("t", Bytes::from(vec![n]), qos, false)
-    }
-
-    fn delivered(rx: &mut crate::broker::api::OutboxReceiver) -> Vec<(Option<u16>, u8, bool)> {
-        let mut out = Vec::new();
-        while let Ok((_, ev)) = rx.try_recv() {
-            if let Outbound::Deliver(d) = ev {
-                out.push((d.packet_id, d.message.payload[0], d.dup));
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn qos1_beyond_window_waits_in_queue_until_acked() {
-        let (mut s, mut rx) = online();
-        let mut st = DeliveryStats::default();
-        let now = Instant::now();
-        for n in 0..3 {
-            s.offer(msg(QoS::AtLeastOnce, n), vec![], now, &LIMITS, &mut st);
-        }
-        assert_eq!(
-            delivered(&mut rx),
-            vec![(Some(1), 0, false), (Some(2), 1, false)]
-        );
-        assert_eq!(s.queued_len(), 1);
-        assert!(s.puback(1));
-        s.pump(now, &LIMITS, &mut st);
-        assert_eq!(delivered(&mut rx), vec![(Some(3), 2, false)]);
-    }
-
-    #[test]
-    fn queue_full_drops_and_counts() {
-        let (mut s, _rx) = online();
-        let mut st = DeliveryStats::default();
-        let now = Instant::now();
-        for n in 0..6 {
-            s.offer(msg(QoS::AtLeastOnce, n), vec![], now, &LIMITS, &mut st);
-        }
-        assert_eq!(st.dropped, 1);
-        assert_eq!(s.queued_len(), 3);
-    }
-
-    #[test]
-    fn offline_session_queues_qos1_but_not_qos0() {
-        let mut s = Session::new("c".into(), ClientKind::Mqtt3);
-        let mut st = DeliveryStats::default();
-        let now = Instant::now();
-        s.offer(msg(QoS::AtMostOnce, 0), vec![], now, &LIMITS, &mut st);
-        s.offer(msg(QoS::AtLeastOnce, 1), vec![], now, &LIMITS, &mut st);
-        assert_eq!(s.queued_len(), 1);
-    }
-
-    #[test]
-    fn unacked_deliveries_are_resent_with_dup_in_order() {
-        let (mut s, mut rx) = online();
-        let mut st = DeliveryStats::default();
-        let now = Instant::now();
-        s.offer(msg(QoS::AtLeastOnce, 7), vec![], now, &LIMITS, &mut st);
-        s.offer(msg(QoS::ExactlyOnce, 8), vec![], now, &LIMITS, &mut st);
-        delivered(&mut rx);
-        s.resend_inflight();
-        assert_eq!(
-            delivered(&mut rx),
-            vec![(Some(1), 7, true), (Some(2), 8, true)]
-        );
-    }
-
-    #[test]
-    fn pubrec_moves_qos2_to_pubrel_which_is_resent_on_reconnect() {
-        let (mut s, mut rx) = online();
-        let mut st = DeliveryStats::default();
-        let now = Instant::now();
-        s.offer(msg(QoS::ExactlyOnce, 1), vec![], now, &LIMITS, &mut st);
-        delivered(&mut rx);
-        s.pubrec(1);
-        assert!(matches!(
-            rx.try_recv(),
-            Ok((_, Outbound::PubRel { packet_id: 1 }))
-        ));
-        assert!(!s.puback(1), "a PUBACK does not complete a QoS 2 delivery");
-        s.resend_inflight();
-        assert!(matches!(
-            rx.try_recv(),
-            Ok((_, Outbound::PubRel { packet_id: 1 }))
-        ));
-        assert!(s.pubcomp(1));
-        assert_eq!(s.inflight_len(), 0);
-    }
-
-    #[test]
-    fn slow_consumer_qos0_is_dropped_past_queue_limit() {
-        let (mut s, _rx) = online();
-        let mut st = DeliveryStats::default();
-        let now = Instant::now();
-        for n in 0..5 {
-            s.offer(msg(QoS::AtMostOnce, n), vec![], now, &LIMITS, &mut st);
-        }
-        assert_eq!(st.sent, 3);
-        assert_eq!(st.dropped, 2);
-    }
-}
+#[path = "session_tests.rs"]
+mod tests;

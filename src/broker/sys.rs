@@ -9,7 +9,7 @@ use super::message::Message;
 use crate::qos::QoS;
 
 /// Numbers published under `$SYS`.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct SysSnapshot {
     /// Sessions with a connection.
     pub clients_connected: usize,
@@ -31,6 +31,26 @@ pub struct SysSnapshot {
     pub bytes_received: u64,
     /// Bytes sent.
     pub bytes_sent: u64,
+    /// Hits of each limit.
+    pub limits: [(crate::limits::Limit, u64); crate::limits::Limit::ALL.len()],
+}
+
+impl Default for SysSnapshot {
+    fn default() -> SysSnapshot {
+        SysSnapshot {
+            clients_connected: 0,
+            clients_total: 0,
+            clients_maximum: 0,
+            subscriptions: 0,
+            retained: 0,
+            messages_received: 0,
+            messages_sent: 0,
+            messages_dropped: 0,
+            bytes_received: 0,
+            bytes_sent: 0,
+            limits: crate::limits::Limit::ALL.map(|l| (l, 0)),
+        }
+    }
 }
 
 /// The `$SYS` publication schedule.
@@ -82,8 +102,13 @@ impl SysTopics {
             ("subscriptions/count", s.subscriptions.to_string()),
             ("retained messages/count", s.retained.to_string()),
         ];
+        let limits = s
+            .limits
+            .map(|(l, n)| (format!("limits/{}", l.name()), n.to_string()));
         entries
             .into_iter()
+            .map(|(name, value)| (name.to_owned(), value))
+            .chain(limits)
             .map(|(name, value)| {
                 Message::new(
                     format!("$SYS/broker/{name}"),

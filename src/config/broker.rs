@@ -71,6 +71,12 @@ pub struct BrokerConfig {
     pub max_topic_alias: u16,
     /// Simultaneous client connections across all listeners; 0 = unlimited.
     pub max_connections: usize,
+    /// Per session: topic and payload bytes of queued messages; 0 = unlimited.
+    pub max_queued_bytes: usize,
+    /// Per client: subscriptions held at once; 0 = unlimited.
+    pub max_subscriptions: usize,
+    /// Per connection: PUBLISH packets read per second before reads are slowed; 0 = unlimited.
+    pub max_publish_rate: u32,
 }
 
 impl Default for BrokerConfig {
@@ -86,6 +92,9 @@ impl Default for BrokerConfig {
             allow_zero_length_clientid: true,
             max_topic_alias: 10,
             max_connections: 0,
+            max_queued_bytes: 0,
+            max_subscriptions: 0,
+            max_publish_rate: 0,
         }
     }
 }

@@ -1,12 +1,15 @@
 //! `[gateway]`: the MQTT-SN gateway, its UDP sockets, upstream and predefined topics.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::bridge::BridgeTlsConfig;
 use super::de::{opt_socket_addr, ranged, socket_addr};
 use super::serial::SerialConfig;
+use crate::limits::Cidr;
 
 /// How the gateway connects sensors to MQTT (MQTT-SN 1.2 §4: transparent and aggregating gateways).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -112,6 +115,10 @@ pub struct GatewayConfig {
     pub dtls: Vec<DtlsConfig>,
     /// Topic ids known to sensors without REGISTER (MQTT-SN 1.2 §3 "pre-defined topic ids").
     pub predefined: Vec<PredefinedTopicConfig>,
+    /// Datagrams per second accepted from one source IP address; 0 = unlimited.
+    pub max_datagram_rate: u32,
+    /// Client id → user name the ACL knows the sensor by (`user` blocks, `%u`).
+    pub usernames: BTreeMap<String, String>,
 }
 
 impl Default for GatewayConfig {
@@ -135,6 +142,8 @@ impl Default for GatewayConfig {
             serial: Vec::new(),
             dtls: Vec::new(),
             predefined: Vec::new(),
+            max_datagram_rate: 0,
+            usernames: BTreeMap::new(),
         }
     }
 }
@@ -150,11 +159,15 @@ fn default_udp() -> Vec<UdpConfig> {
                 1884,
             )),
             multicast_ttl: 1,
+            allow_client_ids: Vec::new(),
+            allow_networks: Vec::new(),
         },
         UdpConfig {
             bind: SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 1884),
             multicast_group: None,
             multicast_ttl: 1,
+            allow_client_ids: Vec::new(),
+            allow_networks: Vec::new(),
         },
     ]
 }
@@ -163,16 +176,41 @@ fn default_udp() -> Vec<UdpConfig> {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct UpstreamConfig {
-    /// `"host:port"` addresses, tried in order.
+    /// `"host:port"` addresses, tried in order (failover list, as for bridges).
     pub addresses: Vec<String>,
     /// MQTT version spoken upstream.
     pub protocol_version: ProtocolVersion,
-    /// Prefix of the upstream client ids the gateway makes up.
+    /// Prefix of the upstream client ids the gateway makes up; unique per gateway.
     pub client_id_prefix: String,
-    /// Upstream username.
+    /// Upstream username shared by all sensors (and the pool connections).
     pub username: Option<String>,
-    /// Upstream password.
+    /// Upstream password shared by all sensors.
     pub password: Option<String>,
+    /// TOML file mapping a sensor's client id to its own upstream username and
+    /// password (or client certificate and key); sensors not in it are refused.
+    pub credentials_file: Option<PathBuf>,
+    /// TLS to the upstream broker; absent = plain TCP.
+    pub tls: Option<BridgeTlsConfig>,
+    /// Upstream connections shared by all sensors in `aggregating` mode.
+    #[serde(deserialize_with = "ranged::<_, _, 1, 64>")]
+    pub pool_size: usize,
+    /// Most QoS 1/2 sensor messages held for the upstream (outage or in flight);
+    /// past it sensors get PUBACK "rejected: congestion".
+    #[serde(deserialize_with = "ranged::<_, _, 1, 100_000_000>")]
+    pub max_queued: usize,
+    /// Keep-alive of every upstream connection, seconds; sngate sends the
+    /// PINGREQs, also while a sensor sleeps.
+    #[serde(deserialize_with = "ranged::<_, _, 5, 65535>")]
+    pub keepalive: u16,
+    /// Seconds allowed for TCP, TLS and CONNACK when connecting.
+    #[serde(deserialize_with = "ranged::<_, _, 1, 3600>")]
+    pub connect_timeout: u64,
+    /// First reconnect delay, seconds; doubles up to `reconnect_max`.
+    #[serde(deserialize_with = "ranged::<_, _, 1, 86400>")]
+    pub reconnect_min: u64,
+    /// Longest reconnect delay, seconds.
+    #[serde(deserialize_with = "ranged::<_, _, 1, 86400>")]
+    pub reconnect_max: u64,
 }
 
 impl Default for UpstreamConfig {
@@ -183,6 +221,14 @@ impl Default for UpstreamConfig {
             client_id_prefix: "sngate-".to_owned(),
             username: None,
             password: None,
+            credentials_file: None,
+            tls: None,
+            pool_size: 2,
+            max_queued: 10_000,
+            keepalive: 60,
+            connect_timeout: 10,
+            reconnect_min: 1,
+            reconnect_max: 30,
         }
     }
 }
@@ -203,6 +249,12 @@ pub struct UdpConfig {
         deserialize_with = "ranged::<_, _, 1, 255>"
     )]
     pub multicast_ttl: u8,
+    /// Client ids admitted (exact, or globs with `*` and `?`); empty = all.
+    #[serde(default)]
+    pub allow_client_ids: Vec<String>,
+    /// Source networks admitted (`"192.168.1.0/24"`, `"::1/128"`); empty = all.
+    #[serde(default)]
+    pub allow_networks: Vec<Cidr>,
 }
 
 fn default_udp_bind() -> SocketAddr {

@@ -16,6 +16,8 @@ pub struct PersistenceConfig {
     pub sync: SyncMode,
     /// Largest store size in bytes; 0 = unlimited.
     pub max_size: u64,
+    /// With `sync = "interval"`: seconds between two fsyncs of the store.
+    pub sync_interval: u64,
 }
 
 impl Default for PersistenceConfig {
@@ -25,6 +27,7 @@ impl Default for PersistenceConfig {
             path: PathBuf::from("/var/lib/sngate"),
             sync: SyncMode::Always,
             max_size: 0,
+            sync_interval: 1,
         }
     }
 }

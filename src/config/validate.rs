@@ -29,7 +29,9 @@ fn invalid(path: KeyPath, message: impl Into<String>) -> Check {
 pub(super) fn validate(config: &Config) -> Check {
     let root = KeyPath::default();
     listeners(&config.listener, &root.key("listener"))?;
+    // Port 0 asks the OS for a free port, so it never collides.
     if let Some(http) = &config.http
+        && http.bind.port() != 0
         && config.listener.iter().any(|l| l.bind == http.bind)
     {
         invalid(
@@ -42,6 +44,12 @@ pub(super) fn validate(config: &Config) -> Check {
         invalid(
             root.key("persistence").key("path"),
             "must name a directory when persistence is enabled",
+        )?;
+    }
+    if config.persistence.sync_interval == 0 {
+        invalid(
+            root.key("persistence").key("sync_interval"),
+            "must be at least 1 (seconds)",
         )?;
     }
     bridges(&config.bridge, &root.key("bridge"))

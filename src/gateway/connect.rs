@@ -48,11 +48,7 @@ impl Gateway {
             refuse(self, ReturnCode::NotSupported);
             return;
         }
-        if let Some(owner) = self
-            .by_client
-            .get(&*client_id)
-            .and_then(|k| self.sessions.get(k))
-            .and_then(|s| s.identity.clone())
+        if let Some(owner) = self.owner_of(&client_id)
             && !may_act_for(Some(&owner), self.identity.as_deref())
         {
             tracing::warn!(
@@ -231,6 +227,20 @@ impl Gateway {
                     }
                     return;
                 };
+                if !self.access.may_publish(&s.client_id, topic) {
+                    // As for MQTT clients: a will the sensor could not publish
+                    // itself refuses the connection (0x03, no retry invited).
+                    self.stats.denied += 1;
+                    tracing::info!(client_id = %s.client_id, topic, "CONNECT refused: will topic denied by the ACL");
+                    self.send(
+                        &s.addr.clone(),
+                        &Message::ConnAck {
+                            code: ReturnCode::NotSupported,
+                        },
+                    );
+                    self.abandon_handshake(now, s);
+                    return;
+                }
                 // G-16: will QoS and retain come from the WILLTOPIC flags.
                 h.will = Some(WillData {
                     topic: Arc::from(topic),
@@ -314,7 +324,11 @@ impl Gateway {
             will: will.map(|w| w.to_will()),
             receive_maximum: u16::try_from(self.settings.max_buffered_messages.max(1))
                 .unwrap_or(u16::MAX),
-            username: self.identity.as_ref().and_then(|i| i.username.clone()),
+            username: self
+                .identity
+                .as_ref()
+                .and_then(|i| i.username.clone())
+                .or_else(|| self.access.username(&s.client_id).cloned()),
             kind: ClientKind::MqttSn,
             outbox: outbox.clone(),
         }));
@@ -413,8 +427,7 @@ impl Gateway {
             tracing::debug!(transport = %addr, client_id = id, "PINGREQ from a new address for a client not asleep: dropped");
             return;
         }
-        let owner = self.sessions.get(&key).and_then(|s| s.identity.clone());
-        if !may_act_for(owner.as_deref(), self.identity.as_deref()) {
+        if !may_act_for(self.owner_of(id).as_deref(), self.identity.as_deref()) {
             tracing::warn!(
                 transport = %addr,
                 client_id = %id,

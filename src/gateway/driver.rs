@@ -4,19 +4,24 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::access::{Admission, DatagramGate, GatewayAccess};
+use super::status::GatewayStatus;
 use super::{Gateway, GatewaySettings, PeerAddr, PeerIdentity, Transmit};
 use crate::broker::{BrokerClosed, BrokerHandle};
 use crate::transport::dtls::link::{DtlsTransport, SecureDatagram};
 use crate::transport::serial::framing::{Destination, OutFrame};
 use crate::transport::serial::port::{LinkEvent, SerialLink};
 use crate::transport::udp::{MAX_DATAGRAM, UdpListener, UdpListenerSettings};
+
+/// How often the status hook is refreshed.
+const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Datagrams read ahead of the gateway before the socket readers wait.
 const RECEIVE_QUEUE: usize = 1024;
@@ -87,33 +92,78 @@ pub async fn run_gateway_on(
     broker: BrokerHandle,
     shutdown: CancellationToken,
 ) -> Result<(), GatewayError> {
-    run_gateway_with(settings, sockets, Vec::new(), broker, shutdown).await
+    run_gateway_with(
+        settings,
+        sockets,
+        Vec::new(),
+        broker,
+        shutdown,
+        GatewayAccess::default(),
+    )
+    .await
 }
 
 /// Runs the gateway on UDP sockets and serial links until `shutdown` is
-/// cancelled: one gateway core, one set of sessions and topic tables for all.
+/// cancelled: one gateway core, one set of sessions and topic tables for all,
+/// admitting sensors and checking them by `access`.
 pub async fn run_gateway_with(
     settings: GatewaySettings,
     sockets: Vec<UdpListener>,
     serial: Vec<SerialTransport>,
     broker: BrokerHandle,
     shutdown: CancellationToken,
+    access: GatewayAccess,
 ) -> Result<(), GatewayError> {
-    run_gateway_secure(settings, sockets, serial, Vec::new(), broker, shutdown).await
+    run_gateway_full(
+        settings,
+        sockets,
+        serial,
+        broker,
+        shutdown,
+        GatewayExtras {
+            access,
+            ..GatewayExtras::default()
+        },
+    )
+    .await
 }
 
-/// [`run_gateway_with`] plus DTLS listeners, whose sensors carry the identity
-/// their handshake authenticated.
-pub async fn run_gateway_secure(
+/// What a gateway run may have besides its transports, all optional.
+#[derive(Debug, Default)]
+pub struct GatewayExtras {
+    /// Whether the broker behind the handle (an upstream broker) can take new
+    /// sensors: while it reads false, new sensors get CONNACK "rejected:
+    /// congestion" (MQTT-SN 1.2 §5.4.5, G-21).
+    pub available: Option<watch::Receiver<bool>>,
+    /// Sensor admission and ACL.
+    pub access: GatewayAccess,
+    /// Where a [`GatewayStatus`] is published once a second.
+    pub status: Option<watch::Sender<GatewayStatus>>,
+    /// DTLS listeners, whose sensors carry the identity their handshake
+    /// authenticated (docs/dtls.md).
+    pub dtls: Vec<DtlsTransport>,
+}
+
+/// Runs the gateway on UDP sockets and serial links until `shutdown` is
+/// cancelled, with the optional `extras`.
+pub async fn run_gateway_full(
     settings: GatewaySettings,
     sockets: Vec<UdpListener>,
     serial: Vec<SerialTransport>,
-    dtls: Vec<DtlsTransport>,
     broker: BrokerHandle,
     shutdown: CancellationToken,
+    extras: GatewayExtras,
 ) -> Result<(), GatewayError> {
+    let GatewayExtras {
+        mut available,
+        access,
+        status,
+        dtls,
+    } = extras;
     let max_routes = settings.max_sensors.saturating_mul(4).max(1024);
     let mut gw = Gateway::new(settings);
+    gw.set_access(access.sensors.clone());
+    gw.bind_identities(dtls.iter().flat_map(|t| t.identities.iter().cloned()));
     let Some(mut outbox) = gw.take_outbox_receiver() else {
         unreachable!("a new gateway has its outbox receiver");
     };
@@ -124,7 +174,13 @@ pub async fn run_gateway_secure(
     let (dgram_tx, mut dgram_rx) = mpsc::channel(RECEIVE_QUEUE);
     let mut readers = JoinSet::new();
     for (i, s) in sockets.iter().enumerate() {
-        readers.spawn(read_loop(i, s.clone(), dgram_tx.clone()));
+        let gate = DatagramGate::new(
+            s.local_addr(),
+            access.listeners.get(i).cloned().unwrap_or_default(),
+            access.max_datagram_rate,
+            access.metrics.clone(),
+        );
+        readers.spawn(read_loop(i, s.clone(), gate, dgram_tx.clone()));
     }
     let mut links = Vec::with_capacity(serial.len());
     for (i, t) in serial.into_iter().enumerate() {
@@ -148,6 +204,11 @@ pub async fn run_gateway_secure(
         max_routes,
     };
     gw.start(Instant::now());
+    if let Some(a) = &mut available {
+        let now_available = *a.borrow_and_update();
+        gw.set_broker_available(Instant::now(), now_available);
+    }
+    let mut status_tick = tokio::time::interval(STATUS_INTERVAL);
     let result = loop {
         if let Err(e) = flush(&mut gw, &broker, &mut out).await {
             break Err(e);
@@ -184,6 +245,12 @@ pub async fn run_gateway_secure(
                 None => break Ok(()),
             },
             () = timer => gw.handle_timeout(Instant::now()),
+            up = availability(&mut available) => gw.set_broker_available(Instant::now(), up),
+            _ = status_tick.tick(), if status.is_some() => {
+                if let Some(tx) = &status {
+                    tx.send_replace(gw.status(Instant::now()));
+                }
+            }
         }
     };
     // Say goodbye where the core already did (ShuttingDown) without waiting on it.
@@ -195,6 +262,21 @@ pub async fn run_gateway_secure(
     }
     readers.abort_all();
     result
+}
+
+/// The next availability change; never resolves without a watch or after
+/// its sender is gone.
+async fn availability(available: &mut Option<watch::Receiver<bool>>) -> bool {
+    match available {
+        Some(a) => {
+            if a.changed().await.is_err() {
+                *available = None;
+                return std::future::pending().await;
+            }
+            *a.borrow_and_update()
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// Sends every command and datagram the gateway has produced.
@@ -220,12 +302,30 @@ async fn flush(
     }
 }
 
-async fn read_loop(index: usize, socket: Arc<UdpListener>, tx: mpsc::Sender<Input>) {
+/// Reads one socket, admitting datagrams through its gate before they are
+/// copied or queued, so a flood costs no memory and cannot crowd out others.
+async fn read_loop(
+    index: usize,
+    socket: Arc<UdpListener>,
+    mut gate: DatagramGate,
+    tx: mpsc::Sender<Input>,
+) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         match socket.recv_from(&mut buf).await {
             Ok((n, from)) => {
-                let data = Bytes::copy_from_slice(buf.get(..n).unwrap_or_default());
+                let datagram = buf.get(..n).unwrap_or_default();
+                match gate.admit(Instant::now(), from, datagram) {
+                    Admission::Pass => {}
+                    Admission::Drop => continue,
+                    Admission::Reply(answer) => {
+                        if let Err(e) = socket.send_to(&answer, from).await {
+                            tracing::debug!(peer = %from, error = %e, "UDP send failed");
+                        }
+                        continue;
+                    }
+                }
+                let data = Bytes::copy_from_slice(datagram);
                 if tx.send(Input::Udp(index, from, data)).await.is_err() {
                     return;
                 }

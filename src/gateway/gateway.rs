@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 
+use super::access::SensorAccess;
 use super::address::{PeerAddr, SensorAddr};
 use super::discovery::{Advertiser, gwinfo};
 use super::identity::{PeerIdentity, may_act_for};
@@ -42,6 +43,16 @@ pub struct GatewayStats {
     pub abandoned: u64,
     /// CONNECTs refused with congestion.
     pub refused_connects: u64,
+    /// Publishes, subscriptions, wills and deliveries the ACL refused.
+    pub denied: u64,
+    /// Datagrams received.
+    pub datagrams_in: u64,
+    /// Bytes received in datagrams.
+    pub bytes_in: u64,
+    /// Datagrams handed to the transport.
+    pub datagrams_out: u64,
+    /// Bytes handed to the transport.
+    pub bytes_out: u64,
 }
 
 /// Unsolicited DISCONNECTs to unknown senders allowed per second (digest §5.20).
@@ -71,12 +82,18 @@ pub struct Gateway {
     pub(super) stats: GatewayStats,
     /// The identity the transport authenticated for the datagram being handled.
     pub(super) identity: Option<Arc<PeerIdentity>>,
+    /// Client ids bound to an identity (PSK file) → that identity's name.
+    pub(super) bound_client_ids: HashMap<Arc<str>, Arc<str>>,
+    /// Topic ids kept across a restart, until their sensor comes back.
+    restored_topics: HashMap<Arc<str>, Vec<(u16, String)>>,
+    pub(super) access: Arc<SensorAccess>,
 }
 
 impl Gateway {
     /// A gateway with no sessions; the broker is assumed reachable.
     pub fn new(settings: GatewaySettings) -> Gateway {
         let (outbox_tx, outbox_rx) = mpsc::unbounded_channel();
+        let restored_topics = settings_restored(&settings);
         Gateway {
             predefined: PredefinedTopics::new(&settings.predefined),
             advertiser: Advertiser::new(settings.gateway_id, settings.advertise_interval),
@@ -95,7 +112,15 @@ impl Gateway {
             unknown_replies: (None, 0),
             stats: GatewayStats::default(),
             identity: None,
+            bound_client_ids: HashMap::new(),
+            restored_topics,
+            access: Arc::new(SensorAccess::default()),
         }
+    }
+
+    /// Holds sensors to these ACL rules from now on (default: everything allowed).
+    pub fn set_access(&mut self, access: Arc<SensorAccess>) {
+        self.access = access;
     }
 
     /// The receiving end of the shared outbox every sensor connection's
@@ -128,7 +153,10 @@ impl Gateway {
 
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        let t = self.transmits.pop_front()?;
+        self.stats.datagrams_out += 1;
+        self.stats.bytes_out += t.payload.len() as u64;
+        Some(t)
     }
 
     /// The next command for the broker core.
@@ -169,6 +197,27 @@ impl Gateway {
         }
     }
 
+    /// Reserves each identity's client id for that identity: an
+    /// unauthenticated sensor or another identity cannot CONNECT or wake
+    /// with it, so the ACL user name bound to it cannot be borrowed.
+    pub fn bind_identities(&mut self, identities: impl IntoIterator<Item = Arc<PeerIdentity>>) {
+        for id in identities {
+            self.bound_client_ids
+                .insert(id.client_id.clone(), id.name.clone());
+        }
+    }
+
+    /// The identity that owns `client_id`, if one does: the bound one, or the
+    /// one that opened its session.
+    pub(super) fn owner_of(&self, client_id: &str) -> Option<Arc<str>> {
+        self.bound_client_ids.get(client_id).cloned().or_else(|| {
+            self.by_client
+                .get(client_id)
+                .and_then(|k| self.sessions.get(k))
+                .and_then(|s| s.identity.clone())
+        })
+    }
+
     /// Handles one datagram received from `peer`.
     pub fn handle_datagram(&mut self, now: Instant, peer: PeerAddr, datagram: Bytes) {
         self.handle_datagram_with_identity(now, peer, datagram, None);
@@ -190,6 +239,8 @@ impl Gateway {
     }
 
     fn handle_one(&mut self, now: Instant, peer: PeerAddr, datagram: Bytes) {
+        self.stats.datagrams_in += 1;
+        self.stats.bytes_in += datagram.len() as u64;
         // `max_message_size` bounds what is accepted as well as what is sent:
         // an oversize datagram is dropped before any decoding or state change.
         if datagram.len() > self.settings.max_message_size {
@@ -261,6 +312,15 @@ impl Gateway {
         };
         let old_conn = s.conn;
         f(self, &mut s);
+        // The durable store keeps the ids of persistent sessions; the command
+        // precedes any publish that uses a new id, so a PUBACK for it implies
+        // the id is on disk.
+        if s.topics.take_changed() && !s.clean {
+            self.command(Command::PersistSensorTopics {
+                client_id: s.client_id.clone(),
+                topics: s.topics.entries(),
+            });
+        }
         if let Some(c) = old_conn
             && s.conn != Some(c)
             && self.by_conn.get(&c) == Some(&key)
@@ -320,10 +380,13 @@ impl Gateway {
     ) -> Key {
         let key = self.next_key;
         self.next_key += 1;
-        let topics = super::topic_registry::TopicRegistry::new(
+        let mut topics = super::topic_registry::TopicRegistry::new(
             self.predefined.first_normal_id(),
             self.settings.max_topics_per_sensor,
         );
+        for (id, name) in self.restored_topics.remove(&client_id).unwrap_or_default() {
+            topics.restore(id, &name);
+        }
         let s = Session::new(
             client_id.clone(),
             addr.clone(),
@@ -647,4 +710,13 @@ fn encode_plain(msg: &Message) -> Option<Bytes> {
     let mut buf = BytesMut::new();
     codec::encode(msg, &mut buf).ok()?;
     Some(buf.freeze())
+}
+
+/// The restored topic tables of the settings, by client id.
+fn settings_restored(settings: &GatewaySettings) -> HashMap<Arc<str>, Vec<(u16, String)>> {
+    settings
+        .restored_topics
+        .iter()
+        .map(|(c, t)| (Arc::from(c.as_str()), t.clone()))
+        .collect()
 }

@@ -195,6 +195,16 @@ impl Gateway {
         let Some(conn) = s.conn else {
             return;
         };
+        if !self.access.may_publish(&s.client_id, &name) {
+            // Digest §2.4: 0x03 "not supported" (0x02 would make the sensor
+            // re-register, 0x01 retry). QoS 0 gets no answer, as in MQTT 3.1.1.
+            self.stats.denied += 1;
+            tracing::info!(client_id = %s.client_id, topic = %name, "PUBLISH denied by the ACL");
+            if qos != QoS::AtMostOnce {
+                self.send(&addr, &puback(ReturnCode::NotSupported));
+            }
+            return;
+        }
         let message = BrokerMessage::new(name, data, qos, retain); // G-43
         if qos == QoS::AtMostOnce {
             self.command(Command::Publish {
@@ -266,6 +276,13 @@ impl Gateway {
         let Some(name) = name else {
             return;
         };
+        // Without a session the sender is anonymous: checked with an empty client id.
+        let client_id = active.map_or("", |s| &*s.client_id);
+        if !self.access.may_publish(client_id, &name) {
+            self.stats.denied += 1;
+            tracing::debug!(%addr, topic = %name, "QoS -1 PUBLISH denied by the ACL");
+            return;
+        }
         let message = BrokerMessage::new(name, data, QoS::AtMostOnce, retain);
         match active.and_then(|s| s.conn) {
             Some(conn) => self.command(Command::Publish {
@@ -362,6 +379,12 @@ impl Gateway {
         let Some(conn) = s.conn else {
             return;
         };
+        if !self.access.may_subscribe(&s.client_id, &filter) {
+            self.stats.denied += 1;
+            tracing::info!(client_id = %s.client_id, %filter, "SUBSCRIBE denied by the ACL");
+            self.send(&addr, &rejected_suback(msg_id, ReturnCode::NotSupported));
+            return;
+        }
         s.pending_subs.insert(msg_id, pending);
         self.command(Command::Subscribe {
             conn,
@@ -409,6 +432,11 @@ impl Gateway {
                 .filter(|t| valid_topic_name(t))
             {
                 None => ReturnCode::NotSupported,
+                Some(t) if !self.access.may_publish(&s.client_id, t) => {
+                    self.stats.denied += 1;
+                    tracing::info!(client_id = %s.client_id, topic = t, "WILLTOPICUPD denied by the ACL");
+                    ReturnCode::NotSupported
+                }
                 Some(t) => {
                     // Digest §5.6: the message is kept; a new will starts empty.
                     let message = s

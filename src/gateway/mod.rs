@@ -4,6 +4,7 @@
 //! events and the current time go in; datagrams and broker commands come out.
 //! [`driver`] runs it on UDP sockets with tokio.
 
+pub mod access;
 pub mod address;
 mod connect;
 pub mod discovery;
@@ -17,16 +18,19 @@ pub mod retransmit;
 pub mod session;
 pub mod settings;
 pub mod sleep_buffer;
+pub mod status;
 pub mod topic_registry;
 
+pub use access::{Admission, DatagramGate, GatewayAccess, ListenerPolicy, SensorAccess};
 pub use address::{PeerAddr, SensorAddr};
 pub use driver::{
-    GatewayError, SerialTransport, bind_udp, run_gateway, run_gateway_on, run_gateway_secure,
-    run_gateway_with,
+    GatewayError, GatewayExtras, SerialTransport, bind_udp, run_gateway, run_gateway_full,
+    run_gateway_on, run_gateway_with,
 };
 pub use gateway::{Gateway, GatewayStats, Transmit};
 pub use identity::PeerIdentity;
 pub use settings::{GatewaySettings, PredefinedTopic};
+pub use status::{GatewayStatus, SensorState, SensorStatus};
 
 #[cfg(test)]
 mod tests;

@@ -136,6 +136,13 @@ impl Gateway {
     }
 
     fn on_deliver(&mut self, now: Instant, s: &mut Session, d: Delivery) {
+        if !self.access.may_read(&s.client_id, &d.message.topic) {
+            // Not sent; acknowledged to the core so its window does not fill.
+            self.stats.denied += 1;
+            tracing::debug!(client_id = %s.client_id, topic = %d.message.topic, "delivery denied by the ACL");
+            self.abandon(s, &d);
+            return;
+        }
         match s.state {
             State::Active | State::Awake | State::Asleep | State::Connecting(_) => {
                 if s.queue.push(d).is_err() {

@@ -41,6 +41,10 @@ pub struct GatewaySettings {
     pub persistent_session_expiry: Duration,
     /// Predefined topic ids.
     pub predefined: Vec<PredefinedTopic>,
+    /// Normal topic ids of persistent sessions kept by the durable store,
+    /// per client id: given back to a sensor that reconnects with
+    /// CleanSession=0 after a restart.
+    pub restored_topics: Vec<(String, Vec<(u16, String)>)>,
 }
 
 impl Default for GatewaySettings {
@@ -58,6 +62,7 @@ impl Default for GatewaySettings {
             max_client_id_len: 64,
             persistent_session_expiry: Duration::from_secs(86_400),
             predefined: Vec::new(),
+            restored_topics: Vec::new(),
         }
     }
 }

@@ -106,6 +106,8 @@ pub struct TopicRegistry {
     first: u16,
     next: u16,
     limit: usize,
+    /// Names were added or removed since [`TopicRegistry::take_changed`].
+    changed: bool,
 }
 
 impl TopicRegistry {
@@ -118,7 +120,40 @@ impl TopicRegistry {
             first,
             next: first,
             limit,
+            changed: false,
         }
+    }
+
+    /// Puts back an id kept across a restart; ids outside the normal range
+    /// (the predefined ids may have changed) or already taken are skipped.
+    pub fn restore(&mut self, id: u16, name: &str) {
+        if id < self.first
+            || id == RESERVED_HIGH
+            || self.by_id.len() >= self.limit
+            || self.by_id.contains_key(&id)
+            || self.by_name.contains_key(name)
+        {
+            return;
+        }
+        let name: Arc<str> = Arc::from(name);
+        self.by_name.insert(name.clone(), id);
+        self.by_id.insert(id, Entry { name, known: false });
+    }
+
+    /// True once after names were added or removed (for the durable store).
+    pub fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
+    }
+
+    /// Every registered id with its name, by id.
+    pub fn entries(&self) -> Vec<(u16, Arc<str>)> {
+        let mut v: Vec<(u16, Arc<str>)> = self
+            .by_id
+            .iter()
+            .map(|(id, e)| (*id, e.name.clone()))
+            .collect();
+        v.sort_unstable_by_key(|(id, _)| *id);
+        v
     }
 
     /// The id of `name`, allocating one if needed (G-27, G-28); the same name
@@ -142,6 +177,7 @@ impl TopicRegistry {
                 let name: Arc<str> = Arc::from(name);
                 self.by_name.insert(name.clone(), id);
                 self.by_id.insert(id, Entry { name, known: false });
+                self.changed = true;
                 return Ok(id);
             }
         }
@@ -183,11 +219,13 @@ impl TopicRegistry {
     pub fn remove(&mut self, id: u16) {
         if let Some(e) = self.by_id.remove(&id) {
             self.by_name.remove(&e.name);
+            self.changed = true;
         }
     }
 
     /// Drops every normal id (CleanSession=1, G-26).
     pub fn clear(&mut self) {
+        self.changed |= !self.by_id.is_empty();
         self.by_id.clear();
         self.by_name.clear();
         self.next = self.first;
@@ -258,6 +296,23 @@ mod tests {
         assert_eq!(r.register("a").unwrap(), 0xFFFD);
         assert_eq!(r.register("b").unwrap(), 0xFFFE);
         assert_eq!(r.register("c"), Err(RegistryFull));
+    }
+
+    #[test]
+    fn restored_ids_keep_their_names_and_are_not_a_change() {
+        let mut r = TopicRegistry::new(3, 10);
+        r.restore(7, "a/b");
+        r.restore(1, "below/the/normal/range");
+        assert_eq!(r.name(7).map(|n| &**n), Some("a/b"));
+        assert_eq!(r.id_of("below/the/normal/range"), None);
+        assert!(!r.take_changed());
+        assert_ne!(
+            r.register("c").unwrap(),
+            7,
+            "a restored id is not handed out again"
+        );
+        assert!(r.take_changed());
+        assert!(!r.take_changed());
     }
 
     #[test]

@@ -12,10 +12,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, field, info, info_span, warn};
 
-use super::codec::{decode_packet, encode_packet};
+use super::codec::{DecodeError, Packet, decode_packet, encode_packet};
 use super::session::{MqttSession, SessionSettings};
 use crate::auth::Authorizer;
 use crate::broker::{BrokerHandle, ConnId, Metrics, Outbox};
+use crate::limits::{Limit, PublishThrottle};
 
 /// How long a connection waits for the core's goodbye at shutdown.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
@@ -38,6 +39,8 @@ pub struct ConnectionContext {
     /// User name fixed by the transport (TLS client certificate identity);
     /// it replaces the CONNECT user name and needs no password.
     pub identity: Option<Arc<str>>,
+    /// PUBLISH packets per second before reads are slowed; 0 = unlimited.
+    pub max_publish_rate: u32,
 }
 
 /// Serves one client connection until it ends.
@@ -72,6 +75,8 @@ where
     let mut wbuf = BytesMut::new();
     let mut announced = false;
     let mut stop_at: Option<Instant> = None;
+    let mut throttle = (ctx.max_publish_rate > 0)
+        .then(|| PublishThrottle::new(ctx.max_publish_rate, Instant::now()));
     loop {
         // Commands first, so the core sees a client's packets in order before
         // anything it says back is written.
@@ -144,7 +149,7 @@ where
                     None => session.connection_lost("broker shutting down"),
                 }
             }
-            read = read_some(&mut rd, &mut rbuf) => {
+            read = read_paced(&mut rd, &mut rbuf, throttle.and_then(|t| t.resume_at())) => {
                 let now = Instant::now();
                 match read {
                     Ok(0) => session.connection_lost("closed by client"),
@@ -154,11 +159,24 @@ where
                         loop {
                             match decode_packet(&mut rbuf, session.version(), max_packet) {
                                 Ok(Some(p)) => {
+                                    if let (Some(t), Packet::Publish(_)) = (&mut throttle, &p)
+                                        && t.on_publish(now)
+                                    {
+                                        ctx.metrics.limits.hit(Limit::PublishRate);
+                                        info!(
+                                            "Client {} from {peer} publishes above max_publish_rate ({}/s); reading slowed.",
+                                            session.client_id().map_or("?", |c| &**c),
+                                            ctx.max_publish_rate
+                                        );
+                                    }
                                     session.handle_packet(p, now);
                                     if session.is_closing() { break; }
                                 }
                                 Ok(None) => break,
                                 Err(e) => {
+                                    if matches!(e, DecodeError::PacketTooLarge { .. }) {
+                                        ctx.metrics.limits.hit(Limit::MaxPacketSize);
+                                    }
                                     session.handle_decode_error(&e);
                                     break;
                                 }
@@ -176,7 +194,11 @@ where
                 if stop_at.is_some_and(|at| now >= at) {
                     session.connection_lost("server shutting down");
                 } else {
+                    let connecting = session.client_id().is_none() && !session.is_closing();
                     session.handle_timeout(now);
+                    if connecting && session.is_closing() {
+                        ctx.metrics.limits.hit(Limit::ConnectTimeout);
+                    }
                 }
             }
             () = ctx.shutdown.cancelled(), if stop_at.is_none() => {
@@ -197,6 +219,19 @@ where
         None => warn!("Connection from {peer} closed before CONNECT completed: {reason}."),
     }
     debug!(conn = conn.0, "connection task ends");
+}
+
+/// Reads after `resume_at` (publish-rate pause); the caller's `select!`
+/// keeps writing deliveries meanwhile.
+async fn read_paced<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    buf: &mut BytesMut,
+    resume_at: Option<Instant>,
+) -> std::io::Result<usize> {
+    if let Some(at) = resume_at {
+        tokio::time::sleep_until(at.into()).await;
+    }
+    read_some(rd, buf).await
 }
 
 async fn read_some<R: AsyncRead + Unpin>(rd: &mut R, buf: &mut BytesMut) -> std::io::Result<usize> {

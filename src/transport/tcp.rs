@@ -12,6 +12,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
+use crate::broker::Metrics;
+use crate::limits::Limit;
+
 /// Binds a listening TCP socket.
 pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
@@ -28,10 +31,11 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 
 /// Accepts connections until `shutdown`, spawning `serve` for each on `tasks`.
 /// `max_connections` of 0 means unlimited; past the limit new connections are
-/// closed at once and logged.
+/// closed at once, logged and counted.
 pub async fn accept_loop<F, Fut>(
     listener: TcpListener,
     max_connections: usize,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     serve: F,
@@ -58,6 +62,8 @@ pub async fn accept_loop<F, Fut>(
             Some(sem) => match sem.clone().try_acquire_owned() {
                 Ok(p) => Some(p),
                 Err(_) => {
+                    metrics.limits.hit(Limit::MaxConnections);
+                    Metrics::inc(&metrics.connections_refused);
                     warn!(
                         "Connection from {peer} refused: max_connections ({max_connections}) reached."
                     );

@@ -209,3 +209,17 @@ fn another_identity_at_the_same_dtls_address_cannot_act_for_the_session() {
     );
     assert!(h.commands().is_empty(), "the session is not ended");
 }
+
+#[test]
+fn a_client_id_bound_to_an_identity_is_refused_to_plain_sensors_before_it_ever_connected() {
+    let mut h = Harness::new();
+    h.gw.bind_identities([sensor("dev1", "sensor-1")]);
+    h.send(7, connect_msg("sensor-1", true, false, 60));
+    assert_eq!(
+        h.replies_to(7),
+        vec![Message::ConnAck {
+            code: ReturnCode::NotSupported
+        }]
+    );
+    assert!(h.commands().is_empty());
+}

@@ -29,4 +29,7 @@ pub struct DtlsTransport {
     pub incoming: mpsc::Receiver<SecureDatagram>,
     /// Datagrams to encrypt and send to a peer with a session.
     pub outgoing: mpsc::Sender<(SocketAddr, Bytes)>,
+    /// Every identity the listener accepts, so the gateway can reserve their
+    /// client ids and the ACL can know their user names.
+    pub identities: Vec<Arc<PeerIdentity>>,
 }

@@ -84,6 +84,7 @@ pub fn start_listeners(
 pub struct DtlsListener {
     socket: UdpSocket,
     server: DtlsServer,
+    identities: Vec<Arc<crate::gateway::PeerIdentity>>,
 }
 
 impl DtlsListener {
@@ -97,7 +98,12 @@ impl DtlsListener {
         std_socket.set_nonblocking(true).map_err(bind_err)?;
         let socket = UdpSocket::from_std(std_socket).map_err(bind_err)?;
         let server = DtlsServer::new(settings.psk.clone(), settings.server.clone())?;
-        Ok(DtlsListener { socket, server })
+        let identities = settings.psk.identities().cloned().collect();
+        Ok(DtlsListener {
+            socket,
+            server,
+            identities,
+        })
     }
 
     /// The bound address.
@@ -117,6 +123,7 @@ impl DtlsListener {
             local_addr,
             incoming,
             outgoing,
+            identities: self.identities,
         }
     }
 }

@@ -123,6 +123,11 @@ impl PskTable {
         self.entries.get(identity)
     }
 
+    /// Every identity listed, with its bindings.
+    pub fn identities(&self) -> impl Iterator<Item = &Arc<PeerIdentity>> {
+        self.entries.values().map(|e| &e.identity)
+    }
+
     /// Identities listed.
     pub fn len(&self) -> usize {
         self.entries.len()

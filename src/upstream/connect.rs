@@ -1,0 +1,176 @@
+//! How the upstream connections introduce themselves: client ids, wills,
+//! clean-session/session-expiry mapping, credentials and transports.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::credentials::{CredentialsMap, SensorCredentials};
+use super::link::LinkSpec;
+use crate::bridge::transport::{Connector, TlsSetupError};
+use crate::broker::{ConnectRequest, Will};
+use crate::config::{BridgeTlsConfig, ProtocolVersion as ConfigVersion, UpstreamConfig};
+use crate::mqtt::codec::{Connect, ConnectProperties, LastWill, ProtocolVersion, WillProperties};
+
+/// QoS 1/2 messages one upstream connection has in flight at once
+/// (Mosquitto's default `max_inflight_messages`).
+const MAX_INFLIGHT: u16 = 20;
+
+/// Builds CONNECT packets and link specs from `[gateway.upstream]`.
+#[derive(Debug)]
+pub struct ConnectFactory {
+    config: UpstreamConfig,
+    addresses: Arc<[String]>,
+    connector: Connector,
+    credentials: Option<CredentialsMap>,
+}
+
+impl ConnectFactory {
+    /// Loads TLS material and the credentials file.
+    pub fn new(
+        config: &UpstreamConfig,
+        credentials: Option<CredentialsMap>,
+    ) -> Result<ConnectFactory, TlsSetupError> {
+        let connector = Connector::new(
+            "gateway.upstream",
+            config.tls.as_ref(),
+            Duration::from_secs(config.connect_timeout),
+        )?;
+        Ok(ConnectFactory {
+            addresses: config.addresses.clone().into(),
+            config: config.clone(),
+            connector,
+            credentials,
+        })
+    }
+
+    /// Pool connections (aggregating mode).
+    pub fn pool_size(&self) -> usize {
+        self.config.pool_size
+    }
+
+    /// The MQTT version spoken upstream.
+    pub fn version(&self) -> ProtocolVersion {
+        match self.config.protocol_version {
+            ConfigVersion::V311 => ProtocolVersion::V311,
+            ConfigVersion::V5 => ProtocolVersion::V5,
+        }
+    }
+
+    /// In-flight window of each connection.
+    pub fn max_inflight(&self) -> u16 {
+        MAX_INFLIGHT
+    }
+
+    fn base(&self, client_id: String, clean_start: bool) -> Connect {
+        Connect {
+            protocol: self.version(),
+            clean_start,
+            keep_alive: self.config.keepalive,
+            client_id,
+            will: None,
+            username: self.config.username.clone(),
+            password: self.config.password.clone().map(Bytes::from),
+            properties: ConnectProperties::default(),
+        }
+    }
+
+    /// The CONNECT of pool connection `i`: the gateway's own identity.
+    pub fn pool_connect(&self, i: usize) -> Connect {
+        self.base(format!("{}pool-{i}", self.config.client_id_prefix), true)
+    }
+
+    /// The CONNECT of one sensor's own connection (transparent mode), and
+    /// its own credentials when a credentials file is configured.
+    pub fn sensor_connect(
+        &self,
+        req: &ConnectRequest,
+    ) -> Result<(Connect, Option<SensorCredentials>), String> {
+        let mut c = self.base(
+            format!("{}{}", self.config.client_id_prefix, req.client_id),
+            req.clean_start,
+        );
+        c.will = req.will.as_ref().map(last_will);
+        if self.version().is_v5() {
+            // MQTT-SN clean session 0 → a session that outlives the
+            // connection for `persistent_session_expiry` (MQTT 5 §3.1.2.11.2).
+            c.properties.session_expiry_interval =
+                (req.session_expiry > 0).then_some(req.session_expiry);
+        }
+        let creds = match &self.credentials {
+            None => None,
+            Some(map) => {
+                let Some(creds) = map.get(&req.client_id) else {
+                    return Err("no upstream credentials for this client id".into());
+                };
+                c.username = creds.username.clone();
+                c.password = creds.password.clone().map(Bytes::from);
+                Some(creds.clone())
+            }
+        };
+        Ok((c, creds))
+    }
+
+    /// A link spec for `connect`, with a per-sensor TLS identity if given.
+    pub fn spec(
+        &self,
+        id: u64,
+        connect: Connect,
+        creds: Option<&SensorCredentials>,
+        fail_fast: bool,
+    ) -> Result<LinkSpec, String> {
+        let connector = match creds {
+            Some(SensorCredentials {
+                certfile: Some(cert),
+                keyfile: Some(key),
+                ..
+            }) => {
+                let Some(tls) = &self.config.tls else {
+                    return Err("a client certificate needs gateway.upstream.tls".into());
+                };
+                let tls = BridgeTlsConfig {
+                    certfile: Some(cert.clone()),
+                    keyfile: Some(key.clone()),
+                    ..tls.clone()
+                };
+                Connector::new(&connect.client_id, Some(&tls), self.connector.timeout())
+                    .map_err(|e| e.to_string())?
+            }
+            _ => self.connector.clone(),
+        };
+        Ok(LinkSpec {
+            id,
+            addresses: self.addresses.clone(),
+            connector,
+            connect,
+            backoff: (
+                Duration::from_secs(self.config.reconnect_min),
+                Duration::from_secs(self.config.reconnect_max),
+            ),
+            fail_fast,
+        })
+    }
+}
+
+/// A broker will as the CONNECT's will (MQTT 3.1.1 §3.1.2.5, MQTT 5 §3.1.3.2).
+pub fn last_will(w: &Will) -> LastWill {
+    let m = &w.message;
+    let mut properties = WillProperties {
+        will_delay_interval: (w.delay > 0).then_some(w.delay),
+        ..WillProperties::default()
+    };
+    if let Some(p) = &m.properties {
+        properties.payload_format_indicator = p.payload_format_utf8;
+        properties.content_type = p.content_type.as_deref().map(str::to_owned);
+        properties.response_topic = p.response_topic.as_deref().map(str::to_owned);
+        properties.correlation_data = p.correlation_data.clone();
+    }
+    LastWill {
+        topic: m.topic.to_string(),
+        payload: m.payload.clone(),
+        qos: m.qos,
+        retain: m.retain,
+        properties,
+    }
+}

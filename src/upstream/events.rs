@@ -1,0 +1,314 @@
+//! The upstream task's side of the link reports: connections coming up
+//! (resend, resubscribe, CONNACK), packets from the upstream broker
+//! (acknowledgements, deliveries, fan-out in aggregating mode) and losses.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use tracing::{info, warn};
+
+use super::{Mode, Pending, Router};
+use crate::bridge::session::{AckEffect, from_publish};
+use crate::broker::{
+    ConnId, Delivery, Message, Outbound, ServerDisconnect, SubscribeResult, UnsubscribeResult,
+};
+use crate::mqtt::codec::{
+    Packet, PubResponse, Subscribe, SubscribeProperties, SubscriptionOptions,
+};
+use crate::qos::QoS;
+use crate::upstream::link::{LinkEvent, LinkId};
+
+impl Router {
+    /// One report from a link task.
+    pub fn on_link_event(&mut self, now: Instant, ev: LinkEvent) {
+        match ev {
+            LinkEvent::Up {
+                id,
+                session_present,
+                receive_maximum,
+            } => self.on_link_up(now, id, session_present, receive_maximum),
+            LinkEvent::Down(id, why) => {
+                let Some(l) = self.links.get_mut(&id) else {
+                    return;
+                };
+                l.up = false;
+                self.stats.links_up.fetch_sub(1, Ordering::Relaxed);
+                self.stats.link_losses.fetch_add(1, Ordering::Relaxed);
+                warn!(client_id = %l.key, "upstream connection lost: {why}; reconnecting");
+                let pending: Vec<Pending> = l.pending.drain().map(|(_, p)| p).collect();
+                for p in pending {
+                    match p {
+                        Pending::Subscribe {
+                            conn,
+                            packet_id,
+                            filters,
+                        } => self.reply(
+                            conn,
+                            Outbound::SubAck {
+                                packet_id,
+                                results: vec![SubscribeResult::QuotaExceeded; filters.len()],
+                            },
+                        ),
+                        Pending::Unsubscribe { conn, packet_id } => self.reply(
+                            conn,
+                            Outbound::UnsubAck {
+                                packet_id,
+                                results: vec![UnsubscribeResult::Removed],
+                            },
+                        ),
+                        Pending::Internal => {}
+                    }
+                }
+                self.update_availability();
+            }
+            LinkEvent::Refused(id, why) => {
+                let Some(l) = self.links.remove(&id) else {
+                    return;
+                };
+                self.stats.connect_failures.fetch_add(1, Ordering::Relaxed);
+                if let Some(conn) = l.owner
+                    && let Some(c) = self.conns.remove(&conn)
+                {
+                    self.stats.refused_sensors.fetch_add(1, Ordering::Relaxed);
+                    warn!(client_id = %c.client_id, "MQTT-SN client {} refused: upstream connection failed: {why}", c.client_id);
+                    if self.by_client.get(&c.client_id) == Some(&conn) {
+                        self.by_client.remove(&c.client_id);
+                    }
+                    c.outbox
+                        .send(conn, Outbound::Disconnect(ServerDisconnect::ShuttingDown));
+                }
+            }
+            LinkEvent::Packet(id, p) => self.on_packet(now, id, *p),
+        }
+    }
+
+    fn on_link_up(&mut self, now: Instant, id: LinkId, session_present: bool, rm: Option<u16>) {
+        let Some(l) = self.links.get_mut(&id) else {
+            return;
+        };
+        l.up = true;
+        self.stats.links_up.fetch_add(1, Ordering::Relaxed);
+        self.stats.connects.fetch_add(1, Ordering::Relaxed);
+        let is_pool = self.pool.contains(&id);
+        if is_pool {
+            info!(client_id = %l.key, "upstream connection up (session present: {session_present})");
+        } else {
+            tracing::debug!(client_id = %l.key, "upstream connection up (session present: {session_present})");
+        }
+        for p in l.session.on_connected(session_present, rm, now) {
+            l.handle.send(p);
+        }
+        // What to subscribe again: the upstream lost the session.
+        let resubscribe: Vec<(Arc<str>, QoS)> = match (self.mode, l.owner) {
+            (Mode::Transparent, Some(conn)) => match self.conns.get_mut(&conn) {
+                Some(c) if !c.connacked => {
+                    c.connacked = true;
+                    c.outbox.send(conn, Outbound::ConnAck { session_present });
+                    Vec::new()
+                }
+                Some(c) if !session_present => {
+                    c.subs.iter().map(|(f, q)| (f.clone(), *q)).collect()
+                }
+                _ => Vec::new(),
+            },
+            (Mode::Aggregating, _) if !session_present => self
+                .filters
+                .iter()
+                .filter(|(_, e)| e.link == id)
+                .map(|(f, _)| (f.clone(), QoS::ExactlyOnce))
+                .collect(),
+            _ => Vec::new(),
+        };
+        if !resubscribe.is_empty() {
+            let sub_id = l.control_id();
+            l.pending.insert(sub_id, Pending::Internal);
+            l.handle.send(Packet::Subscribe(Subscribe {
+                packet_id: sub_id,
+                filters: resubscribe
+                    .into_iter()
+                    .map(|(f, qos)| {
+                        (
+                            f.to_string(),
+                            SubscriptionOptions {
+                                qos,
+                                ..SubscriptionOptions::default()
+                            },
+                        )
+                    })
+                    .collect(),
+                properties: SubscribeProperties::default(),
+            }));
+        }
+        self.update_availability();
+        self.pump(now, id);
+    }
+
+    fn on_packet(&mut self, now: Instant, id: LinkId, p: Packet) {
+        let Some(l) = self.links.get_mut(&id) else {
+            return;
+        };
+        let effect = match p {
+            Packet::PubAck(r) => l.session.on_puback(&r),
+            Packet::PubRec(r) => l.session.on_pubrec(&r),
+            Packet::PubComp(r) => l.session.on_pubcomp(&r),
+            Packet::SubAck(s) => {
+                self.on_suback(id, s);
+                return;
+            }
+            Packet::UnsubAck(u) => {
+                if let Some(Pending::Unsubscribe { conn, packet_id }) =
+                    l.pending.remove(&u.packet_id)
+                {
+                    self.reply(
+                        conn,
+                        Outbound::UnsubAck {
+                            packet_id,
+                            results: vec![UnsubscribeResult::Removed],
+                        },
+                    );
+                }
+                return;
+            }
+            Packet::Publish(publish) => {
+                self.on_upstream_publish(now, id, publish);
+                return;
+            }
+            Packet::PubRel(r) => {
+                match (self.mode, l.owner) {
+                    (Mode::Transparent, Some(conn)) => {
+                        self.reply(
+                            conn,
+                            Outbound::PubRel {
+                                packet_id: r.packet_id,
+                            },
+                        );
+                    }
+                    _ => {
+                        l.incoming_qos2.remove(&r.packet_id);
+                        l.handle
+                            .send(Packet::PubComp(PubResponse::new(r.packet_id)));
+                    }
+                }
+                return;
+            }
+            Packet::Disconnect(d) => {
+                warn!(client_id = %l.key, reason = ?d.reason, "upstream broker sent DISCONNECT");
+                return;
+            }
+            other => {
+                tracing::debug!(client_id = %l.key, packet = other.name(), "ignored packet from the upstream broker");
+                return;
+            }
+        };
+        match effect {
+            AckEffect::Done { seq, refused } => {
+                if let Some(code) = refused {
+                    // The sensor was already acknowledged; the upstream's
+                    // refusal (e.g. its ACL) can only be logged and counted.
+                    warn!(client_id = %l.key, "upstream refused a held message: reason 0x{code:02X}");
+                    self.stats.refused_upstream.fetch_add(1, Ordering::Relaxed);
+                }
+                let key = l.key.clone();
+                self.held.remove(&key, seq);
+                self.pump(now, id);
+            }
+            AckEffect::SendPubRel(pid) => l.handle.send(Packet::PubRel(PubResponse::new(pid))),
+            AckEffect::Ignore => {}
+        }
+    }
+
+    fn on_upstream_publish(
+        &mut self,
+        now: Instant,
+        id: LinkId,
+        publish: crate::mqtt::codec::Publish,
+    ) {
+        let Some(l) = self.links.get_mut(&id) else {
+            return;
+        };
+        self.stats.received.fetch_add(1, Ordering::Relaxed);
+        let message = from_publish(&publish, publish.topic.clone(), publish.qos, now);
+        if let (Mode::Transparent, Some(conn)) = (self.mode, l.owner) {
+            // The upstream's packet id is this sensor's: acknowledgements map 1:1.
+            self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+            self.reply(
+                conn,
+                Outbound::Deliver(Delivery {
+                    packet_id: publish.packet_id,
+                    message,
+                    dup: publish.dup,
+                    subscription_ids: Vec::new(),
+                }),
+            );
+            return;
+        }
+        // The gateway takes the message over from the upstream at once.
+        match (publish.qos, publish.packet_id) {
+            (QoS::AtLeastOnce, Some(pid)) => l.handle.send(Packet::PubAck(PubResponse::new(pid))),
+            (QoS::ExactlyOnce, Some(pid)) => {
+                l.handle.send(Packet::PubRec(PubResponse::new(pid)));
+                if !l.incoming_qos2.insert(pid) {
+                    return; // [MQTT-4.3.3-10] a resent QoS 2 message is delivered once
+                }
+            }
+            _ => {}
+        }
+        if self.mode == Mode::Aggregating {
+            self.fan_out(id, message);
+        }
+    }
+
+    /// Delivers a message from the pool to every sensor whose subscription
+    /// matches, at the lower of the message's and the granted QoS.
+    fn fan_out(&mut self, link: LinkId, message: Message) {
+        let mut targets: BTreeMap<ConnId, QoS> = BTreeMap::new();
+        // Each filter is subscribed on one pool link only: a message that
+        // matches filters on two links arrives twice, once for each.
+        for (filter, e) in &self.filters {
+            if e.link == link && crate::mqtt::topic::matches(filter, &message.topic) {
+                for (conn, q) in &e.conns {
+                    let t = targets.entry(*conn).or_insert(*q);
+                    *t = (*t).max(*q);
+                }
+            }
+        }
+        for (conn, granted) in targets {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                continue;
+            };
+            let qos = granted.min(message.qos);
+            let packet_id = if qos == QoS::AtMostOnce {
+                None
+            } else {
+                if c.out_inflight.len() >= c.receive_maximum {
+                    self.stats
+                        .dropped_deliveries
+                        .fetch_add(1, Ordering::Relaxed);
+                    warn!(client_id = %c.client_id, "delivery dropped: too many unacknowledged messages for this sensor");
+                    continue;
+                }
+                let mut id = c.next_packet_id;
+                while c.out_inflight.contains(&id) {
+                    id = id.checked_add(1).unwrap_or(1);
+                }
+                c.next_packet_id = id.checked_add(1).unwrap_or(1);
+                c.out_inflight.insert(id);
+                Some(id)
+            };
+            let mut m = message.clone();
+            m.qos = qos;
+            self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+            c.outbox.send(
+                conn,
+                Outbound::Deliver(Delivery {
+                    packet_id,
+                    message: m,
+                    dup: false,
+                    subscription_ids: Vec::new(),
+                }),
+            );
+        }
+    }
+}
