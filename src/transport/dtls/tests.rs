@@ -51,6 +51,7 @@ fn drain(c: &mut Dtls) -> (Vec<Vec<u8>>, Vec<Vec<u8>>, bool) {
         match c.poll_output(&mut buf) {
             Output::Packet(p) => out.push(p.to_vec()),
             Output::ApplicationData(d) => data.push(d.to_vec()),
+            Output::BufferTooSmall { needed } => buf.resize(needed, 0),
             Output::Connected => connected = true,
             Output::Timeout(_) => return (out, data, connected),
             _ => {}
