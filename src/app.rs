@@ -30,6 +30,38 @@ use crate::transport::udp::UdpListenerSettings;
 use crate::transport::{tcp, websocket};
 use crate::upstream::UpstreamStats;
 
+/// Starts the `[[gateway.dtls]]` sockets (docs/dtls.md).
+#[cfg(feature = "dtls")]
+fn start_dtls(
+    config: &Config,
+    shutdown: &CancellationToken,
+) -> Result<Vec<crate::transport::dtls::link::DtlsTransport>, StartError> {
+    use crate::transport::dtls::listener::{DtlsListenerError, start_listeners};
+    start_listeners(&config.gateway.dtls, config.gateway.max_sensors, shutdown).map_err(|e| match e
+    {
+        DtlsListenerError::Bind { addr, source } => StartError::Bind {
+            addr,
+            what: "mqtt-sn dtls",
+            source,
+        },
+        other => StartError::Unsupported(other.to_string()),
+    })
+}
+
+/// Without the `dtls` feature a `[[gateway.dtls]]` socket cannot start.
+#[cfg(not(feature = "dtls"))]
+fn start_dtls(
+    config: &Config,
+    _shutdown: &CancellationToken,
+) -> Result<Vec<crate::transport::dtls::link::DtlsTransport>, StartError> {
+    if config.gateway.dtls.is_empty() {
+        return Ok(Vec::new());
+    }
+    Err(StartError::Unsupported(
+        "[[gateway.dtls]] needs sngate built with the \"dtls\" feature".into(),
+    ))
+}
+
 /// Why sngate could not start.
 #[derive(Debug, Error)]
 pub enum StartError {
@@ -85,6 +117,8 @@ pub struct Sngate {
     pub mqtt_listeners: Vec<(ListenerProtocol, SocketAddr)>,
     /// Bound MQTT-SN UDP sockets, in config order.
     pub gateway_udp: Vec<SocketAddr>,
+    /// Bound MQTT-SN DTLS sockets, in config order.
+    pub gateway_dtls: Vec<SocketAddr>,
     /// The bound `[http]` address, when configured.
     pub http: Option<SocketAddr>,
     /// The gateway's status, refreshed about once a second (when the gateway
@@ -354,10 +388,14 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
         ));
     }
     let mut gateway_udp = Vec::new();
+    let mut gateway_dtls = Vec::new();
     let mut upstream_stats = None;
     let mut gateway_status = None;
     let serial_configured = config.gateway.enabled && !config.gateway.serial.is_empty();
-    if config.gateway.enabled && (!config.gateway.udp.is_empty() || serial_configured) {
+    let dtls_configured = config.gateway.enabled && !config.gateway.dtls.is_empty();
+    if config.gateway.enabled
+        && (!config.gateway.udp.is_empty() || serial_configured || dtls_configured)
+    {
         let udp: Vec<UdpListenerSettings> = config
             .gateway
             .udp
@@ -377,6 +415,8 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
             other => StartError::Unsupported(other.to_string()),
         })?;
         gateway_udp = sockets.iter().map(|s| s.local_addr()).collect();
+        let dtls = start_dtls(config, &shutdown)?;
+        gateway_dtls = dtls.iter().map(|t| t.local_addr).collect();
         let mut settings = gateway_settings(config);
         settings.restored_topics = restored_topics;
         let interval = Duration::from_secs(config.broker.sys_interval);
@@ -422,13 +462,25 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
         } else {
             (broker.clone(), None)
         };
-        let access = gateway_access(config, authorizer.clone(), metrics.clone());
+        let mut access = gateway_access(config, authorizer.clone(), metrics.clone());
+        if !dtls.is_empty() {
+            // DTLS identities name their ACL user; they win over [gateway] usernames.
+            let mut usernames: std::collections::HashMap<String, String> =
+                config.gateway.usernames.clone().into_iter().collect();
+            for id in dtls.iter().flat_map(|t| t.identities.iter()) {
+                if let Some(user) = &id.username {
+                    usernames.insert(id.client_id.to_string(), user.to_string());
+                }
+            }
+            access.sensors = Arc::new(SensorAccess::new(authorizer.clone(), usernames));
+        }
         let stop = shutdown.clone();
         tasks.spawn(async move {
             let extras = GatewayExtras {
                 available,
                 access,
                 status: status_tx,
+                dtls,
             };
             if let Err(e) =
                 run_gateway_full(settings, sockets, serial, gw_broker, stop, extras).await
@@ -473,6 +525,7 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
     Ok(Sngate {
         mqtt_listeners,
         gateway_udp,
+        gateway_dtls,
         http,
         gateway_status,
         broker,

@@ -111,6 +111,8 @@ pub struct GatewayConfig {
     pub udp: Vec<UdpConfig>,
     /// Serial radios sensors reach the gateway through.
     pub serial: Vec<SerialConfig>,
+    /// DTLS sockets: sensors authenticated by a pre-shared key (docs/dtls.md).
+    pub dtls: Vec<DtlsConfig>,
     /// Topic ids known to sensors without REGISTER (MQTT-SN 1.2 §3 "pre-defined topic ids").
     pub predefined: Vec<PredefinedTopicConfig>,
     /// Datagrams per second accepted from one source IP address; 0 = unlimited.
@@ -138,6 +140,7 @@ impl Default for GatewayConfig {
             upstream: UpstreamConfig::default(),
             udp: default_udp(),
             serial: Vec::new(),
+            dtls: Vec::new(),
             predefined: Vec::new(),
             max_datagram_rate: 0,
             usernames: BTreeMap::new(),
@@ -260,6 +263,37 @@ fn default_udp_bind() -> SocketAddr {
 
 fn default_multicast_ttl() -> u8 {
     1
+}
+
+/// One `[[gateway.dtls]]` socket (DTLS 1.2, PSK).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DtlsConfig {
+    /// Address the socket binds to.
+    #[serde(deserialize_with = "socket_addr", default = "default_dtls_bind")]
+    pub bind: SocketAddr,
+    /// `identity:hexkey[:client_id[:username]]` lines (Mosquitto's psk_file plus bindings).
+    pub psk_file: Option<PathBuf>,
+    /// Server certificate (PEM) for certificate-based DTLS; not available yet.
+    pub certfile: Option<PathBuf>,
+    /// Private key of `certfile` (PEM); not available yet.
+    pub keyfile: Option<PathBuf>,
+    /// CA that signs sensor certificates (PEM); not available yet.
+    pub cafile: Option<PathBuf>,
+    /// Handshakes past the cookie exchange in progress at once.
+    #[serde(
+        default = "default_max_handshakes",
+        deserialize_with = "ranged::<_, _, 1, 65535>"
+    )]
+    pub max_handshakes: usize,
+}
+
+fn default_dtls_bind() -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 1885)
+}
+
+fn default_max_handshakes() -> usize {
+    64
 }
 
 /// One `[[gateway.predefined]]` topic id.

@@ -24,7 +24,8 @@ pub use bridge::{BridgeConfig, BridgeDirection, BridgeTlsConfig, BridgeTopicConf
 pub use broker::{BrokerConfig, LogConfig, LogLevel};
 pub use error::{ConfigError, Diagnostic};
 pub use gateway::{
-    GatewayConfig, GatewayMode, PredefinedTopicConfig, ProtocolVersion, UdpConfig, UpstreamConfig,
+    DtlsConfig, GatewayConfig, GatewayMode, PredefinedTopicConfig, ProtocolVersion, UdpConfig,
+    UpstreamConfig,
 };
 pub use listener::{HttpConfig, ListenerConfig, ListenerProtocol};
 pub use persistence::{AuthConfig, PersistenceConfig, SyncMode};

@@ -368,3 +368,23 @@ fn type_errors_use_toml_words_not_rust_type_names() {
         .to_string();
     assert!(message.ends_with("expected an array"), "{message}");
 }
+
+#[test]
+fn dtls_socket_defaults_to_port_1885_and_64_handshakes() {
+    let gateway = parse("[[gateway.dtls]]\npsk_file = \"/etc/sngate/psk.txt\"").gateway;
+    let dtls = &gateway.dtls[0];
+    assert_eq!(dtls.bind, addr("0.0.0.0:1885"));
+    assert_eq!(dtls.psk_file, Some(PathBuf::from("/etc/sngate/psk.txt")));
+    assert_eq!(dtls.max_handshakes, 64);
+}
+
+#[test]
+fn dtls_socket_without_psk_file_or_with_certificates_is_invalid() {
+    for text in [
+        "[[gateway.dtls]]\nbind = \"127.0.0.1:1885\"",
+        "[[gateway.dtls]]\npsk_file = \"p\"\ncertfile = \"c.pem\"",
+        "[[gateway.dtls]]\npsk_file = \"p\"\nbind = \"0.0.0.0:1884\"",
+    ] {
+        assert!(Config::from_toml_str(text, "t.toml").is_err(), "{text}");
+    }
+}

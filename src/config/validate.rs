@@ -149,6 +149,26 @@ fn gateway(gateway: &GatewayConfig, at: &KeyPath) -> Check {
         }
     }
 
+    for (i, dtls) in gateway.dtls.iter().enumerate() {
+        let at = at.key("dtls").index(i);
+        // Port 0 asks the OS for a free port each time, so it never clashes.
+        if dtls.bind.port() != 0 && !binds.insert(dtls.bind) {
+            invalid(
+                at.key("bind"),
+                format!("{} is bound by an earlier UDP or DTLS socket", dtls.bind),
+            )?;
+        }
+        if dtls.certfile.is_some() || dtls.keyfile.is_some() || dtls.cafile.is_some() {
+            invalid(
+                at.key("certfile"),
+                "certificate-based DTLS is not available in this build yet; use psk_file",
+            )?;
+        }
+        if dtls.psk_file.is_none() {
+            invalid(at.key("psk_file"), "a DTLS socket needs psk_file")?;
+        }
+    }
+
     let mut devices = HashSet::new();
     for (i, serial) in gateway.serial.iter().enumerate() {
         let at = at.key("serial").index(i);

@@ -21,6 +21,14 @@ pub enum PeerAddr {
         /// Remote radio address (XBee); `None` on point-to-point links.
         radio: Option<u64>,
     },
+    /// A DTLS session (its listener's index in `[[gateway.dtls]]`) with the
+    /// peer's UDP address; datagrams from it are already decrypted.
+    Dtls {
+        /// Index of the listener in the config.
+        listener: u16,
+        /// The peer's UDP address.
+        addr: SocketAddr,
+    },
 }
 
 impl fmt::Display for PeerAddr {
@@ -32,6 +40,7 @@ impl fmt::Display for PeerAddr {
                 link,
                 radio: Some(r),
             } => write!(f, "serial link {link} radio {r:016x}"),
+            PeerAddr::Dtls { addr, .. } => write!(f, "dtls {addr}"),
         }
     }
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::gateway::Gateway;
+use super::identity::may_act_for;
 use super::session::{Handshake, Session, Stage, State, WillData};
 use super::topic_registry::valid_topic_name;
 use crate::broker::{ClientKind, Command, ConnId, ConnectRequest, DisconnectKind, Outbox};
@@ -34,6 +35,31 @@ impl Gateway {
             refuse(self, ReturnCode::NotSupported);
             return;
         };
+        if let Some(id) = &self.identity
+            && *id.client_id != *client_id
+        {
+            tracing::warn!(
+                transport = %addr,
+                identity = %id.name,
+                client_id = %client_id,
+                expected = %id.client_id,
+                "CONNECT refused: the client id is not the one bound to the DTLS identity"
+            );
+            refuse(self, ReturnCode::NotSupported);
+            return;
+        }
+        if let Some(owner) = self.owner_of(&client_id)
+            && !may_act_for(Some(&owner), self.identity.as_deref())
+        {
+            tracing::warn!(
+                transport = %addr,
+                client_id = %client_id,
+                owner = %owner,
+                "CONNECT refused: the client id belongs to an authenticated identity"
+            );
+            refuse(self, ReturnCode::NotSupported);
+            return;
+        }
         if !self.broker_available {
             // G-21
             self.stats.refused_connects += 1;
@@ -83,6 +109,9 @@ impl Gateway {
         };
         self.with_session(key, |gw, s| {
             gw.rebind(key, s, &addr);
+            if let Some(id) = &gw.identity {
+                s.identity = Some(id.name.clone());
+            }
             s.last_heard = now;
             gw.connect_session(now, s, flags, keep_alive);
         });
@@ -295,7 +324,11 @@ impl Gateway {
             will: will.map(|w| w.to_will()),
             receive_maximum: u16::try_from(self.settings.max_buffered_messages.max(1))
                 .unwrap_or(u16::MAX),
-            username: self.access.username(&s.client_id).cloned(),
+            username: self
+                .identity
+                .as_ref()
+                .and_then(|i| i.username.clone())
+                .or_else(|| self.access.username(&s.client_id).cloned()),
             kind: ClientKind::MqttSn,
             outbox: outbox.clone(),
         }));
@@ -392,6 +425,14 @@ impl Gateway {
             .is_some_and(|s| matches!(s.state, State::Asleep | State::Awake));
         if !sleeping {
             tracing::debug!(transport = %addr, client_id = id, "PINGREQ from a new address for a client not asleep: dropped");
+            return;
+        }
+        if !may_act_for(self.owner_of(id).as_deref(), self.identity.as_deref()) {
+            tracing::warn!(
+                transport = %addr,
+                client_id = %id,
+                "wake-up refused: the sleeping client belongs to an authenticated identity"
+            );
             return;
         }
         self.with_session(key, |gw, s| {

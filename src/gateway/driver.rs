@@ -13,9 +13,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::access::{Admission, DatagramGate, GatewayAccess};
 use super::status::GatewayStatus;
-use super::{Gateway, GatewaySettings, PeerAddr, Transmit};
+use super::{Gateway, GatewaySettings, PeerAddr, PeerIdentity, Transmit};
 use crate::broker::{BrokerClosed, BrokerHandle, Metrics};
 use crate::limits::{ByteRate, Limit};
+use crate::transport::dtls::link::{DtlsTransport, SecureDatagram};
 use crate::transport::serial::framing::{Destination, OutFrame};
 use crate::transport::serial::port::{LinkEvent, SerialLink};
 use crate::transport::udp::{MAX_DATAGRAM, UdpListener, UdpListenerSettings};
@@ -84,6 +85,7 @@ pub struct SerialTransport {
 enum Input {
     Udp(usize, SocketAddr, Bytes),
     Serial(u16, Option<u64>, Bytes),
+    Dtls(u16, SecureDatagram),
 }
 
 /// Runs the gateway on already bound sockets until `shutdown` is cancelled.
@@ -140,6 +142,9 @@ pub struct GatewayExtras {
     pub access: GatewayAccess,
     /// Where a [`GatewayStatus`] is published once a second.
     pub status: Option<watch::Sender<GatewayStatus>>,
+    /// DTLS listeners, whose sensors carry the identity their handshake
+    /// authenticated (docs/dtls.md).
+    pub dtls: Vec<DtlsTransport>,
 }
 
 /// Runs the gateway on UDP sockets and serial links until `shutdown` is
@@ -156,10 +161,12 @@ pub async fn run_gateway_full(
         mut available,
         access,
         status,
+        dtls,
     } = extras;
     let max_routes = settings.max_sensors.saturating_mul(4).max(1024);
     let mut gw = Gateway::new(settings);
     gw.set_access(access.sensors.clone());
+    gw.bind_identities(dtls.iter().flat_map(|t| t.identities.iter().cloned()));
     let Some(mut outbox) = gw.take_outbox_receiver() else {
         unreachable!("a new gateway has its outbox receiver");
     };
@@ -193,10 +200,18 @@ pub async fn run_gateway_full(
         ));
         links.push(t.link);
     }
+    let mut secure = Vec::with_capacity(dtls.len());
+    for (i, t) in dtls.into_iter().enumerate() {
+        let index = u16::try_from(i).unwrap_or(u16::MAX);
+        tracing::info!(addr = %t.local_addr, "MQTT-SN gateway listening (DTLS)");
+        readers.spawn(dtls_loop(index, t.incoming, dgram_tx.clone()));
+        secure.push(t.outgoing);
+    }
     drop(dgram_tx);
     let mut out = Output {
         sockets,
         serial: links,
+        dtls: secure,
         routes: HashMap::new(),
         max_routes,
     };
@@ -233,6 +248,11 @@ pub async fn run_gateway_full(
                 }
                 Some(Input::Serial(link, radio, data)) => {
                     gw.handle_datagram(Instant::now(), PeerAddr::Serial { link, radio }, data);
+                }
+                Some(Input::Dtls(listener, d)) => {
+                    let peer = PeerAddr::Dtls { listener, addr: d.addr };
+                    let id: Arc<PeerIdentity> = d.identity;
+                    gw.handle_datagram_with_identity(Instant::now(), peer, d.payload, Some(id));
                 }
                 None => break Ok(()),
             },
@@ -371,10 +391,20 @@ async fn serial_loop(
     }
 }
 
+/// Decrypted datagrams of one DTLS listener into gateway input.
+async fn dtls_loop(index: u16, mut rx: mpsc::Receiver<SecureDatagram>, tx: mpsc::Sender<Input>) {
+    while let Some(d) = rx.recv().await {
+        if tx.send(Input::Dtls(index, d)).await.is_err() {
+            return;
+        }
+    }
+}
+
 /// The sockets and links, and which socket each UDP peer last talked to.
 struct Output {
     sockets: Vec<Arc<UdpListener>>,
     serial: Vec<SerialLink>,
+    dtls: Vec<mpsc::Sender<(SocketAddr, Bytes)>>,
     routes: HashMap<SocketAddr, usize>,
     max_routes: usize,
 }
@@ -426,6 +456,15 @@ impl Output {
                     .is_err()
                 {
                     tracing::debug!(link, "serial link busy or down; frame dropped");
+                }
+            }
+            Some(PeerAddr::Dtls { listener, addr }) => {
+                let Some(l) = self.dtls.get(usize::from(listener)) else {
+                    return;
+                };
+                // Never wait on the DTLS task: it may be busy with a handshake flood.
+                if l.try_send((addr, t.payload)).is_err() {
+                    tracing::debug!(%addr, "DTLS listener busy or stopped; datagram dropped");
                 }
             }
             None if t.broadcast => {

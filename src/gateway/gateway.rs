@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use super::access::SensorAccess;
 use super::address::{PeerAddr, SensorAddr};
 use super::discovery::{Advertiser, gwinfo};
+use super::identity::{PeerIdentity, may_act_for};
 use super::session::{Session, State};
 use super::settings::GatewaySettings;
 use super::topic_registry::PredefinedTopics;
@@ -79,6 +80,10 @@ pub struct Gateway {
     outbox_rx: Option<OutboxReceiver>,
     unknown_replies: (Option<Instant>, u32),
     pub(super) stats: GatewayStats,
+    /// The identity the transport authenticated for the datagram being handled.
+    pub(super) identity: Option<Arc<PeerIdentity>>,
+    /// Client ids bound to an identity (PSK file) → that identity's name.
+    pub(super) bound_client_ids: HashMap<Arc<str>, Arc<str>>,
     /// Topic ids kept across a restart, until their sensor comes back.
     restored_topics: HashMap<Arc<str>, Vec<(u16, String)>>,
     pub(super) access: Arc<SensorAccess>,
@@ -106,6 +111,8 @@ impl Gateway {
             outbox_rx: Some(outbox_rx),
             unknown_replies: (None, 0),
             stats: GatewayStats::default(),
+            identity: None,
+            bound_client_ids: HashMap::new(),
             restored_topics,
             access: Arc::new(SensorAccess::default()),
         }
@@ -190,8 +197,48 @@ impl Gateway {
         }
     }
 
+    /// Reserves each identity's client id for that identity: an
+    /// unauthenticated sensor or another identity cannot CONNECT or wake
+    /// with it, so the ACL user name bound to it cannot be borrowed.
+    pub fn bind_identities(&mut self, identities: impl IntoIterator<Item = Arc<PeerIdentity>>) {
+        for id in identities {
+            self.bound_client_ids
+                .insert(id.client_id.clone(), id.name.clone());
+        }
+    }
+
+    /// The identity that owns `client_id`, if one does: the bound one, or the
+    /// one that opened its session.
+    pub(super) fn owner_of(&self, client_id: &str) -> Option<Arc<str>> {
+        self.bound_client_ids.get(client_id).cloned().or_else(|| {
+            self.by_client
+                .get(client_id)
+                .and_then(|k| self.sessions.get(k))
+                .and_then(|s| s.identity.clone())
+        })
+    }
+
     /// Handles one datagram received from `peer`.
     pub fn handle_datagram(&mut self, now: Instant, peer: PeerAddr, datagram: Bytes) {
+        self.handle_datagram_with_identity(now, peer, datagram, None);
+    }
+
+    /// Handles one datagram from a secure transport that authenticated its
+    /// sender as `identity`: CONNECT must use the identity's client id, the
+    /// broker sees its username, and a session it opened answers only to it.
+    pub fn handle_datagram_with_identity(
+        &mut self,
+        now: Instant,
+        peer: PeerAddr,
+        datagram: Bytes,
+        identity: Option<Arc<PeerIdentity>>,
+    ) {
+        self.identity = identity;
+        self.handle_one(now, peer, datagram);
+        self.identity = None;
+    }
+
+    fn handle_one(&mut self, now: Instant, peer: PeerAddr, datagram: Bytes) {
         self.stats.datagrams_in += 1;
         self.stats.bytes_in += datagram.len() as u64;
         // `max_message_size` bounds what is accepted as well as what is sent:
@@ -496,6 +543,13 @@ impl Gateway {
             self.on_unknown_sender(now, &addr, &msg);
             return;
         };
+        // A DTLS address re-used by another identity (new handshake) is not the session's owner.
+        let owner = self.sessions.get(&key).and_then(|s| s.identity.clone());
+        if !may_act_for(owner.as_deref(), self.identity.as_deref()) {
+            tracing::info!(transport = %addr, identity = ?self.identity.as_ref().map(|i| &i.name), "message refused: the session belongs to another identity");
+            self.on_unknown_sender(now, &addr, &msg);
+            return;
+        }
         self.with_session(key, |gw, s| gw.on_session_message(now, s, msg));
     }
 

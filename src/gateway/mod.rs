@@ -11,6 +11,7 @@ pub mod discovery;
 pub mod driver;
 #[allow(clippy::module_inception)]
 mod gateway;
+pub mod identity;
 mod inbound;
 mod outbound;
 pub mod retransmit;
@@ -27,6 +28,7 @@ pub use driver::{
     run_gateway_on, run_gateway_with,
 };
 pub use gateway::{Gateway, GatewayStats, Transmit};
+pub use identity::PeerIdentity;
 pub use settings::{GatewaySettings, PredefinedTopic};
 pub use status::{GatewayStatus, SensorState, SensorStatus};
 

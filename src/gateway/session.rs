@@ -108,6 +108,9 @@ pub struct Session {
     pub client_id: Arc<str>,
     /// Current address.
     pub addr: SensorAddr,
+    /// The authenticated identity that opened the session, if any: only it
+    /// may act for the session afterwards (DTLS, docs/dtls.md).
+    pub identity: Option<Arc<str>>,
     /// The broker connection, while attached.
     pub conn: Option<ConnId>,
     /// The outbox handed to the broker with `conn` (for its pending count).
@@ -166,6 +169,7 @@ impl Session {
         Session {
             client_id,
             addr,
+            identity: None,
             conn: None,
             outbox: None,
             state: State::Disconnected,

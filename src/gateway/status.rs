@@ -119,6 +119,7 @@ impl Gateway {
                 transport: match s.addr.peer {
                     PeerAddr::Udp(_) => "udp",
                     PeerAddr::Serial { .. } => "serial",
+                    PeerAddr::Dtls { .. } => "dtls",
                 }
                 .to_string(),
                 address: s.addr.to_string(),

@@ -55,6 +55,11 @@ pub fn run(command: &SnCommand) -> i32 {
 pub async fn open_link(args: &LinkArgs, any_source: bool) -> Result<Link, ClientError> {
     let Some(device) = &args.serial else {
         let gateway = resolve(&args.host, args.port).await?;
+        if let (Some(identity), Some(key)) = (&args.psk_identity, &args.psk) {
+            return Link::dtls(gateway, identity, key)
+                .await
+                .map_err(ClientError::Io);
+        }
         return Ok(Link::udp(gateway, any_source).await?);
     };
     let config = SerialConfig {

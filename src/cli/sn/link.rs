@@ -33,6 +33,9 @@ pub enum Link {
         /// Accept datagrams from anyone (discovery).
         any_source: bool,
     },
+    /// A DTLS 1.2 PSK session to a `[[gateway.dtls]]` socket.
+    #[cfg(feature = "dtls")]
+    Dtls(Box<crate::transport::dtls::client::DtlsClient>),
     /// A serial link; stops when dropped.
     Serial {
         /// Sending half.
@@ -74,12 +77,43 @@ impl Link {
         })
     }
 
+    /// Handshakes with a `[[gateway.dtls]]` socket as PSK `identity` with the hex `key`.
+    pub async fn dtls(gateway: SocketAddr, identity: &str, key: &str) -> io::Result<Link> {
+        let Some(key) = crate::transport::dtls::psk::decode_hex(key).filter(|k| !k.is_empty())
+        else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "--psk must be an even number of hex digits",
+            ));
+        };
+        #[cfg(feature = "dtls")]
+        {
+            let c = crate::transport::dtls::client::DtlsClient::connect(
+                gateway,
+                identity.as_bytes(),
+                &key,
+                std::time::Duration::from_secs(10),
+            )
+            .await?;
+            Ok(Link::Dtls(Box::new(c)))
+        }
+        #[cfg(not(feature = "dtls"))]
+        {
+            let _ = (gateway, identity, key);
+            Err(io::Error::other(
+                "--psk needs sngate built with the \"dtls\" feature",
+            ))
+        }
+    }
+
     /// Sends one datagram to the gateway (broadcast on an XBee link when `broadcast`).
     pub async fn send(&mut self, datagram: Bytes, broadcast: bool) -> io::Result<()> {
         match self {
             Link::Udp {
                 socket, gateway, ..
             } => socket.send_to(&datagram, *gateway).await.map(|_| ()),
+            #[cfg(feature = "dtls")]
+            Link::Dtls(c) => c.send(&datagram).await,
             Link::Serial { link, .. } => {
                 let destination = if broadcast {
                     Destination::Broadcast
@@ -120,6 +154,11 @@ impl Link {
                     }
                 }
             }
+            #[cfg(feature = "dtls")]
+            Link::Dtls(c) => Ok(c.recv(deadline.into_std()).await?.map(|datagram| Received {
+                datagram,
+                from: "dtls".to_owned(),
+            })),
             Link::Serial { events, device, .. } => loop {
                 let got = tokio::time::timeout_at(deadline, events.recv()).await;
                 let Ok(event) = got else { return Ok(None) };

@@ -57,6 +57,12 @@ pub struct LinkArgs {
     /// XBee: 64-bit address of the gateway's radio in hex (default: the coordinator, 0)
     #[arg(long, value_name = "HEX64", value_parser = parse_hex64)]
     pub xbee_dest: Option<u64>,
+    /// DTLS PSK identity: talk DTLS 1.2 to a [[gateway.dtls]] socket (with --psk)
+    #[arg(long, value_name = "ID", requires = "psk")]
+    pub psk_identity: Option<String>,
+    /// DTLS pre-shared key in hex (with --psk-identity)
+    #[arg(long, value_name = "HEX", requires = "psk_identity")]
+    pub psk: Option<String>,
     /// Print every packet sent and received on stderr
     #[arg(short = 'd', long)]
     pub debug: bool,

@@ -21,6 +21,7 @@ mod connect;
 mod discovery;
 mod forwarder;
 mod framing;
+mod identity;
 mod props;
 mod publish;
 mod register;

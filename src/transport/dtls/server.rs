@@ -1,0 +1,583 @@
+//! One DTLS 1.2 PSK session per peer address on one socket (sans-IO).
+//!
+//! Defences, in order: a datagram from an address without a session must be
+//! a well-formed ClientHello or it is dropped; the first ClientHello is
+//! answered with a HelloVerifyRequest cookie (RFC 6347 §4.2.1) by a session in
+//! an evicting "unverified" pool with a short life, so spoofed floods cost a
+//! bounded amount of memory and never displace anything else; only a
+//! ClientHello that returns a valid cookie (proof the peer receives at its
+//! address) takes one of `max_handshakes` slots; established sessions live in
+//! their own table, untouched by handshakes (a new handshake from an
+//! established address replaces the old session only once it completes).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use dimpl::{Config, Dtls, Output, PskResolver};
+
+use super::link::SecureDatagram;
+use super::psk::PskTable;
+use super::record;
+use crate::gateway::PeerIdentity;
+
+/// How long a peer that has not returned its cookie is remembered.
+const UNVERIFIED_LIFETIME: Duration = Duration::from_secs(5);
+/// Overall deadline of one handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Largest record the engine is asked to produce.
+const MTU: usize = 1400;
+
+/// Limits of one DTLS listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DtlsServerSettings {
+    /// Handshakes past the cookie exchange in progress at once.
+    pub max_handshakes: usize,
+    /// Peers answered with a cookie and not yet back, remembered at once.
+    pub max_unverified: usize,
+    /// Established sessions at once; the longest idle one makes room.
+    pub max_sessions: usize,
+    /// An established session silent this long is forgotten (the sensor
+    /// handshakes again when it wakes up).
+    pub idle_timeout: Duration,
+}
+
+impl DtlsServerSettings {
+    /// Defaults derived from `max_handshakes`.
+    pub fn new(max_handshakes: usize) -> DtlsServerSettings {
+        DtlsServerSettings {
+            max_handshakes: max_handshakes.max(1),
+            max_unverified: max_handshakes.saturating_mul(16).clamp(256, 65_536),
+            max_sessions: 10_000,
+            idle_timeout: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// Why a DTLS server could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("DTLS configuration rejected: {0}")]
+pub struct DtlsConfigError(String);
+
+/// Counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DtlsStats {
+    /// Handshakes completed.
+    pub handshakes: u64,
+    /// Handshakes that failed (wrong key, unknown identity, timeout, protocol error).
+    pub failed: u64,
+    /// Cookie-bearing ClientHellos refused because `max_handshakes` were in progress.
+    pub refused: u64,
+    /// Unverified peers evicted to make room for newer ones.
+    pub evicted: u64,
+    /// Datagrams from addresses without a session that were not a ClientHello.
+    pub dropped: u64,
+}
+
+/// Remembers which identity the engine asked about during one `handle_packet`.
+#[derive(Debug)]
+struct Resolver {
+    table: Arc<PskTable>,
+    asked: Mutex<Option<(Vec<u8>, bool)>>,
+}
+
+impl PskResolver for Resolver {
+    fn resolve(&self, identity: &[u8]) -> Option<Vec<u8>> {
+        let entry = self.table.get(identity);
+        if let Ok(mut asked) = self.asked.lock() {
+            *asked = Some((identity.to_vec(), entry.is_some()));
+        }
+        entry.map(|e| e.key.clone())
+    }
+}
+
+impl Resolver {
+    fn take(&self) -> Option<(Vec<u8>, bool)> {
+        self.asked.lock().ok().and_then(|mut a| a.take())
+    }
+}
+
+struct Handshake {
+    dtls: Dtls,
+    started: Instant,
+    /// Past the cookie exchange: the engine sent ServerHello.
+    verified: bool,
+    /// The peer echoed a cookie, so it receives at its address (not spoofed).
+    returned_cookie: bool,
+    /// The PSK identity the client named, and whether it is in the table.
+    asked: Option<(Vec<u8>, bool)>,
+    wake: Option<Instant>,
+}
+
+struct Session {
+    dtls: Dtls,
+    identity: Arc<PeerIdentity>,
+    last_heard: Instant,
+    wake: Option<Instant>,
+}
+
+/// What one round of `poll_output` produced.
+#[derive(Default)]
+struct Drained {
+    packets: Vec<Bytes>,
+    data: Vec<Bytes>,
+    connected: bool,
+    closed: bool,
+    wake: Option<Instant>,
+}
+
+/// The sans-IO DTLS server of one listener.
+pub struct DtlsServer {
+    config: Arc<Config>,
+    resolver: Arc<Resolver>,
+    settings: DtlsServerSettings,
+    handshakes: HashMap<SocketAddr, Handshake>,
+    sessions: HashMap<SocketAddr, Session>,
+    transmits: VecDeque<(SocketAddr, Bytes)>,
+    received: VecDeque<SecureDatagram>,
+    stats: DtlsStats,
+    buf: Vec<u8>,
+    refusal_log: Option<Instant>,
+}
+
+impl std::fmt::Debug for DtlsServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DtlsServer")
+            .field("handshakes", &self.handshakes.len())
+            .field("sessions", &self.sessions.len())
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl DtlsServer {
+    /// A server that accepts the identities of `table` (DTLS 1.2, PSK_AES128_CCM_8).
+    pub fn new(
+        table: Arc<PskTable>,
+        settings: DtlsServerSettings,
+    ) -> Result<DtlsServer, DtlsConfigError> {
+        let resolver = Arc::new(Resolver {
+            table,
+            asked: Mutex::new(None),
+        });
+        let config = Config::builder()
+            .with_psk_server(None, resolver.clone())
+            .mtu(MTU)
+            .handshake_timeout(HANDSHAKE_TIMEOUT)
+            .build()
+            .map_err(|e| DtlsConfigError(e.to_string()))?;
+        Ok(DtlsServer {
+            config: Arc::new(config),
+            resolver,
+            settings,
+            handshakes: HashMap::new(),
+            sessions: HashMap::new(),
+            transmits: VecDeque::new(),
+            received: VecDeque::new(),
+            stats: DtlsStats::default(),
+            buf: vec![0; 2048],
+            refusal_log: None,
+        })
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> DtlsStats {
+        self.stats
+    }
+
+    /// Established sessions.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Handshakes in progress (verified and not).
+    pub fn handshake_count(&self) -> usize {
+        self.handshakes.len()
+    }
+
+    /// The next datagram to send on the socket.
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Bytes)> {
+        self.transmits.pop_front()
+    }
+
+    /// The next decrypted datagram for the gateway.
+    pub fn poll_received(&mut self) -> Option<SecureDatagram> {
+        self.received.pop_front()
+    }
+
+    /// When [`DtlsServer::handle_timeout`] should run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let hs = self.handshakes.values().filter_map(|h| {
+            let expiry = (!h.verified).then(|| h.started + UNVERIFIED_LIFETIME);
+            match (h.wake, expiry) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        });
+        let ss = self.sessions.values().map(|s| {
+            let idle = s.last_heard + self.settings.idle_timeout;
+            s.wake.map_or(idle, |w| w.min(idle))
+        });
+        hs.chain(ss).min()
+    }
+
+    /// One datagram from `from`.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        if let Some(cookie_len) = record::client_hello_cookie_len(datagram) {
+            self.on_client_hello(now, from, datagram, cookie_len);
+            return;
+        }
+        let ct = record::content_type(datagram);
+        if ct == Some(record::APPLICATION_DATA) && self.sessions.contains_key(&from) {
+            self.feed_session(now, from, datagram);
+        } else if self.handshakes.contains_key(&from) {
+            self.feed_handshake(now, from, datagram);
+        } else if self.sessions.contains_key(&from) {
+            self.feed_session(now, from, datagram);
+        } else {
+            self.stats.dropped += 1;
+            tracing::debug!(peer = %from, len = datagram.len(), "DTLS datagram from a peer without a session: dropped");
+        }
+    }
+
+    /// Encrypts `payload` for the session at `to`; dropped without one.
+    pub fn send(&mut self, now: Instant, to: SocketAddr, payload: &[u8]) {
+        let Some(s) = self.sessions.get_mut(&to) else {
+            tracing::debug!(peer = %to, "no DTLS session for an outgoing datagram: dropped");
+            return;
+        };
+        let r = s
+            .dtls
+            .handle_timeout(now)
+            .and_then(|()| s.dtls.send_application_data(payload));
+        if let Err(e) = r {
+            self.end_session(to, &format!("send failed: {e}"));
+            return;
+        }
+        self.after_session_io(to);
+    }
+
+    /// Runs retransmission timers and forgets expired peers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<SocketAddr> = self
+            .handshakes
+            .iter()
+            .filter(|(_, h)| {
+                h.wake.is_some_and(|w| w <= now)
+                    || (!h.verified && now >= h.started + UNVERIFIED_LIFETIME)
+            })
+            .map(|(a, _)| *a)
+            .collect();
+        for addr in due {
+            let Some(h) = self.handshakes.get_mut(&addr) else {
+                continue;
+            };
+            if !h.verified && now >= h.started + UNVERIFIED_LIFETIME {
+                // A spoofed or abandoned first ClientHello: nothing to log per peer.
+                self.handshakes.remove(&addr);
+                continue;
+            }
+            if let Err(e) = h.dtls.handle_timeout(now) {
+                self.fail_handshake(addr, &e.to_string());
+                continue;
+            }
+            self.after_handshake_io(now, addr);
+        }
+        let idle = self.settings.idle_timeout;
+        let due: Vec<SocketAddr> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.wake.is_some_and(|w| w <= now) || now >= s.last_heard + idle)
+            .map(|(a, _)| *a)
+            .collect();
+        for addr in due {
+            let Some(s) = self.sessions.get_mut(&addr) else {
+                continue;
+            };
+            if now >= s.last_heard + idle {
+                self.end_session(addr, "idle");
+                continue;
+            }
+            if let Err(e) = s.dtls.handle_timeout(now) {
+                self.end_session(addr, &e.to_string());
+                continue;
+            }
+            self.after_session_io(addr);
+        }
+    }
+
+    fn on_client_hello(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        datagram: &[u8],
+        cookie_len: usize,
+    ) {
+        let verified = self.verified_count();
+        if let Some(h) = self.handshakes.get_mut(&from) {
+            if cookie_len > 0 && !h.verified && verified >= self.settings.max_handshakes {
+                self.handshakes.remove(&from);
+                self.refuse(now, from);
+                return;
+            }
+            h.returned_cookie |= cookie_len > 0;
+            self.feed_handshake(now, from, datagram);
+            return;
+        }
+        if cookie_len > 0 {
+            // A cookie we hold no state for (evicted, expired, or forged).
+            self.stats.dropped += 1;
+            tracing::debug!(peer = %from, "ClientHello with a cookie this server did not issue: dropped");
+            return;
+        }
+        if self.handshakes.len() - self.verified_count() >= self.settings.max_unverified {
+            self.evict_oldest_unverified();
+        }
+        let mut dtls = Dtls::new_12_psk(self.config.clone(), now);
+        if let Err(e) = dtls.handle_timeout(now) {
+            tracing::debug!(peer = %from, error = %e, "cannot start a DTLS handshake");
+            return;
+        }
+        self.handshakes.insert(
+            from,
+            Handshake {
+                dtls,
+                started: now,
+                verified: false,
+                returned_cookie: false,
+                asked: None,
+                wake: None,
+            },
+        );
+        self.feed_handshake(now, from, datagram);
+    }
+
+    fn verified_count(&self) -> usize {
+        self.handshakes.values().filter(|h| h.verified).count()
+    }
+
+    fn evict_oldest_unverified(&mut self) {
+        let oldest = self
+            .handshakes
+            .iter()
+            .filter(|(_, h)| !h.verified)
+            .min_by_key(|(_, h)| h.started)
+            .map(|(a, _)| *a);
+        if let Some(a) = oldest {
+            self.handshakes.remove(&a);
+            self.stats.evicted += 1;
+        }
+    }
+
+    fn refuse(&mut self, now: Instant, from: SocketAddr) {
+        self.stats.refused += 1;
+        // One line per second at most: a flood must not flood the log too.
+        if self
+            .refusal_log
+            .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1))
+        {
+            self.refusal_log = Some(now);
+            tracing::warn!(
+                peer = %from,
+                max_handshakes = self.settings.max_handshakes,
+                refused_total = self.stats.refused,
+                "DTLS handshake refused: max_handshakes in progress"
+            );
+        }
+    }
+
+    fn feed_handshake(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        let Some(h) = self.handshakes.get_mut(&from) else {
+            return;
+        };
+        self.resolver.take();
+        let r = h
+            .dtls
+            .handle_timeout(now)
+            .and_then(|()| h.dtls.handle_packet(datagram));
+        if let Some(asked) = self.resolver.take() {
+            h.asked = Some(asked);
+        }
+        if let Err(e) = r {
+            self.fail_handshake(from, &e.to_string());
+            return;
+        }
+        self.after_handshake_io(now, from);
+    }
+
+    fn after_handshake_io(&mut self, now: Instant, from: SocketAddr) {
+        let Some(h) = self.handshakes.get_mut(&from) else {
+            return;
+        };
+        let d = drain(&mut h.dtls, &mut self.buf);
+        h.wake = d.wake;
+        if d.packets
+            .first()
+            .and_then(|p| record::plain_handshake_type(p))
+            == Some(record::SERVER_HELLO)
+        {
+            h.verified = true;
+        }
+        for p in d.packets {
+            self.transmits.push_back((from, p));
+        }
+        if d.closed {
+            self.fail_handshake(from, "peer closed the handshake");
+            return;
+        }
+        if !d.connected {
+            return;
+        }
+        let Some(h) = self.handshakes.remove(&from) else {
+            return;
+        };
+        let entry = h
+            .asked
+            .as_ref()
+            .and_then(|(name, _)| self.resolver.table.get(name));
+        let Some(entry) = entry else {
+            // Unreachable with a PSK-only config; refuse rather than guess.
+            self.stats.failed += 1;
+            tracing::warn!(peer = %from, "DTLS handshake completed without a known PSK identity: dropped");
+            return;
+        };
+        let identity = entry.identity.clone();
+        self.stats.handshakes += 1;
+        if let Some(old) = self.sessions.get(&from) {
+            tracing::info!(peer = %from, old = %old.identity, new = %identity, "DTLS session renewed by a new handshake");
+        } else {
+            tracing::info!(peer = %from, identity = %identity, "DTLS session established");
+        }
+        if self.sessions.len() >= self.settings.max_sessions && !self.sessions.contains_key(&from) {
+            self.evict_idlest_session();
+        }
+        for payload in d.data {
+            self.received.push_back(SecureDatagram {
+                addr: from,
+                identity: identity.clone(),
+                payload,
+            });
+        }
+        self.sessions.insert(
+            from,
+            Session {
+                dtls: h.dtls,
+                identity,
+                last_heard: now,
+                wake: d.wake,
+            },
+        );
+    }
+
+    fn evict_idlest_session(&mut self) {
+        let idlest = self
+            .sessions
+            .iter()
+            .min_by_key(|(_, s)| s.last_heard)
+            .map(|(a, _)| *a);
+        if let Some(a) = idlest {
+            self.end_session(a, "session limit reached, idlest session evicted");
+        }
+    }
+
+    fn fail_handshake(&mut self, from: SocketAddr, error: &str) {
+        let Some(h) = self.handshakes.remove(&from) else {
+            return;
+        };
+        self.stats.failed += 1;
+        match &h.asked {
+            Some((name, false)) => tracing::warn!(
+                peer = %from,
+                identity = %String::from_utf8_lossy(name),
+                "DTLS handshake refused: unknown PSK identity"
+            ),
+            Some((name, true)) => tracing::warn!(
+                peer = %from,
+                identity = %String::from_utf8_lossy(name),
+                error,
+                "DTLS handshake failed: wrong PSK for this identity or a protocol error"
+            ),
+            None if h.verified || h.returned_cookie => {
+                tracing::info!(peer = %from, error, "DTLS handshake failed")
+            }
+            None => {
+                tracing::debug!(peer = %from, error, "DTLS handshake abandoned before the cookie exchange")
+            }
+        }
+    }
+
+    fn feed_session(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        let Some(s) = self.sessions.get_mut(&from) else {
+            return;
+        };
+        let r = s
+            .dtls
+            .handle_timeout(now)
+            .and_then(|()| s.dtls.handle_packet(datagram));
+        if let Err(e) = r {
+            self.end_session(from, &e.to_string());
+            return;
+        }
+        if self.after_session_io(from)
+            && let Some(s) = self.sessions.get_mut(&from)
+        {
+            s.last_heard = now;
+        }
+    }
+
+    /// Collects the engine's output; true when application data arrived.
+    fn after_session_io(&mut self, from: SocketAddr) -> bool {
+        let Some(s) = self.sessions.get_mut(&from) else {
+            return false;
+        };
+        let d = drain(&mut s.dtls, &mut self.buf);
+        s.wake = d.wake;
+        let got = !d.data.is_empty();
+        for payload in d.data {
+            self.received.push_back(SecureDatagram {
+                addr: from,
+                identity: s.identity.clone(),
+                payload,
+            });
+        }
+        for p in d.packets {
+            self.transmits.push_back((from, p));
+        }
+        if d.closed {
+            self.end_session(from, "close_notify from the peer");
+        }
+        got
+    }
+
+    fn end_session(&mut self, addr: SocketAddr, why: &str) {
+        if let Some(s) = self.sessions.remove(&addr) {
+            tracing::info!(peer = %addr, identity = %s.identity, reason = why, "DTLS session ended");
+        }
+    }
+}
+
+/// Polls `dtls` until it reports its next timeout.
+fn drain(dtls: &mut Dtls, buf: &mut Vec<u8>) -> Drained {
+    let mut d = Drained::default();
+    loop {
+        match dtls.poll_output(buf) {
+            Output::Packet(p) => d.packets.push(Bytes::copy_from_slice(p)),
+            Output::BufferTooSmall { needed } => {
+                if needed <= buf.len() || needed > 1 << 17 {
+                    return d;
+                }
+                buf.resize(needed, 0);
+            }
+            Output::Timeout(t) => {
+                d.wake = Some(t);
+                return d;
+            }
+            Output::Connected => d.connected = true,
+            Output::ApplicationData(data) => d.data.push(Bytes::copy_from_slice(data)),
+            Output::CloseNotify => d.closed = true,
+            _ => {}
+        }
+    }
+}
