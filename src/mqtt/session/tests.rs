@@ -6,6 +6,7 @@ use bytes::Bytes;
 
 use super::*;
 use crate::broker::{Delivery, OutboxReceiver};
+use crate::broker::{Outbound, ServerDisconnect};
 use crate::mqtt::codec::{
     ConnectProperties, DecodeError, LastWill, PublishProperties, WillProperties,
 };

@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use super::*;
 use crate::broker::OutboxReceiver;
+use crate::broker::{Delivery, Outbound};
 use crate::mqtt::codec::{ConnectProperties, DecodeError, PublishProperties};
 
 fn session() -> (MqttSession, OutboxReceiver, Instant) {
