@@ -185,11 +185,17 @@ impl Gateway {
                 radius: 0,
             });
         }
+        // Take the due timers first: a handler that re-arms its session for
+        // `now` or earlier runs again on the next call, never in a loop here.
+        let mut due = Vec::new();
         while let Some(&(at, key)) = self.timers.first() {
             if at > now {
                 break;
             }
             self.timers.pop_first();
+            due.push(key);
+        }
+        for key in due {
             if let Some(s) = self.sessions.get_mut(&key) {
                 s.scheduled = None;
             }
@@ -662,9 +668,12 @@ impl Gateway {
                 } else {
                     s.sleep
                 };
+                // `>=`, matching `Session::deadline`: a timer that fires exactly
+                // at the deadline must end the session, or it is re-armed for
+                // the same instant forever.
                 let silent = !period.is_zero()
                     && now.saturating_duration_since(s.last_heard)
-                        > super::session::tolerance(period);
+                        >= super::session::tolerance(period);
                 if silent {
                     // G-71, G-78: lost; the core publishes the will.
                     tracing::info!(

@@ -286,6 +286,16 @@ fn silent_client_is_lost_after_keep_alive_tolerance_and_will_published() {
 }
 
 #[test]
+fn timer_firing_exactly_at_the_keep_alive_deadline_ends_the_session() {
+    // G-71: a wake-up at exactly last-heard + 90 s must lose the client, not
+    // re-arm the same deadline (that spun the gateway at 100 % CPU).
+    let mut h = Harness::new();
+    h.connect(1, "cl1", true);
+    h.advance(Duration::from_secs(90));
+    assert!(has_abnormal_disconnect(&h.commands()));
+}
+
+#[test]
 fn keep_alive_above_one_minute_has_ten_percent_tolerance() {
     // G-71: 100 s ⇒ 110 s.
     let mut h = Harness::new();
