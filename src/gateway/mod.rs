@@ -19,6 +19,7 @@ pub mod session;
 pub mod settings;
 pub mod sleep_buffer;
 pub mod status;
+mod timers;
 pub mod topic_registry;
 
 pub use access::{Admission, DatagramGate, GatewayAccess, ListenerPolicy, SensorAccess};
