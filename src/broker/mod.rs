@@ -16,6 +16,7 @@ pub mod routing;
 pub mod runner;
 pub mod session;
 pub mod status;
+mod subscribe;
 pub mod subscriptions;
 pub mod sys;
 
