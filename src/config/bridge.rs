@@ -14,7 +14,7 @@ use crate::qos::QoS;
 pub struct BridgeConfig {
     /// Name used in logs, metrics and the store; unique among bridges.
     pub name: String,
-    /// `"host:port"` addresses, tried in order.
+    /// Addresses tried in order: `"host:port"` or `mqtt(s)://` / `ws(s)://host[:port][/path]` URLs.
     pub addresses: Vec<String>,
     /// MQTT version spoken to the remote broker.
     #[serde(default)]
