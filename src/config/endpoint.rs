@@ -152,8 +152,9 @@ fn split_authority(authority: &str, default_port: Option<u16>) -> Option<(String
         Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0)?,
         None => default_port?,
     };
+    // An IPv6 literal must be in brackets, or its last group reads as the port.
     let host_ok = !host.is_empty()
-        && (host.parse::<Ipv6Addr>().is_ok()
+        && (authority.starts_with('[')
             || host
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_'));
