@@ -345,6 +345,7 @@ impl Broker {
         // A new connection to the session cancels a delayed will (MQTT 5 §3.1.3.2.2).
         s.will_due = None;
         s.receive_maximum = req.receive_maximum;
+        s.own_limits = req.queue_limits;
         s.link = Some(Link {
             conn: req.conn,
             outbox: req.outbox.clone(),
@@ -491,7 +492,7 @@ impl Broker {
         &mut self,
         conn: ConnId,
         packet_id: Option<u16>,
-        message: Message,
+        mut message: Message,
         now: Instant,
     ) {
         let Some(&key) = self.by_conn.get(&conn) else {
@@ -501,6 +502,8 @@ impl Broker {
             );
             return;
         };
+        // Who published travels with the message (bridges' `{client_id}` templates).
+        message.publisher = self.sessions.get(&key).map(|s| s.client_id.clone());
         self.stats.messages_received += 1;
         let qos = message.qos;
         let outcome = if qos != QoS::AtMostOnce && self.store_failing {
