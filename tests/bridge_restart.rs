@@ -87,6 +87,10 @@ async fn acknowledged_messages_survive_sngate_restarts_while_the_upstream_is_dow
     gate.kill();
     let gate = Gate::start(&path, &[]);
     publish_numbered(&gate, 61, 80);
+    assert!(
+        gate.logged("bridge b: cannot connect"),
+        "the upstream was down all along"
+    );
 
     up.restart().await;
     let mut verifier = Sub::start(up.addr, &verifier_args).await;

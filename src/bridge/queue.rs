@@ -120,7 +120,7 @@ impl OutQueue {
     }
 
     /// Takes the oldest message not yet handed out; it stays held until acked.
-    pub fn next(&mut self) -> Option<(Seq, Message)> {
+    pub fn take_next(&mut self) -> Option<(Seq, Message)> {
         let w = self.waiting.pop_front()?;
         if w.message.qos == QoS::AtMostOnce {
             self.qos0 -= 1;
@@ -178,7 +178,7 @@ mod tests {
 
     fn drain(q: &mut OutQueue) -> Vec<String> {
         let mut out = Vec::new();
-        while let Some((seq, m)) = q.next() {
+        while let Some((seq, m)) = q.take_next() {
             q.ack(seq);
             out.push(String::from_utf8(m.payload.to_vec()).unwrap());
         }
@@ -199,7 +199,7 @@ mod tests {
     fn the_local_ack_comes_back_when_the_remote_acknowledges() {
         let mut q = queue(10);
         q.push(msg(0, QoS::AtLeastOnce), ack(7));
-        let (seq, _) = q.next().unwrap();
+        let (seq, _) = q.take_next().unwrap();
         assert_eq!(q.len(), 1, "held until the remote acknowledges");
         assert_eq!(q.ack(seq), ack(7));
         assert_eq!(q.ack(seq), None, "only once");
@@ -240,7 +240,7 @@ mod tests {
     fn qos0_handed_out_no_longer_counts_against_the_bound() {
         let mut q = queue(1);
         q.push(msg(0, QoS::AtMostOnce), None);
-        q.next().unwrap();
+        q.take_next().unwrap();
         assert_eq!(q.push(msg(1, QoS::AtMostOnce), None), 0);
     }
 }

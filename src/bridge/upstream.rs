@@ -195,7 +195,7 @@ impl Run {
     /// Moves queued messages to the remote while the window allows.
     pub(super) async fn pump(&mut self) {
         while self.link.is_some() && self.t.session.can_send() {
-            let Some((seq, message)) = self.t.queue.next() else {
+            let Some((seq, message)) = self.t.queue.take_next() else {
                 return;
             };
             let now = Instant::now();
