@@ -2,8 +2,8 @@
 //!
 //! A bridge is a client of the broker core on the local side (a persistent
 //! session that subscribes to its `out` rules and publishes what its `in`
-//! rules bring) and an MQTT 3.1.1 or 5 client of the remote broker, over TCP,
-//! TLS or WebSocket. A message going out is acknowledged to the core only
+//! rules bring) and an MQTT 3.1.1 or 5 client of the remote broker, over TCP
+//! or TLS. A message going out is acknowledged to the core only
 //! when the remote has acknowledged it, so until then it stays in the
 //! bridge's session, in the durable store when persistence is on: messages
 //! survive outages of the remote broker and restarts of sngate alike (see
