@@ -24,6 +24,9 @@ pub struct ConnectFactory {
     addresses: Arc<[String]>,
     connector: Connector,
     credentials: Option<CredentialsMap>,
+    /// MQTT 5 session expiry of a connection that delivers a previous run's
+    /// held messages: the gateway's `persistent_session_expiry`.
+    drain_expiry: u32,
 }
 
 impl ConnectFactory {
@@ -42,7 +45,18 @@ impl ConnectFactory {
             config: config.clone(),
             connector,
             credentials,
+            drain_expiry: 0,
         })
+    }
+
+    /// Sets the session expiry of connections made for held messages alone.
+    pub fn set_drain_expiry(&mut self, seconds: u32) {
+        self.drain_expiry = seconds;
+    }
+
+    /// Bound on held messages, and on each sensor's delivery queue.
+    pub fn max_queued(&self) -> usize {
+        self.config.max_queued
     }
 
     /// Pool connections (aggregating mode).
@@ -87,21 +101,49 @@ impl ConnectFactory {
         &self,
         req: &ConnectRequest,
     ) -> Result<(Connect, Option<SensorCredentials>), String> {
-        let mut c = self.base(
-            format!("{}{}", self.config.client_id_prefix, req.client_id),
+        self.identity_connect(
+            &req.client_id,
             req.clean_start,
+            req.will.as_ref(),
+            req.session_expiry,
+        )
+    }
+
+    /// The CONNECT of a connection that only delivers what a previous run
+    /// held for `key`: the pool's identity, or the sensor's without a will.
+    /// clean_start = 0, so a persistent sensor's session at the upstream
+    /// survives it.
+    pub fn drain_connect(&self, key: &str) -> Result<(Connect, Option<SensorCredentials>), String> {
+        let Some(client_id) = key.strip_prefix(self.config.client_id_prefix.as_str()) else {
+            return Err("client id does not carry this gateway's client_id_prefix".into());
+        };
+        if client_id.starts_with("pool-") {
+            return Ok((self.base(key.to_owned(), true), None));
+        }
+        self.identity_connect(client_id, false, None, self.drain_expiry)
+    }
+
+    fn identity_connect(
+        &self,
+        client_id: &str,
+        clean_start: bool,
+        will: Option<&Will>,
+        session_expiry: u32,
+    ) -> Result<(Connect, Option<SensorCredentials>), String> {
+        let mut c = self.base(
+            format!("{}{}", self.config.client_id_prefix, client_id),
+            clean_start,
         );
-        c.will = req.will.as_ref().map(last_will);
+        c.will = will.map(last_will);
         if self.version().is_v5() {
             // MQTT-SN clean session 0 → a session that outlives the
             // connection for `persistent_session_expiry` (MQTT 5 §3.1.2.11.2).
-            c.properties.session_expiry_interval =
-                (req.session_expiry > 0).then_some(req.session_expiry);
+            c.properties.session_expiry_interval = (session_expiry > 0).then_some(session_expiry);
         }
         let creds = match &self.credentials {
             None => None,
             Some(map) => {
-                let Some(creds) = map.get(&req.client_id) else {
+                let Some(creds) = map.get(client_id) else {
                     return Err("no upstream credentials for this client id".into());
                 };
                 c.username = creds.username.clone();
