@@ -13,7 +13,7 @@ use std::time::Duration;
 use bridge_support::Mosquitto;
 use common::Sub;
 use sn_sensor::{SnSensor, connect_msg};
-use sngate::mqttsn::codec::{Message, SnQos, TopicRef};
+use sngate::mqttsn::codec::{Message, ReturnCode, SnQos, TopicRef};
 use sngate::qos::QoS;
 use tokio::process::Command;
 use upstream_support::{sensor, start};
@@ -133,7 +133,9 @@ async fn a_sensor_without_credentials_is_refused() {
     let app = start("transparent", up.addr, "", &keys(&up)).await;
     assert_eq!(
         refused(app.gateway_udp[0], "stranger").await,
-        Message::Disconnect { duration: None }
+        Message::ConnAck {
+            code: ReturnCode::NotSupported
+        }
     );
     assert_eq!(
         app.upstream
@@ -152,7 +154,9 @@ async fn a_sensor_whose_credentials_the_upstream_rejects_is_refused() {
     let app = start("transparent", up.addr, "", &keys(&up)).await;
     assert_eq!(
         refused(app.gateway_udp[0], "s9").await,
-        Message::Disconnect { duration: None }
+        Message::ConnAck {
+            code: ReturnCode::NotSupported
+        }
     );
     app.stop().await;
 }
