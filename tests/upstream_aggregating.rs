@@ -66,12 +66,16 @@ async fn a_clean_reconnect_ends_the_session_and_its_queue() {
     away_with_three_messages(&up, gw, "fresh").await;
     let mut s = reconnect(gw, "fresh", true).await;
     assert!(
-        s.next_publish_within(Duration::from_secs(1)).await.is_none(),
+        s.next_publish_within(Duration::from_secs(1))
+            .await
+            .is_none(),
         "clean session 1 discards what was queued"
     );
     mosquitto_pub(up.addr, &["-t", "site-a/away/fresh", "-m", "m4", "-q", "1"]).await;
     assert!(
-        s.next_publish_within(Duration::from_secs(1)).await.is_none(),
+        s.next_publish_within(Duration::from_secs(1))
+            .await
+            .is_none(),
         "and the subscription"
     );
     app.stop().await;

@@ -98,16 +98,17 @@ async fn acknowledged_messages_survive_a_crash_of_sngate(mode: &str) {
     for n in 0..N {
         for (name, s, id) in &sensors {
             let code = s.publish_qos1(*id, 100 + n as u16, format!("{name}-{n}").as_bytes());
-            assert_eq!(code, 0, "{name}-{n} acknowledged while the upstream is down");
+            assert_eq!(
+                code, 0,
+                "{name}-{n} acknowledged while the upstream is down"
+            );
         }
     }
     gate.kill();
     let gate = Gate::start(&conf, &[]);
     up.restart().await;
     let mut sub = Sub::start(up.addr, &[&collector[..], &["-F", "%p"]].concat()).await;
-    let got = sub
-        .lines(SENSORS.len() * N, Duration::from_secs(20))
-        .await;
+    let got = sub.lines(SENSORS.len() * N, Duration::from_secs(20)).await;
     for name in SENSORS {
         let want: Vec<String> = (0..N).map(|n| format!("{name}-{n}")).collect();
         let mine: Vec<String> = got

@@ -126,7 +126,8 @@ impl Gateway {
                 );
                 // Refused before its CONNACK (an upstream broker turned the
                 // identity down): a CONNECT is answered with CONNACK (§5.4.5).
-                let connecting = matches!(&s.state, State::Connecting(h) if h.stage == Stage::ConnAck);
+                let connecting =
+                    matches!(&s.state, State::Connecting(h) if h.stage == Stage::ConnAck);
                 let reply = if connecting {
                     Message::ConnAck {
                         code: ReturnCode::NotSupported,
