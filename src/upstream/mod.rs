@@ -9,11 +9,13 @@
 //!   id = prefix + sensor id, its will, its clean-session mapping); sngate
 //!   sends the PINGREQs, so a sleeping sensor's upstream session stays up.
 //! - aggregating: sensors share a pool of connections; sngate keeps the
-//!   subscription table and publishes a lost sensor's will itself.
+//!   subscription table, queues for persistent sensors while they are away
+//!   and publishes a lost sensor's will itself.
 //!
-//! Sensor QoS 1/2 messages are acknowledged once held (see [`held`]) and
-//! delivered in order when the upstream is reachable; while no upstream
-//! connection is up, the gateway refuses new sensors with "congestion".
+//! Sensor QoS 1/2 messages are acknowledged once held (see [`held`]; on
+//! disk with persistence, see [`held_redb`]) and delivered in order when the
+//! upstream is reachable; while no upstream connection is up, the gateway
+//! refuses new sensors with "congestion".
 
 pub mod connect;
 pub mod credentials;
