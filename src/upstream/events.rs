@@ -221,6 +221,14 @@ impl Router {
             );
             return;
         }
+        if self.mode == Mode::Transparent {
+            // A sensor's connection with the sensor gone (delivering what is
+            // held, or a previous run's): left unacknowledged, the message
+            // stays in the sensor's upstream session and comes again when
+            // the sensor does [MQTT-4.4.0-1].
+            tracing::debug!(client_id = %l.key, topic = %message.topic, "message for an absent sensor left with the upstream");
+            return;
+        }
         // The gateway takes the message over from the upstream at once.
         match (publish.qos, publish.packet_id) {
             (QoS::AtLeastOnce, Some(pid)) => l.handle.send(Packet::PubAck(PubResponse::new(pid))),
