@@ -15,24 +15,7 @@ use common::Sub;
 use sn_sensor::{SnSensor, connect_msg};
 use sngate::mqttsn::codec::{Message, ReturnCode, SnQos, TopicRef};
 use sngate::qos::QoS;
-use tokio::process::Command;
-use upstream_support::{sensor, start};
-
-async fn passwd(file: &std::path::Path, user: &str, pass: &str) {
-    common::require_tool("mosquitto_passwd");
-    let mut cmd = Command::new("mosquitto_passwd");
-    if !file.exists() {
-        cmd.arg("-c");
-    }
-    let ok = cmd
-        .arg("-b")
-        .arg(file)
-        .args([user, pass])
-        .status()
-        .await
-        .unwrap();
-    assert!(ok.success());
-}
+use upstream_support::{passwd, sensor, start};
 
 /// Mosquitto with users `gw` (the gateway's shared connection), `u1`, `u2`
 /// and `admin`; each sensor user may only write below its own topic.
