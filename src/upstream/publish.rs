@@ -71,7 +71,8 @@ impl Router {
             l.closing.is_some() && l.queue.is_empty() && l.session.inflight() == 0
         });
         if done && let Some(mut l) = self.links.remove(&link) {
-            l.handle.close(l.closing.take().flatten());
+            let goodbye = l.closing.take().flatten();
+            self.close_link(&l, goodbye);
         }
     }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -143,7 +143,15 @@ pub struct Router {
     away: HashMap<Arc<str>, Away>,
     /// Bound of each away sensor's queue and each sensor's backlog.
     max_queued: usize,
+    /// Upstream client id → resolves once its last connection has ended: a
+    /// new connection of the same identity waits for it, so the broker sees
+    /// the DISCONNECT (or the drop that publishes the will) before the new
+    /// CONNECT, never a takeover.
+    goodbyes: HashMap<String, oneshot::Receiver<()>>,
 }
+
+/// Goodbyes kept before the ones already said are swept out.
+const GOODBYES_SWEEP: usize = 256;
 
 impl Router {
     /// A router; `start` opens the pool.
@@ -170,6 +178,7 @@ impl Router {
             stats,
             filters: HashMap::new(),
             away: HashMap::new(),
+            goodbyes: HashMap::new(),
             max_queued: factory.max_queued(),
             factory,
         }
@@ -190,7 +199,7 @@ impl Router {
             let key = connect.client_id.clone();
             let spec = self.factory.spec(0, connect, None, false);
             if let Ok(spec) = spec {
-                let id = self.open(spec, key, None, None);
+                let id = self.open(spec, key, None);
                 self.pool.push(id);
             }
         }
@@ -205,7 +214,7 @@ impl Router {
             match spec {
                 Ok(spec) => {
                     info!(client_id = %key, "delivering {} held message(s) of a previous run upstream", self.held.held(&key).len());
-                    let id = self.open(spec, key, None, None);
+                    let id = self.open(spec, key, None);
                     if let Some(l) = self.links.get_mut(&id) {
                         l.closing = Some(Some(Disconnect::default()));
                     }
@@ -217,17 +226,12 @@ impl Router {
         }
     }
 
-    fn open(
-        &mut self,
-        mut spec: LinkSpec,
-        key: String,
-        owner: Option<ConnId>,
-        after: Option<tokio::sync::oneshot::Receiver<()>>,
-    ) -> LinkId {
+    fn open(&mut self, mut spec: LinkSpec, key: String, owner: Option<ConnId>) -> LinkId {
         let id = self.next_link;
         self.next_link += 1;
         spec.id = id;
         let kept = owner.is_some().then(|| spec.clone());
+        let after = self.goodbyes.remove(&key);
         let handle = spawn_link_after(spec, after, self.events.clone(), self.shutdown.clone());
         // Messages a previous connection of this identity still held go first.
         let queue = self.held.held(&key).into_iter().collect();
@@ -344,16 +348,13 @@ impl Router {
                     .filter(|(_, l)| l.key == key)
                     .map(|(id, _)| *id)
                     .collect();
-                let mut after = None;
                 for id in draining {
                     if let Some(l) = self.links.remove(&id) {
-                        let (done, wait) = tokio::sync::oneshot::channel();
-                        l.handle.close_then(Some(Disconnect::default()), done);
-                        after = Some(wait);
+                        self.close_link(&l, Some(Disconnect::default()));
                     }
                 }
                 match self.factory.spec(0, connect, creds.as_ref(), true) {
-                    Ok(spec) => self.open(spec, key, Some(req.conn), after),
+                    Ok(spec) => self.open(spec, key, Some(req.conn)),
                     Err(why) => {
                         self.stats.refused_sensors.fetch_add(1, Ordering::Relaxed);
                         warn!(client_id = %req.client_id, "MQTT-SN client {} refused: {why}", req.client_id);
@@ -410,6 +411,17 @@ impl Router {
         for m in queued {
             self.deliver(req.conn, m);
         }
+    }
+
+    /// Ends a link (already out of `links`) and notes when it has ended.
+    fn close_link(&mut self, l: &Link, goodbye: Option<Disconnect>) {
+        if self.goodbyes.len() >= GOODBYES_SWEEP {
+            self.goodbyes
+                .retain(|_, r| matches!(r.try_recv(), Err(oneshot::error::TryRecvError::Empty)));
+        }
+        let (done, wait) = oneshot::channel();
+        l.handle.close_then(goodbye, done);
+        self.goodbyes.insert(l.key.clone(), wait);
     }
 
     fn link_of(&self, conn: ConnId) -> Option<LinkId> {

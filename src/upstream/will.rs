@@ -9,7 +9,6 @@
 
 use std::sync::atomic::Ordering;
 
-use tokio::sync::oneshot;
 use tracing::info;
 
 use super::{Mode, Pending, Router};
@@ -44,8 +43,7 @@ impl Router {
         // Refused now means refused: the sensor is told (DISCONNECT); while the
         // upstream is away the new connection waits for it like any other.
         spec.fail_fast = link.up || !connacked;
-        let (done_tx, done_rx) = oneshot::channel();
-        link.handle.close_then(Some(Disconnect::default()), done_tx);
+        self.close_link(&link, Some(Disconnect::default()));
         if link.up {
             self.stats.links_up.fetch_sub(1, Ordering::Relaxed);
         }
@@ -54,9 +52,10 @@ impl Router {
         let id = self.next_link;
         self.next_link += 1;
         spec.id = id;
+        let after = self.goodbyes.remove(&link.key);
         link.handle = spawn_link_after(
             spec.clone(),
-            Some(done_rx),
+            after,
             self.events.clone(),
             self.shutdown.clone(),
         );
