@@ -216,3 +216,57 @@ pub fn last_will(w: &Will) -> LastWill {
         properties,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn factory(version: ConfigVersion) -> ConnectFactory {
+        let config = UpstreamConfig {
+            client_id_prefix: "site-a/".into(),
+            protocol_version: version,
+            ..UpstreamConfig::default()
+        };
+        let creds = CredentialsMap::parse(
+            "[\"s1\"]\nusername = \"u1\"\npassword = \"p1\"\n",
+            Path::new("f"),
+        )
+        .unwrap();
+        let mut f = ConnectFactory::new(&config, Some(creds)).unwrap();
+        f.set_drain_expiry(3600);
+        f
+    }
+
+    #[test]
+    fn held_messages_of_a_pool_connection_go_out_under_the_pool_identity() {
+        let (c, creds) = factory(ConfigVersion::V311)
+            .drain_connect("site-a/pool-1")
+            .unwrap();
+        assert_eq!(c.client_id, "site-a/pool-1");
+        assert!(creds.is_none());
+    }
+
+    #[test]
+    fn held_messages_of_a_sensor_go_out_under_its_identity_keeping_its_session() {
+        let (c, creds) = factory(ConfigVersion::V5)
+            .drain_connect("site-a/s1")
+            .unwrap();
+        assert_eq!(c.client_id, "site-a/s1");
+        assert!(
+            !c.clean_start,
+            "a persistent session at the upstream survives"
+        );
+        assert!(c.will.is_none());
+        assert_eq!(c.properties.session_expiry_interval, Some(3600));
+        assert_eq!(creds.unwrap().username.as_deref(), Some("u1"));
+    }
+
+    #[test]
+    fn held_messages_of_an_unknown_identity_are_kept_back() {
+        let f = factory(ConfigVersion::V311);
+        assert!(f.drain_connect("other-prefix/s1").is_err());
+        assert!(f.drain_connect("site-a/stranger").is_err());
+    }
+}
