@@ -10,10 +10,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use dimpl::DtlsCertificate;
+use rustls::RootCertStore;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::ServerCertVerifier;
 use rustls::server::danger::ClientCertVerifier;
-use rustls::RootCertStore;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 use crate::gateway::PeerIdentity;
@@ -151,8 +151,8 @@ fn load_pair(certfile: &Path, keyfile: &Path) -> Result<DtlsCertificate, TlsErro
         .into_iter()
         .next()
         .ok_or_else(|| file_error(certfile, "no CERTIFICATE found"))?;
-    let (_, parsed) = x509_parser::parse_x509_certificate(leaf.as_ref())
-        .map_err(|e| file_error(certfile, e))?;
+    let (_, parsed) =
+        x509_parser::parse_x509_certificate(leaf.as_ref()).map_err(|e| file_error(certfile, e))?;
     let ec = x509_parser::oid_registry::OID_KEY_TYPE_EC_PUBLIC_KEY;
     if parsed.public_key().algorithm.algorithm != ec {
         return Err(file_error(

@@ -77,8 +77,7 @@ pub fn start_listeners(
         // Validation guarantees keyfile and cafile with certfile.
         let certificates = match (&c.certfile, &c.keyfile, &c.cafile) {
             (Some(cert), Some(key), Some(ca)) => {
-                let certs =
-                    ServerCertificates::load(cert, key, ca, c.use_identity_as_username)?;
+                let certs = ServerCertificates::load(cert, key, ca, c.use_identity_as_username)?;
                 tracing::info!(addr = %c.bind, cafile = %ca.display(), "DTLS certificates loaded");
                 Some(Arc::new(certs))
             }

@@ -101,7 +101,9 @@ mod tests {
     #[test]
     fn hello_retry_request_does_not_commit_the_server() {
         assert!(is_committing_server_hello(&server_hello([7; 32])));
-        assert!(!is_committing_server_hello(&server_hello(HELLO_RETRY_RANDOM)));
+        assert!(!is_committing_server_hello(&server_hello(
+            HELLO_RETRY_RANDOM
+        )));
         assert!(!is_committing_server_hello(&client_hello(&[])));
     }
 

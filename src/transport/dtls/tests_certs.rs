@@ -108,7 +108,10 @@ fn a_dtls13_certificate_handshake_is_accepted_too() {
     let mut c = cert_client(pki.issue("sensor-13", &[]).2, true, now);
     assert!(handshake(&mut s, &mut c, addr(1), now));
     assert_eq!(c.protocol_version(), Some(dimpl::ProtocolVersion::DTLS1_3));
-    assert_eq!(&*received_identity(&mut s, &mut c).identity.name, "sensor-13");
+    assert_eq!(
+        &*received_identity(&mut s, &mut c).identity.name,
+        "sensor-13"
+    );
 }
 
 #[test]
@@ -167,7 +170,10 @@ fn a_socket_with_certificates_and_psk_accepts_both_kinds_of_sensor() {
     let mut s = cert_server(&pki, true, true);
     let mut psk = client(b"dev1", &KEY, now);
     assert!(handshake(&mut s, &mut psk, addr(1), now));
-    assert_eq!(&*received_identity(&mut s, &mut psk).identity.client_id, "sensor-1");
+    assert_eq!(
+        &*received_identity(&mut s, &mut psk).identity.client_id,
+        "sensor-1"
+    );
     let mut cert = cert_client(pki.issue("sensor-9", &[]).2, false, now);
     assert!(handshake(&mut s, &mut cert, addr(2), now));
     assert_eq!(s.session_count(), 2);
