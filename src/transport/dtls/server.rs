@@ -474,6 +474,13 @@ impl DtlsServer {
                 Some(c) => c.identify(der, wall_clock()),
                 None => Err("certificates are not accepted on this socket".to_owned()),
             };
+            // Identities are compared by name: a certificate must not pass
+            // for a PSK device of this socket.
+            let checked =
+                checked.and_then(|id| match self.resolver.table.get(id.name.as_bytes()) {
+                    Some(_) => Err(format!("{} is a PSK identity of this socket", id.name)),
+                    None => Ok(id),
+                });
             match checked {
                 Ok(id) => h.certified = Some(id),
                 Err(why) => {

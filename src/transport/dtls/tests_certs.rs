@@ -195,3 +195,14 @@ fn dtls13_hello_retry_requests_do_not_take_handshake_slots() {
     let mut c = cert_client(cert, true, now);
     assert!(handshake(&mut s, &mut c, addr(1), now));
 }
+
+#[test]
+fn a_certificate_named_like_a_psk_identity_of_the_socket_is_refused() {
+    let now = Instant::now();
+    let pki = Pki::new("sensors");
+    let mut s = cert_server(&pki, true, true);
+    let mut c = cert_client(pki.issue("dev1", &[]).2, false, now);
+    assert!(!handshake(&mut s, &mut c, addr(1), now));
+    assert_eq!(s.session_count(), 0);
+    assert_eq!(s.stats().failed, 1);
+}
