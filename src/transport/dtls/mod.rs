@@ -17,11 +17,15 @@ pub mod certs;
 #[cfg(feature = "dtls")]
 pub mod client;
 #[cfg(feature = "dtls")]
+mod engine;
+#[cfg(feature = "dtls")]
 pub mod listener;
 #[cfg(feature = "dtls")]
 mod record;
 #[cfg(feature = "dtls")]
 pub mod server;
+#[cfg(feature = "dtls")]
+mod settings;
 
 #[cfg(all(test, feature = "dtls"))]
 mod tests;

@@ -19,14 +19,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dimpl::{Config, Dtls, Output, PskResolver};
+use dimpl::{Config, Dtls, PskResolver};
 use rustls_pki_types::UnixTime;
 
 use super::certs::ServerCertificates;
+use super::engine::drain;
 use super::link::SecureDatagram;
 use super::psk::PskTable;
 use super::record;
 use crate::gateway::PeerIdentity;
+
+pub use super::settings::{DtlsConfigError, DtlsServerSettings, DtlsStats};
 
 /// How long a peer that has not returned its cookie is remembered.
 const UNVERIFIED_LIFETIME: Duration = Duration::from_secs(5);
@@ -34,52 +37,6 @@ const UNVERIFIED_LIFETIME: Duration = Duration::from_secs(5);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Largest record the engine is asked to produce.
 const MTU: usize = 1400;
-
-/// Limits of one DTLS listener.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DtlsServerSettings {
-    /// Handshakes past the cookie exchange in progress at once.
-    pub max_handshakes: usize,
-    /// Peers answered with a cookie and not yet back, remembered at once.
-    pub max_unverified: usize,
-    /// Established sessions at once; the longest idle one makes room.
-    pub max_sessions: usize,
-    /// An established session silent this long is forgotten (the sensor
-    /// handshakes again when it wakes up).
-    pub idle_timeout: Duration,
-}
-
-impl DtlsServerSettings {
-    /// Defaults derived from `max_handshakes`.
-    pub fn new(max_handshakes: usize) -> DtlsServerSettings {
-        DtlsServerSettings {
-            max_handshakes: max_handshakes.max(1),
-            max_unverified: max_handshakes.saturating_mul(16).clamp(256, 65_536),
-            max_sessions: 10_000,
-            idle_timeout: Duration::from_secs(24 * 3600),
-        }
-    }
-}
-
-/// Why a DTLS server could not be built.
-#[derive(Debug, thiserror::Error)]
-#[error("DTLS configuration rejected: {0}")]
-pub struct DtlsConfigError(String);
-
-/// Counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DtlsStats {
-    /// Handshakes completed.
-    pub handshakes: u64,
-    /// Handshakes that failed (wrong key, unknown identity, timeout, protocol error).
-    pub failed: u64,
-    /// Cookie-bearing ClientHellos refused because `max_handshakes` were in progress.
-    pub refused: u64,
-    /// Unverified peers evicted to make room for newer ones.
-    pub evicted: u64,
-    /// Datagrams from addresses without a session that were not a ClientHello.
-    pub dropped: u64,
-}
 
 /// Remembers which identity the engine asked about during one `handle_packet`.
 #[derive(Debug)]
@@ -123,18 +80,6 @@ struct Session {
     identity: Arc<PeerIdentity>,
     last_heard: Instant,
     wake: Option<Instant>,
-}
-
-/// What one round of `poll_output` produced.
-#[derive(Default)]
-struct Drained {
-    packets: Vec<Bytes>,
-    data: Vec<Bytes>,
-    connected: bool,
-    closed: bool,
-    wake: Option<Instant>,
-    /// The peer's leaf certificate (DER), when the handshake carried one.
-    peer_cert: Option<Vec<u8>>,
 }
 
 /// The sans-IO DTLS server of one listener.
@@ -642,31 +587,6 @@ impl DtlsServer {
     fn end_session(&mut self, addr: SocketAddr, why: &str) {
         if let Some(s) = self.sessions.remove(&addr) {
             tracing::info!(peer = %addr, identity = %s.identity, reason = why, "DTLS session ended");
-        }
-    }
-}
-
-/// Polls `dtls` until it reports its next timeout.
-fn drain(dtls: &mut Dtls, buf: &mut Vec<u8>) -> Drained {
-    let mut d = Drained::default();
-    loop {
-        match dtls.poll_output(buf) {
-            Output::Packet(p) => d.packets.push(Bytes::copy_from_slice(p)),
-            Output::BufferTooSmall { needed } => {
-                if needed <= buf.len() || needed > 1 << 17 {
-                    return d;
-                }
-                buf.resize(needed, 0);
-            }
-            Output::Timeout(t) => {
-                d.wake = Some(t);
-                return d;
-            }
-            Output::Connected => d.connected = true,
-            Output::ApplicationData(data) => d.data.push(Bytes::copy_from_slice(data)),
-            Output::PeerCert(der) => d.peer_cert = Some(der.to_vec()),
-            Output::CloseNotify => d.closed = true,
-            _ => {}
         }
     }
 }
