@@ -14,7 +14,8 @@ use common::log_capture::{install, wait_for_line};
 use dimpl::ProtocolVersion;
 use dtls_support::pki::Pki;
 use dtls_support::*;
-use sngate::mqttsn::codec::{Message, ReturnCode};
+use sngate::mqttsn::codec::{Message, ReturnCode, TopicFilterRef};
+use sngate::qos::QoS;
 use sngate::transport::dtls::client::DtlsVersion;
 use tokio::net::UdpSocket;
 
@@ -228,4 +229,56 @@ async fn a_plain_udp_pingreq_cannot_wake_a_certificate_sensor() {
             .await
             .is_some()
     );
+}
+
+#[tokio::test]
+async fn a_sleeping_certificate_sensor_woken_from_a_new_port_gets_its_buffered_messages() {
+    install();
+    let pki = Pki::new("sensor CA");
+    let app = start_certs(&pki, "", "").await;
+    let gw = app.gateway_dtls[0];
+    let certs = sensor_certificates(&pki, "sleeper");
+    let mut s = DtlsSensor::connect_cert(gw, certs.clone(), DtlsVersion::Auto)
+        .await
+        .unwrap();
+    assert_eq!(s.mqtt_connect("sleeper", false).await, ReturnCode::Accepted);
+    let msg_id = s.msg_id();
+    s.send(&Message::Subscribe {
+        dup: false,
+        qos: QoS::AtMostOnce,
+        msg_id,
+        topic: TopicFilterRef::Short(*b"zz"),
+    })
+    .await;
+    assert!(matches!(
+        s.recv_within(WAIT).await,
+        Some(Message::SubAck {
+            code: ReturnCode::Accepted,
+            ..
+        })
+    ));
+    s.send(&Message::Disconnect {
+        duration: Some(120),
+    })
+    .await;
+    assert_eq!(
+        s.recv_within(WAIT).await,
+        Some(Message::Disconnect { duration: None })
+    );
+    drop(s);
+    common::mosquitto_pub(app.mqtt_addr().unwrap(), &["-t", "zz", "-m", "held"]).await;
+
+    // The same certificate behind a NAT that gave it a new port.
+    let mut woke = DtlsSensor::connect_cert(gw, certs, DtlsVersion::Auto)
+        .await
+        .unwrap();
+    woke.send(&Message::PingReq {
+        client_id: Some(Bytes::from_static(b"sleeper")),
+    })
+    .await;
+    match woke.recv_within(WAIT).await {
+        Some(Message::Publish { data, .. }) => assert_eq!(&data[..], b"held"),
+        other => panic!("expected the buffered PUBLISH, got {other:?}"),
+    }
+    assert_eq!(woke.recv_within(WAIT).await, Some(Message::PingResp));
 }
