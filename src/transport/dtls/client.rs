@@ -36,6 +36,18 @@ impl PskResolver for OneKey {
     }
 }
 
+/// A fresh socket on the unspecified address of `gateway`'s family, connected to it.
+async fn socket_to(gateway: SocketAddr) -> io::Result<UdpSocket> {
+    let bind: SocketAddr = if gateway.is_ipv4() {
+        SocketAddr::from(([0, 0, 0, 0], 0))
+    } else {
+        SocketAddr::from(([0u16; 8], 0))
+    };
+    let socket = UdpSocket::bind(bind).await?;
+    socket.connect(gateway).await?;
+    Ok(socket)
+}
+
 /// A DTLS client session to one gateway.
 pub struct DtlsClient {
     socket: UdpSocket,
@@ -69,13 +81,7 @@ impl DtlsClient {
         key: &[u8],
         timeout: Duration,
     ) -> io::Result<DtlsClient> {
-        let bind: SocketAddr = if gateway.is_ipv4() {
-            SocketAddr::from(([0, 0, 0, 0], 0))
-        } else {
-            SocketAddr::from(([0u16; 8], 0))
-        };
-        let socket = UdpSocket::bind(bind).await?;
-        socket.connect(gateway).await?;
+        let socket = socket_to(gateway).await?;
         DtlsClient::handshake(socket, identity, key, timeout).await
     }
 
@@ -103,13 +109,7 @@ impl DtlsClient {
         version: DtlsVersion,
         timeout: Duration,
     ) -> io::Result<DtlsClient> {
-        let bind: SocketAddr = if gateway.is_ipv4() {
-            SocketAddr::from(([0, 0, 0, 0], 0))
-        } else {
-            SocketAddr::from(([0u16; 8], 0))
-        };
-        let socket = UdpSocket::bind(bind).await?;
-        socket.connect(gateway).await?;
+        let socket = socket_to(gateway).await?;
         DtlsClient::handshake_with_certificate(socket, certificates, version, timeout).await
     }
 

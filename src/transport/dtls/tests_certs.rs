@@ -206,3 +206,30 @@ fn a_certificate_named_like_a_psk_identity_of_the_socket_is_refused() {
     assert_eq!(s.session_count(), 0);
     assert_eq!(s.stats().failed, 1);
 }
+
+#[test]
+fn dtls12_client_hellos_on_a_certificate_socket_only_get_a_cookie() {
+    let now = Instant::now();
+    let pki = Pki::new("sensors");
+    let mut s = cert_server(&pki, true, true);
+    let cert = pki.issue("sensor-9", &[]).2;
+    for (i, hello) in [
+        drain(&mut client(b"dev1", &KEY, now)).0.remove(0),
+        drain(&mut cert_client(cert.clone(), false, now))
+            .0
+            .remove(0),
+    ]
+    .iter()
+    .enumerate()
+    {
+        for port in 0..300u16 {
+            let from = addr(1000 * u16::try_from(i + 1).unwrap() + port);
+            s.handle_datagram(now, from, hello);
+        }
+    }
+    // Bounded by the unverified pool (256), none past the cookie exchange.
+    assert!(s.handshake_count() <= 256, "{}", s.handshake_count());
+    assert_eq!(s.stats().refused, 0);
+    let mut c = cert_client(cert, false, now);
+    assert!(handshake(&mut s, &mut c, addr(1), now));
+}
