@@ -1,6 +1,6 @@
-//! DTLS cost against plain UDP: handshakes per second, bytes added per
-//! message, and QoS 1 publish round trips through a running sngate. Not a
-//! timed test: run `cargo test --test dtls_bench -- --ignored --nocapture`
+//! DTLS cost against plain UDP: handshakes per second (PSK, and certificates
+//! in DTLS 1.2 and 1.3), bytes added per message, and QoS 1 publish round
+//! trips through a running sngate. Not a timed test: run `cargo test --test dtls_bench -- --ignored --nocapture`
 //! and read the table (numbers from whatever profile the test was built in).
 
 mod common;
@@ -11,11 +11,14 @@ mod sn_sensor;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dimpl::{Config, Dtls, Output, PskResolver};
+use dimpl::{Config, Dtls, DtlsCertificate, Output, PskResolver};
+use dtls_support::pki;
 use dtls_support::*;
 use sn_sensor::SnSensor;
 use sngate::mqttsn::codec::{ReturnCode, SnQos, TopicRef};
 use sngate::qos::QoS;
+use sngate::transport::dtls::certs::ServerCertificates;
+use sngate::transport::dtls::client::DtlsVersion;
 use sngate::transport::dtls::psk::PskTable;
 use sngate::transport::dtls::server::{DtlsServer, DtlsServerSettings};
 
@@ -28,6 +31,10 @@ impl PskResolver for Key {
 }
 
 fn client(now: Instant) -> Dtls {
+    psk_client(now)
+}
+
+fn psk_client(now: Instant) -> Dtls {
     let config = Config::builder()
         .with_psk_client(b"dev1".to_vec(), Arc::new(Key(hex(KEY1))))
         .build()
@@ -54,7 +61,16 @@ fn drain(c: &mut Dtls) -> (Vec<Vec<u8>>, bool) {
 
 /// Full handshakes, client and server in memory; returns datagrams exchanged.
 fn handshake(s: &mut DtlsServer, from: std::net::SocketAddr, now: Instant) -> (Dtls, usize) {
-    let mut c = client(now);
+    handshake_with(s, client(now), from, now)
+}
+
+/// The handshake of client `c`, in memory; returns datagrams exchanged.
+fn handshake_with(
+    s: &mut DtlsServer,
+    mut c: Dtls,
+    from: std::net::SocketAddr,
+    now: Instant,
+) -> (Dtls, usize) {
     let mut datagrams = 0;
     loop {
         let (out, connected) = drain(&mut c);
@@ -175,4 +191,105 @@ fn dtls_cost_against_plain_udp() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     });
+}
+
+/// A certificate and key (DER) from PEM files written by the test PKI.
+fn der_pair(files: &pki::CertFiles) -> DtlsCertificate {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    DtlsCertificate {
+        certificate: CertificateDer::from_pem_file(&files.cert).unwrap().to_vec(),
+        private_key: PrivateKeyDer::from_pem_file(&files.key)
+            .unwrap()
+            .secret_der()
+            .to_vec(),
+    }
+}
+
+#[test]
+#[ignore = "benchmark; run with --ignored --nocapture"]
+fn dtls_certificate_handshakes_per_second() {
+    let pki = pki::Pki::new("sensor CA");
+    let gateway = pki.server("gateway");
+    let certs = Arc::new(
+        ServerCertificates::load(&gateway.cert, &gateway.key, &pki.ca_file(), true).unwrap(),
+    );
+    let sensor = der_pair(&pki.client("sensor", "sensor-1"));
+    let table = Arc::new(PskTable::parse(PSK_FILE).unwrap());
+    let mut s = DtlsServer::with_credentials(Some(table), Some(certs), DtlsServerSettings::new(64))
+        .unwrap();
+
+    // In memory, both ends in this thread: the CPU cost of each kind.
+    let n = 100u16;
+    // Client configurations are built once: building one validates the
+    // crypto provider, which would otherwise dominate a debug build.
+    let psk_config = Arc::new(
+        Config::builder()
+            .with_psk_client(b"dev1".to_vec(), Arc::new(Key(hex(KEY1))))
+            .build()
+            .unwrap(),
+    );
+    let cert_config = Arc::new(Config::default());
+    type Make = Box<dyn Fn(Instant) -> Dtls>;
+    let (c12, c13) = (cert_config.clone(), cert_config);
+    let (s12, s13) = (sensor.clone(), sensor);
+    let kinds: [(&str, Make); 3] = [
+        (
+            "PSK, DTLS 1.2",
+            Box::new(move |now| active(Dtls::new_12_psk(psk_config.clone(), now), now)),
+        ),
+        (
+            "certificate, DTLS 1.2",
+            Box::new(move |now| active(Dtls::new_12(c12.clone(), s12.clone(), now), now)),
+        ),
+        (
+            "certificate, DTLS 1.3",
+            Box::new(move |now| active(Dtls::new_13(c13.clone(), s13.clone(), now), now)),
+        ),
+    ];
+    for (k, (what, make)) in kinds.iter().enumerate() {
+        let now = Instant::now();
+        let t0 = Instant::now();
+        let mut datagrams = 0;
+        for i in 0..n {
+            let port = 20_000 + u16::try_from(k).unwrap() * 1000 + i;
+            let from = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            datagrams += handshake_with(&mut s, make(now), from, now).1;
+        }
+        let hs = t0.elapsed();
+        println!(
+            "in-memory handshakes, {what}: {:.0}/s (client+server CPU), {} datagrams each",
+            f64::from(n) / hs.as_secs_f64(),
+            datagrams / usize::from(n)
+        );
+    }
+
+    // Through sngate over loopback, sequential, with certificate checks.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let app = start_certs(&pki, "", "").await;
+        let gw = app.gateway_dtls[0];
+        let client = sensor_certificates(&pki, "sensor-2");
+        let k = 30u32;
+        for (what, version) in [("1.2", DtlsVersion::V12), ("1.3", DtlsVersion::V13)] {
+            let t = Instant::now();
+            for _ in 0..k {
+                DtlsSensor::connect_cert(gw, client.clone(), version)
+                    .await
+                    .unwrap();
+            }
+            let t = t.elapsed();
+            println!(
+                "loopback certificate handshakes through sngate, DTLS {what}: {:.0}/s ({:?} each, sequential)",
+                f64::from(k) / t.as_secs_f64(),
+                t / k
+            );
+        }
+    });
+}
+
+fn active(mut c: Dtls, now: Instant) -> Dtls {
+    c.set_active(true);
+    c.handle_timeout(now).unwrap();
+    c
 }

@@ -265,7 +265,7 @@ fn default_multicast_ttl() -> u8 {
     1
 }
 
-/// One `[[gateway.dtls]]` socket (DTLS 1.2, PSK).
+/// One `[[gateway.dtls]]` socket (DTLS 1.2 with PSK, DTLS 1.2/1.3 with certificates).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DtlsConfig {
@@ -274,12 +274,19 @@ pub struct DtlsConfig {
     pub bind: SocketAddr,
     /// `identity:hexkey[:client_id[:username]]` lines (Mosquitto's psk_file plus bindings).
     pub psk_file: Option<PathBuf>,
-    /// Server certificate (PEM) for certificate-based DTLS; not available yet.
+    /// Gateway certificate (PEM, ECDSA P-256/P-384) for certificate-based DTLS.
     pub certfile: Option<PathBuf>,
-    /// Private key of `certfile` (PEM); not available yet.
+    /// Private key of `certfile` (PEM).
     pub keyfile: Option<PathBuf>,
-    /// CA that signs sensor certificates (PEM); not available yet.
+    /// CA that signs sensor certificates (PEM).
     pub cafile: Option<PathBuf>,
+    /// Sensors on certificate suites must present a certificate signed by
+    /// `cafile` (as on the MQTT TLS listener); must be true with `certfile`.
+    #[serde(default)]
+    pub require_certificate: bool,
+    /// The certificate's subject CN (or SAN) is the sensor's ACL username.
+    #[serde(default)]
+    pub use_identity_as_username: bool,
     /// Handshakes past the cookie exchange in progress at once.
     #[serde(
         default = "default_max_handshakes",

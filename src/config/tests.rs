@@ -379,12 +379,27 @@ fn dtls_socket_defaults_to_port_1885_and_64_handshakes() {
 }
 
 #[test]
-fn dtls_socket_without_psk_file_or_with_certificates_is_invalid() {
+fn dtls_socket_without_credentials_or_with_incomplete_certificates_is_invalid() {
     for text in [
         "[[gateway.dtls]]\nbind = \"127.0.0.1:1885\"",
         "[[gateway.dtls]]\npsk_file = \"p\"\ncertfile = \"c.pem\"",
         "[[gateway.dtls]]\npsk_file = \"p\"\nbind = \"0.0.0.0:1884\"",
+        "[[gateway.dtls]]\ncertfile = \"c\"\nkeyfile = \"k\"\ncafile = \"ca\"",
+        "[[gateway.dtls]]\ncertfile = \"c\"\nkeyfile = \"k\"\nrequire_certificate = true",
+        "[[gateway.dtls]]\npsk_file = \"p\"\ncafile = \"ca\"",
+        "[[gateway.dtls]]\npsk_file = \"p\"\nuse_identity_as_username = true",
     ] {
         assert!(Config::from_toml_str(text, "t.toml").is_err(), "{text}");
+    }
+}
+
+#[test]
+fn dtls_socket_with_certificates_and_optional_psk_is_valid() {
+    for text in [
+        "[[gateway.dtls]]\ncertfile = \"c\"\nkeyfile = \"k\"\ncafile = \"ca\"\nrequire_certificate = true\nuse_identity_as_username = true",
+        "[[gateway.dtls]]\npsk_file = \"p\"\ncertfile = \"c\"\nkeyfile = \"k\"\ncafile = \"ca\"\nrequire_certificate = true",
+    ] {
+        let config = Config::from_toml_str(text, "t.toml").unwrap();
+        assert!(config.gateway.dtls[0].require_certificate, "{text}");
     }
 }

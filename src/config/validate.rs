@@ -157,14 +157,36 @@ fn gateway(gateway: &GatewayConfig, at: &KeyPath) -> Check {
                 format!("{} is bound by an earlier UDP or DTLS socket", dtls.bind),
             )?;
         }
-        if dtls.certfile.is_some() || dtls.keyfile.is_some() || dtls.cafile.is_some() {
+        if dtls.psk_file.is_none() && dtls.certfile.is_none() {
             invalid(
-                at.key("certfile"),
-                "certificate-based DTLS is not available in this build yet; use psk_file",
+                at.key("psk_file"),
+                "a DTLS socket needs psk_file, or certfile/keyfile/cafile, or both",
             )?;
         }
-        if dtls.psk_file.is_none() {
-            invalid(at.key("psk_file"), "a DTLS socket needs psk_file")?;
+        if dtls.certfile.is_some() != dtls.keyfile.is_some() {
+            invalid(at.key("keyfile"), "certfile and keyfile go together")?;
+        }
+        if dtls.certfile.is_none()
+            && (dtls.cafile.is_some() || dtls.require_certificate || dtls.use_identity_as_username)
+        {
+            invalid(
+                at.key("certfile"),
+                "cafile, require_certificate and use_identity_as_username need certfile and keyfile",
+            )?;
+        }
+        if dtls.require_certificate && dtls.cafile.is_none() {
+            invalid(
+                at.key("cafile"),
+                "require_certificate = true needs `cafile` to verify client certificates",
+            )?;
+        }
+        // The DTLS engine asks for a client certificate only when it is
+        // required, and a sensor without one would have no identity.
+        if dtls.certfile.is_some() && !dtls.require_certificate {
+            invalid(
+                at.key("require_certificate"),
+                "a DTLS socket with certfile needs require_certificate = true: sensors are identified by their client certificate",
+            )?;
         }
     }
 

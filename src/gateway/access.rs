@@ -73,6 +73,26 @@ impl SensorAccess {
         let user = self.username(client_id).map(|u| &**u);
         self.authorizer.can_subscribe(client_id, user, filter)
     }
+
+    /// As [`SensorAccess::may_publish`] for a session whose identity is
+    /// bound to `bound` (a client certificate's CN), which wins over the
+    /// configured user name.
+    pub fn may_publish_as(&self, client_id: &str, bound: Option<&str>, topic: &str) -> bool {
+        let user = bound.or_else(|| self.username(client_id).map(|u| &**u));
+        self.authorizer.can_publish(client_id, user, topic)
+    }
+
+    /// As [`SensorAccess::may_read`] with a bound user name.
+    pub fn may_read_as(&self, client_id: &str, bound: Option<&str>, topic: &str) -> bool {
+        let user = bound.or_else(|| self.username(client_id).map(|u| &**u));
+        self.authorizer.can_read(client_id, user, topic)
+    }
+
+    /// As [`SensorAccess::may_subscribe`] with a bound user name.
+    pub fn may_subscribe_as(&self, client_id: &str, bound: Option<&str>, filter: &str) -> bool {
+        let user = bound.or_else(|| self.username(client_id).map(|u| &**u));
+        self.authorizer.can_subscribe(client_id, user, filter)
+    }
 }
 
 /// The sensors one UDP listener admits. Empty lists admit everyone.

@@ -111,6 +111,7 @@ impl Gateway {
             gw.rebind(key, s, &addr);
             if let Some(id) = &gw.identity {
                 s.identity = Some(id.name.clone());
+                s.username = id.username.clone();
             }
             s.last_heard = now;
             gw.connect_session(now, s, flags, keep_alive);
@@ -227,7 +228,10 @@ impl Gateway {
                     }
                     return;
                 };
-                if !self.access.may_publish(&s.client_id, topic) {
+                if !self
+                    .access
+                    .may_publish_as(&s.client_id, s.username.as_deref(), topic)
+                {
                     // As for MQTT clients: a will the sensor could not publish
                     // itself refuses the connection (0x03, no retry invited).
                     self.stats.denied += 1;

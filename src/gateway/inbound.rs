@@ -195,7 +195,10 @@ impl Gateway {
         let Some(conn) = s.conn else {
             return;
         };
-        if !self.access.may_publish(&s.client_id, &name) {
+        if !self
+            .access
+            .may_publish_as(&s.client_id, s.username.as_deref(), &name)
+        {
             // Digest §2.4: 0x03 "not supported" (0x02 would make the sensor
             // re-register, 0x01 retry). QoS 0 gets no answer, as in MQTT 3.1.1.
             self.stats.denied += 1;
@@ -379,7 +382,10 @@ impl Gateway {
         let Some(conn) = s.conn else {
             return;
         };
-        if !self.access.may_subscribe(&s.client_id, &filter) {
+        if !self
+            .access
+            .may_subscribe_as(&s.client_id, s.username.as_deref(), &filter)
+        {
             self.stats.denied += 1;
             tracing::info!(client_id = %s.client_id, %filter, "SUBSCRIBE denied by the ACL");
             self.send(&addr, &rejected_suback(msg_id, ReturnCode::NotSupported));
@@ -432,7 +438,11 @@ impl Gateway {
                 .filter(|t| valid_topic_name(t))
             {
                 None => ReturnCode::NotSupported,
-                Some(t) if !self.access.may_publish(&s.client_id, t) => {
+                Some(t)
+                    if !self
+                        .access
+                        .may_publish_as(&s.client_id, s.username.as_deref(), t) =>
+                {
                     self.stats.denied += 1;
                     tracing::info!(client_id = %s.client_id, topic = t, "WILLTOPICUPD denied by the ACL");
                     ReturnCode::NotSupported

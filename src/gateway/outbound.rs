@@ -147,7 +147,10 @@ impl Gateway {
     }
 
     fn on_deliver(&mut self, now: Instant, s: &mut Session, d: Delivery) {
-        if !self.access.may_read(&s.client_id, &d.message.topic) {
+        if !self
+            .access
+            .may_read_as(&s.client_id, s.username.as_deref(), &d.message.topic)
+        {
             // Not sent; acknowledged to the core so its window does not fill.
             self.stats.denied += 1;
             tracing::debug!(client_id = %s.client_id, topic = %d.message.topic, "delivery denied by the ACL");

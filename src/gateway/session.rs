@@ -111,6 +111,10 @@ pub struct Session {
     /// The authenticated identity that opened the session, if any: only it
     /// may act for the session afterwards (DTLS, docs/dtls.md).
     pub identity: Option<Arc<str>>,
+    /// The ACL user name that identity is bound to, if any (a client
+    /// certificate's is not known before it connects); wins over the
+    /// configured `[gateway] usernames`.
+    pub username: Option<Arc<str>>,
     /// The broker connection, while attached.
     pub conn: Option<ConnId>,
     /// The outbox handed to the broker with `conn` (for its pending count).
@@ -170,6 +174,7 @@ impl Session {
             client_id,
             addr,
             identity: None,
+            username: None,
             conn: None,
             outbox: None,
             state: State::Disconnected,

@@ -161,11 +161,52 @@ fn build(files: &Files) -> Result<ServerConfig, TlsError> {
         .map_err(|e| TlsError::Rustls(e.to_string()))
 }
 
-/// The subject CN of the client's certificate, if it sent one.
+/// The identity of the client's certificate, if it sent one (see
+/// [`certificate_identity`]).
 pub fn client_common_name<S>(stream: &TlsStream<S>) -> Option<String> {
     let (_, conn) = stream.get_ref();
     let cert = conn.peer_certificates()?.first()?;
-    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
-    let cn = parsed.subject().iter_common_name().next()?;
-    cn.as_str().ok().map(str::to_string)
+    certificate_identity(cert.as_ref())
+}
+
+/// The identity a certificate (DER) names: its subject CN, or when it has
+/// none its first DNS, e-mail or URI subject alternative name. Shared by the
+/// MQTT TLS listeners and the DTLS sockets so both name a device alike.
+pub fn certificate_identity(der: &[u8]) -> Option<String> {
+    use x509_parser::extensions::GeneralName;
+    let (_, parsed) = x509_parser::parse_x509_certificate(der).ok()?;
+    if let Some(cn) = parsed.subject().iter_common_name().next() {
+        return cn.as_str().ok().map(str::to_string);
+    }
+    let san = parsed.subject_alternative_name().ok()??;
+    san.value.general_names.iter().find_map(|n| match n {
+        GeneralName::DNSName(s) | GeneralName::RFC822Name(s) | GeneralName::URI(s) => {
+            Some((*s).to_string())
+        }
+        _ => None,
+    })
+}
+
+/// PEM certificates of `path`, in file order; an error when there is none.
+pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    read_certs(path)
+}
+
+/// The private key of `path` (PEM: PKCS#8, SEC1 or PKCS#1).
+pub fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| file_error(path, e))
+}
+
+/// A verifier of client certificates chaining to the CAs of `cafile`, as
+/// the MQTT TLS listener uses with `require_certificate = true`.
+pub fn client_verifier(
+    cafile: &Path,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for c in read_certs(cafile)? {
+        roots.add(c).map_err(|e| file_error(cafile, e))?;
+    }
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+        .build()
+        .map_err(|e| TlsError::Rustls(e.to_string()))
 }

@@ -12,8 +12,15 @@ use bytes::{Bytes, BytesMut};
 use sngate::app::Sngate;
 use sngate::mqttsn::codec::{self, ConnectFlags, Frame, Message, ReturnCode, SnQos, TopicRef};
 use sngate::qos::QoS;
-use sngate::transport::dtls::client::DtlsClient;
+use sngate::transport::dtls::certs::ClientCertificates;
+use sngate::transport::dtls::client::{DtlsClient, DtlsVersion};
 use tokio::net::UdpSocket;
+
+/// The rcgen test PKI shared with the TLS tests.
+#[path = "../certs/mod.rs"]
+pub mod pki;
+
+use pki::Pki;
 
 /// Keys of the test identities.
 pub const KEY1: &str = "00112233445566778899aabbccddeeff";
@@ -44,6 +51,30 @@ pub async fn start_with(max_handshakes: usize, extra: &str) -> (Sngate, tempfile
     (app, dir)
 }
 
+/// sngate with a certificate DTLS socket on loopback: the gateway certificate
+/// and the sensors' CA come from `pki`; `dtls_keys` adds keys to the socket
+/// table (e.g. `use_identity_as_username = true` or a `psk_file`), `extra`
+/// adds tables.
+pub async fn start_certs(pki: &Pki, dtls_keys: &str, extra: &str) -> Sngate {
+    let server = pki.server("gateway");
+    let text = format!(
+        "{extra}\n[[gateway.dtls]]\nbind = \"127.0.0.1:0\"\ncertfile = \"{}\"\nkeyfile = \"{}\"\ncafile = \"{}\"\nrequire_certificate = true\n{dtls_keys}\n",
+        server.cert.display(),
+        server.key.display(),
+        pki.ca_file().display(),
+    );
+    crate::common::start_with(&text).await
+}
+
+/// A sensor's certificate from `pki` with subject CN `cn`, trusting `pki` for
+/// the gateway at 127.0.0.1.
+pub fn sensor_certificates(pki: &Pki, cn: &str) -> Arc<ClientCertificates> {
+    let files = pki.client(cn, cn);
+    Arc::new(
+        ClientCertificates::load(&files.cert, &files.key, &pki.ca_file(), "127.0.0.1").unwrap(),
+    )
+}
+
 /// Hex to bytes.
 pub fn hex(s: &str) -> Vec<u8> {
     sngate::transport::dtls::psk::decode_hex(s).unwrap()
@@ -59,6 +90,19 @@ impl DtlsSensor {
     /// Handshakes from a fresh port.
     pub async fn connect(gw: SocketAddr, identity: &str, key: &str) -> std::io::Result<DtlsSensor> {
         let dtls = DtlsClient::connect(gw, identity.as_bytes(), &hex(key), WAIT).await?;
+        Ok(DtlsSensor {
+            dtls,
+            next_msg_id: 0,
+        })
+    }
+
+    /// Handshakes with a client certificate from a fresh port.
+    pub async fn connect_cert(
+        gw: SocketAddr,
+        certificates: Arc<ClientCertificates>,
+        version: DtlsVersion,
+    ) -> std::io::Result<DtlsSensor> {
+        let dtls = DtlsClient::connect_with_certificate(gw, certificates, version, WAIT).await?;
         Ok(DtlsSensor {
             dtls,
             next_msg_id: 0,

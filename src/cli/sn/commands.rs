@@ -60,6 +60,11 @@ pub async fn open_link(args: &LinkArgs, any_source: bool) -> Result<Link, Client
                 .await
                 .map_err(ClientError::Io);
         }
+        if let (Some(ca), Some(cert), Some(key)) = (&args.cafile, &args.cert, &args.key) {
+            return Link::dtls_certificate(gateway, &args.host, ca, cert, key)
+                .await
+                .map_err(ClientError::Io);
+        }
         return Ok(Link::udp(gateway, any_source).await?);
     };
     let config = SerialConfig {

@@ -33,7 +33,7 @@ pub enum Link {
         /// Accept datagrams from anyone (discovery).
         any_source: bool,
     },
-    /// A DTLS 1.2 PSK session to a `[[gateway.dtls]]` socket.
+    /// A DTLS session (PSK or certificate) to a `[[gateway.dtls]]` socket.
     #[cfg(feature = "dtls")]
     Dtls(Box<crate::transport::dtls::client::DtlsClient>),
     /// A serial link; stops when dropped.
@@ -102,6 +102,40 @@ impl Link {
             let _ = (gateway, identity, key);
             Err(io::Error::other(
                 "--psk needs sngate built with the \"dtls\" feature",
+            ))
+        }
+    }
+
+    /// Handshakes with a `[[gateway.dtls]]` socket with the client
+    /// certificate `cert`/`key`; the gateway's certificate must chain to
+    /// `ca` and name `host`. DTLS 1.3 when the gateway offers it, else 1.2.
+    pub async fn dtls_certificate(
+        gateway: SocketAddr,
+        host: &str,
+        ca: &std::path::Path,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> io::Result<Link> {
+        #[cfg(feature = "dtls")]
+        {
+            use crate::transport::dtls::certs::ClientCertificates;
+            use crate::transport::dtls::client::{DtlsClient, DtlsVersion};
+            let certs = ClientCertificates::load(cert, key, ca, host)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+            let c = DtlsClient::connect_with_certificate(
+                gateway,
+                std::sync::Arc::new(certs),
+                DtlsVersion::Auto,
+                std::time::Duration::from_secs(10),
+            )
+            .await?;
+            Ok(Link::Dtls(Box::new(c)))
+        }
+        #[cfg(not(feature = "dtls"))]
+        {
+            let _ = (gateway, host, ca, cert, key);
+            Err(io::Error::other(
+                "--cert needs sngate built with the \"dtls\" feature",
             ))
         }
     }

@@ -63,6 +63,16 @@ pub struct LinkArgs {
     /// DTLS pre-shared key in hex (with --psk-identity)
     #[arg(long, value_name = "HEX", requires = "psk_identity")]
     pub psk: Option<String>,
+    /// DTLS with certificates: the CA (PEM) the gateway's certificate must chain
+    /// to and name --host (with --cert and --key)
+    #[arg(long, value_name = "FILE", requires_all = ["cert", "key"], conflicts_with = "psk_identity")]
+    pub cafile: Option<PathBuf>,
+    /// DTLS client certificate (PEM, ECDSA P-256/P-384; with --cafile and --key)
+    #[arg(long, value_name = "FILE", requires_all = ["cafile", "key"])]
+    pub cert: Option<PathBuf>,
+    /// Private key of --cert (PEM)
+    #[arg(long, value_name = "FILE", requires_all = ["cafile", "cert"])]
+    pub key: Option<PathBuf>,
     /// Print every packet sent and received on stderr
     #[arg(short = 'd', long)]
     pub debug: bool,

@@ -11,6 +11,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::certs::ServerCertificates;
 use super::link::{DtlsTransport, SecureDatagram};
 use super::psk::PskTable;
 use super::server::{DtlsConfigError, DtlsServer, DtlsServerSettings};
@@ -26,8 +27,10 @@ const TICK: Duration = Duration::from_secs(1);
 pub struct DtlsListenerSettings {
     /// Address the socket binds to.
     pub bind: SocketAddr,
-    /// Accepted identities and keys.
-    pub psk: Arc<PskTable>,
+    /// Accepted identities and keys; `None` on a certificate-only socket.
+    pub psk: Option<Arc<PskTable>>,
+    /// The gateway's certificate and the CA of sensor certificates.
+    pub certificates: Option<Arc<ServerCertificates>>,
     /// Limits.
     pub server: DtlsServerSettings,
 }
@@ -49,9 +52,13 @@ pub enum DtlsListenerError {
     /// The PSK file is unusable.
     #[error(transparent)]
     Psk(#[from] super::psk::PskFileError),
+    /// A certificate, key or CA file is unusable.
+    #[error(transparent)]
+    Certificates(#[from] crate::transport::tls::TlsError),
 }
 
-/// Loads the PSK files, binds and starts every `[[gateway.dtls]]` socket.
+/// Loads the PSK files and certificates, binds and starts every
+/// `[[gateway.dtls]]` socket.
 pub fn start_listeners(
     configs: &[crate::config::DtlsConfig],
     max_sensors: usize,
@@ -59,17 +66,29 @@ pub fn start_listeners(
 ) -> Result<Vec<DtlsTransport>, DtlsListenerError> {
     let mut bound = Vec::with_capacity(configs.len());
     for c in configs {
-        // Validation guarantees psk_file; an absent one accepts nobody.
         let psk = match &c.psk_file {
-            Some(path) => PskTable::load(path)?,
-            None => PskTable::default(),
+            Some(path) => {
+                let psk = PskTable::load(path)?;
+                tracing::info!(addr = %c.bind, identities = psk.len(), "DTLS PSK table loaded");
+                Some(Arc::new(psk))
+            }
+            None => None,
         };
-        tracing::info!(addr = %c.bind, identities = psk.len(), "DTLS PSK table loaded");
+        // Validation guarantees keyfile and cafile with certfile.
+        let certificates = match (&c.certfile, &c.keyfile, &c.cafile) {
+            (Some(cert), Some(key), Some(ca)) => {
+                let certs = ServerCertificates::load(cert, key, ca, c.use_identity_as_username)?;
+                tracing::info!(addr = %c.bind, cafile = %ca.display(), "DTLS certificates loaded");
+                Some(Arc::new(certs))
+            }
+            _ => None,
+        };
         let mut server = DtlsServerSettings::new(c.max_handshakes);
         server.max_sessions = max_sensors.max(1);
         bound.push(DtlsListener::bind(&DtlsListenerSettings {
             bind: c.bind,
-            psk: Arc::new(psk),
+            psk,
+            certificates,
             server,
         })?);
     }
@@ -97,8 +116,18 @@ impl DtlsListener {
         let std_socket = std::net::UdpSocket::bind(settings.bind).map_err(bind_err)?;
         std_socket.set_nonblocking(true).map_err(bind_err)?;
         let socket = UdpSocket::from_std(std_socket).map_err(bind_err)?;
-        let server = DtlsServer::new(settings.psk.clone(), settings.server.clone())?;
-        let identities = settings.psk.identities().cloned().collect();
+        let server = DtlsServer::with_credentials(
+            settings.psk.clone(),
+            settings.certificates.clone(),
+            settings.server.clone(),
+        )?;
+        // Certificate identities are not known in advance: they own their
+        // client id from the session they open.
+        let identities = settings
+            .psk
+            .iter()
+            .flat_map(|t| t.identities().cloned())
+            .collect();
         Ok(DtlsListener {
             socket,
             server,

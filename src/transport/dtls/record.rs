@@ -1,7 +1,8 @@
-//! Just enough of the DTLS 1.2 record layer (RFC 6347 §4.1, §4.2.2) to route
-//! a datagram before handing it to a session: is it a ClientHello, does it
-//! carry a cookie, and did the server answer with HelloVerifyRequest or
-//! ServerHello. Total on arbitrary bytes.
+//! Just enough of the DTLS record layer (RFC 6347 §4.1, §4.2.2; RFC 9147
+//! §5.1) to route a datagram before handing it to a session: is it a
+//! ClientHello, does it carry a cookie, and did the server answer with a
+//! cookie challenge (HelloVerifyRequest, or HelloRetryRequest in DTLS 1.3) or
+//! a real ServerHello. Total on arbitrary bytes.
 
 /// Record content type: handshake.
 const HANDSHAKE: u8 = 22;
@@ -28,6 +29,25 @@ pub(super) fn plain_handshake_type(datagram: &[u8]) -> Option<u8> {
         return None;
     }
     datagram.get(RECORD_HEADER).copied()
+}
+
+/// The `random` of a HelloRetryRequest, which DTLS 1.3 sends as a
+/// ServerHello (RFC 8446 §4.1.3): SHA-256 of "HelloRetryRequest".
+const HELLO_RETRY_RANDOM: [u8; 32] = [
+    0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91,
+    0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
+];
+
+/// Whether the datagram starts with a ServerHello that commits the server to
+/// a handshake: not a DTLS 1.3 HelloRetryRequest, which is only the cookie
+/// challenge.
+pub(super) fn is_committing_server_hello(datagram: &[u8]) -> bool {
+    if plain_handshake_type(datagram) != Some(SERVER_HELLO) {
+        return false;
+    }
+    // server_version (2), then random (32).
+    let at = RECORD_HEADER + HANDSHAKE_HEADER + 2;
+    datagram.get(at..at + 32) != Some(&HELLO_RETRY_RANDOM[..])
 }
 
 /// A ClientHello at the start of a datagram: the length of its cookie.
@@ -68,6 +88,23 @@ mod tests {
     fn client_hello_without_and_with_cookie_is_recognised() {
         assert_eq!(client_hello_cookie_len(&client_hello(&[])), Some(0));
         assert_eq!(client_hello_cookie_len(&client_hello(&[9; 32])), Some(32));
+    }
+
+    fn server_hello(random: [u8; 32]) -> Vec<u8> {
+        let mut v = vec![22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        v.extend([2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        v.extend([0xfe, 0xfd]);
+        v.extend(random);
+        v
+    }
+
+    #[test]
+    fn hello_retry_request_does_not_commit_the_server() {
+        assert!(is_committing_server_hello(&server_hello([7; 32])));
+        assert!(!is_committing_server_hello(&server_hello(
+            HELLO_RETRY_RANDOM
+        )));
+        assert!(!is_committing_server_hello(&client_hello(&[])));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! One DTLS 1.2 PSK session per peer address on one socket (sans-IO).
+//! One DTLS session per peer address on one socket (sans-IO): DTLS 1.2 with
+//! a PSK, or DTLS 1.2/1.3 with certificates when the socket has them.
 //!
 //! Defences, in order: a datagram from an address without a session must be
 //! a well-formed ClientHello or it is dropped; the first ClientHello is
@@ -6,7 +7,9 @@
 //! an evicting "unverified" pool with a short life, so spoofed floods cost a
 //! bounded amount of memory and never displace anything else; only a
 //! ClientHello that returns a valid cookie (proof the peer receives at its
-//! address) takes one of `max_handshakes` slots; established sessions live in
+//! address) takes one of `max_handshakes` slots (in DTLS 1.3 the cookie rides
+//! in an extension after a HelloRetryRequest, so the slot is taken when the
+//! engine commits with a ServerHello); established sessions live in
 //! their own table, untouched by handshakes (a new handshake from an
 //! established address replaces the old session only once it completes).
 
@@ -16,12 +19,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dimpl::{Config, Dtls, Output, PskResolver};
+use dimpl::{Config, Dtls, PskResolver};
+use rustls_pki_types::UnixTime;
 
+use super::certs::ServerCertificates;
+use super::engine::drain;
 use super::link::SecureDatagram;
 use super::psk::PskTable;
 use super::record;
 use crate::gateway::PeerIdentity;
+
+pub use super::settings::{DtlsConfigError, DtlsServerSettings, DtlsStats};
 
 /// How long a peer that has not returned its cookie is remembered.
 const UNVERIFIED_LIFETIME: Duration = Duration::from_secs(5);
@@ -29,52 +37,6 @@ const UNVERIFIED_LIFETIME: Duration = Duration::from_secs(5);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Largest record the engine is asked to produce.
 const MTU: usize = 1400;
-
-/// Limits of one DTLS listener.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DtlsServerSettings {
-    /// Handshakes past the cookie exchange in progress at once.
-    pub max_handshakes: usize,
-    /// Peers answered with a cookie and not yet back, remembered at once.
-    pub max_unverified: usize,
-    /// Established sessions at once; the longest idle one makes room.
-    pub max_sessions: usize,
-    /// An established session silent this long is forgotten (the sensor
-    /// handshakes again when it wakes up).
-    pub idle_timeout: Duration,
-}
-
-impl DtlsServerSettings {
-    /// Defaults derived from `max_handshakes`.
-    pub fn new(max_handshakes: usize) -> DtlsServerSettings {
-        DtlsServerSettings {
-            max_handshakes: max_handshakes.max(1),
-            max_unverified: max_handshakes.saturating_mul(16).clamp(256, 65_536),
-            max_sessions: 10_000,
-            idle_timeout: Duration::from_secs(24 * 3600),
-        }
-    }
-}
-
-/// Why a DTLS server could not be built.
-#[derive(Debug, thiserror::Error)]
-#[error("DTLS configuration rejected: {0}")]
-pub struct DtlsConfigError(String);
-
-/// Counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DtlsStats {
-    /// Handshakes completed.
-    pub handshakes: u64,
-    /// Handshakes that failed (wrong key, unknown identity, timeout, protocol error).
-    pub failed: u64,
-    /// Cookie-bearing ClientHellos refused because `max_handshakes` were in progress.
-    pub refused: u64,
-    /// Unverified peers evicted to make room for newer ones.
-    pub evicted: u64,
-    /// Datagrams from addresses without a session that were not a ClientHello.
-    pub dropped: u64,
-}
 
 /// Remembers which identity the engine asked about during one `handle_packet`.
 #[derive(Debug)]
@@ -108,6 +70,8 @@ struct Handshake {
     returned_cookie: bool,
     /// The PSK identity the client named, and whether it is in the table.
     asked: Option<(Vec<u8>, bool)>,
+    /// The identity of a client certificate that passed verification.
+    certified: Option<Arc<PeerIdentity>>,
     wake: Option<Instant>,
 }
 
@@ -118,20 +82,11 @@ struct Session {
     wake: Option<Instant>,
 }
 
-/// What one round of `poll_output` produced.
-#[derive(Default)]
-struct Drained {
-    packets: Vec<Bytes>,
-    data: Vec<Bytes>,
-    connected: bool,
-    closed: bool,
-    wake: Option<Instant>,
-}
-
 /// The sans-IO DTLS server of one listener.
 pub struct DtlsServer {
     config: Arc<Config>,
     resolver: Arc<Resolver>,
+    certificates: Option<Arc<ServerCertificates>>,
     settings: DtlsServerSettings,
     handshakes: HashMap<SocketAddr, Handshake>,
     sessions: HashMap<SocketAddr, Session>,
@@ -158,19 +113,43 @@ impl DtlsServer {
         table: Arc<PskTable>,
         settings: DtlsServerSettings,
     ) -> Result<DtlsServer, DtlsConfigError> {
+        DtlsServer::with_credentials(Some(table), None, settings)
+    }
+
+    /// A server that accepts PSK identities of `psk` (DTLS 1.2) and/or client
+    /// certificates verified by `certificates` (DTLS 1.2 and 1.3, ECDHE-ECDSA;
+    /// a client certificate is always required on those suites). The client's
+    /// cipher suites pick between the two.
+    pub fn with_credentials(
+        psk: Option<Arc<PskTable>>,
+        certificates: Option<Arc<ServerCertificates>>,
+        settings: DtlsServerSettings,
+    ) -> Result<DtlsServer, DtlsConfigError> {
+        if psk.is_none() && certificates.is_none() {
+            return Err(DtlsConfigError(
+                "neither a PSK table nor certificates".to_owned(),
+            ));
+        }
         let resolver = Arc::new(Resolver {
-            table,
+            table: psk.clone().unwrap_or_default(),
             asked: Mutex::new(None),
         });
-        let config = Config::builder()
-            .with_psk_server(None, resolver.clone())
+        let mut builder = Config::builder()
             .mtu(MTU)
             .handshake_timeout(HANDSHAKE_TIMEOUT)
+            // Only applies to certificate suites: an anonymous sensor would
+            // have no identity to bind its client id to.
+            .require_client_certificate(true);
+        if psk.is_some() {
+            builder = builder.with_psk_server(None, resolver.clone());
+        }
+        let config = builder
             .build()
             .map_err(|e| DtlsConfigError(e.to_string()))?;
         Ok(DtlsServer {
             config: Arc::new(config),
             resolver,
+            certificates,
             settings,
             handshakes: HashMap::new(),
             sessions: HashMap::new(),
@@ -335,7 +314,12 @@ impl DtlsServer {
         if self.handshakes.len() - self.verified_count() >= self.settings.max_unverified {
             self.evict_oldest_unverified();
         }
-        let mut dtls = Dtls::new_12_psk(self.config.clone(), now);
+        let mut dtls = match &self.certificates {
+            // Auto-sensing: DTLS 1.3 when offered, else 1.2 with a certificate
+            // or PSK suite, whichever the client prefers.
+            Some(c) => Dtls::new_auto(self.config.clone(), c.certificate(), now),
+            None => Dtls::new_12_psk(self.config.clone(), now),
+        };
         if let Err(e) = dtls.handle_timeout(now) {
             tracing::debug!(peer = %from, error = %e, "cannot start a DTLS handshake");
             return;
@@ -348,6 +332,7 @@ impl DtlsServer {
                 verified: false,
                 returned_cookie: false,
                 asked: None,
+                certified: None,
                 wake: None,
             },
         );
@@ -408,17 +393,47 @@ impl DtlsServer {
     }
 
     fn after_handshake_io(&mut self, now: Instant, from: SocketAddr) {
+        let verified = self.verified_count();
         let Some(h) = self.handshakes.get_mut(&from) else {
             return;
         };
         let d = drain(&mut h.dtls, &mut self.buf);
         h.wake = d.wake;
-        if d.packets
-            .first()
-            .and_then(|p| record::plain_handshake_type(p))
-            == Some(record::SERVER_HELLO)
+        if !h.verified
+            && d.packets
+                .first()
+                .is_some_and(|p| record::is_committing_server_hello(p))
         {
+            // A DTLS 1.3 cookie returns inside the ClientHello, where the
+            // cookie-length check in `on_client_hello` cannot see it.
+            if verified >= self.settings.max_handshakes {
+                self.handshakes.remove(&from);
+                self.refuse(now, from);
+                return;
+            }
             h.verified = true;
+            h.returned_cookie = true;
+        }
+        if let Some(der) = &d.peer_cert {
+            let checked = match &self.certificates {
+                Some(c) => c.identify(der, wall_clock()),
+                None => Err("certificates are not accepted on this socket".to_owned()),
+            };
+            // Identities are compared by name: a certificate must not pass
+            // for a PSK device of this socket.
+            let checked =
+                checked.and_then(|id| match self.resolver.table.get(id.name.as_bytes()) {
+                    Some(_) => Err(format!("{} is a PSK identity of this socket", id.name)),
+                    None => Ok(id),
+                });
+            match checked {
+                Ok(id) => h.certified = Some(id),
+                Err(why) => {
+                    // Nothing more is sent: the handshake never completes.
+                    self.refuse_certificate(from, &why);
+                    return;
+                }
+            }
         }
         for p in d.packets {
             self.transmits.push_back((from, p));
@@ -433,22 +448,32 @@ impl DtlsServer {
         let Some(h) = self.handshakes.remove(&from) else {
             return;
         };
-        let entry = h
+        let psk = h
             .asked
             .as_ref()
-            .and_then(|(name, _)| self.resolver.table.get(name));
-        let Some(entry) = entry else {
-            // Unreachable with a PSK-only config; refuse rather than guess.
+            .and_then(|(name, _)| self.resolver.table.get(name))
+            .map(|e| e.identity.clone());
+        let Some(identity) = h.certified.clone().or(psk) else {
+            // The engine requires a client certificate or a known PSK, so this
+            // is unreachable; refuse rather than guess.
             self.stats.failed += 1;
-            tracing::warn!(peer = %from, "DTLS handshake completed without a known PSK identity: dropped");
+            tracing::warn!(peer = %from, "DTLS handshake completed without a PSK identity or client certificate: dropped");
             return;
         };
-        let identity = entry.identity.clone();
+        let how = if h.certified.is_some() {
+            "certificate"
+        } else {
+            "psk"
+        };
+        let version = match h.dtls.protocol_version() {
+            Some(dimpl::ProtocolVersion::DTLS1_3) => "1.3",
+            _ => "1.2",
+        };
         self.stats.handshakes += 1;
         if let Some(old) = self.sessions.get(&from) {
-            tracing::info!(peer = %from, old = %old.identity, new = %identity, "DTLS session renewed by a new handshake");
+            tracing::info!(peer = %from, old = %old.identity, new = %identity, auth = how, version, "DTLS session renewed by a new handshake");
         } else {
-            tracing::info!(peer = %from, identity = %identity, "DTLS session established");
+            tracing::info!(peer = %from, identity = %identity, auth = how, version, "DTLS session established");
         }
         if self.sessions.len() >= self.settings.max_sessions && !self.sessions.contains_key(&from) {
             self.evict_idlest_session();
@@ -482,6 +507,13 @@ impl DtlsServer {
         }
     }
 
+    fn refuse_certificate(&mut self, from: SocketAddr, why: &str) {
+        if self.handshakes.remove(&from).is_some() {
+            self.stats.failed += 1;
+            tracing::warn!(peer = %from, reason = why, "DTLS handshake refused: client certificate not accepted");
+        }
+    }
+
     fn fail_handshake(&mut self, from: SocketAddr, error: &str) {
         let Some(h) = self.handshakes.remove(&from) else {
             return;
@@ -499,8 +531,9 @@ impl DtlsServer {
                 error,
                 "DTLS handshake failed: wrong PSK for this identity or a protocol error"
             ),
+            // E.g. no client certificate on a certificate suite.
             None if h.verified || h.returned_cookie => {
-                tracing::info!(peer = %from, error, "DTLS handshake failed")
+                tracing::warn!(peer = %from, error, "DTLS handshake failed")
             }
             None => {
                 tracing::debug!(peer = %from, error, "DTLS handshake abandoned before the cookie exchange")
@@ -558,26 +591,8 @@ impl DtlsServer {
     }
 }
 
-/// Polls `dtls` until it reports its next timeout.
-fn drain(dtls: &mut Dtls, buf: &mut Vec<u8>) -> Drained {
-    let mut d = Drained::default();
-    loop {
-        match dtls.poll_output(buf) {
-            Output::Packet(p) => d.packets.push(Bytes::copy_from_slice(p)),
-            Output::BufferTooSmall { needed } => {
-                if needed <= buf.len() || needed > 1 << 17 {
-                    return d;
-                }
-                buf.resize(needed, 0);
-            }
-            Output::Timeout(t) => {
-                d.wake = Some(t);
-                return d;
-            }
-            Output::Connected => d.connected = true,
-            Output::ApplicationData(data) => d.data.push(Bytes::copy_from_slice(data)),
-            Output::CloseNotify => d.closed = true,
-            _ => {}
-        }
-    }
+/// Certificate validity is a calendar matter, the one reading of the wall
+/// clock in this module; the engine's timers use the `Instant`s passed in.
+fn wall_clock() -> UnixTime {
+    UnixTime::now()
 }

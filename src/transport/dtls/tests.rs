@@ -10,7 +10,7 @@ use dimpl::{Config, Dtls, Output, PskResolver};
 use super::psk::PskTable;
 use super::server::{DtlsServer, DtlsServerSettings};
 
-const KEY: [u8; 16] = [7; 16];
+pub(super) const KEY: [u8; 16] = [7; 16];
 
 struct Key(Vec<u8>);
 
@@ -20,7 +20,7 @@ impl PskResolver for Key {
     }
 }
 
-fn table() -> Arc<PskTable> {
+pub(super) fn table() -> Arc<PskTable> {
     Arc::new(PskTable::parse("dev1:07070707070707070707070707070707:sensor-1:kitchen\n").unwrap())
 }
 
@@ -28,11 +28,11 @@ fn server(settings: DtlsServerSettings) -> DtlsServer {
     DtlsServer::new(table(), settings).unwrap()
 }
 
-fn addr(port: u16) -> SocketAddr {
+pub(super) fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-fn client(identity: &[u8], key: &[u8], now: Instant) -> Dtls {
+pub(super) fn client(identity: &[u8], key: &[u8], now: Instant) -> Dtls {
     let config = Config::builder()
         .with_psk_client(identity.to_vec(), Arc::new(Key(key.to_vec())))
         .build()
@@ -44,7 +44,7 @@ fn client(identity: &[u8], key: &[u8], now: Instant) -> Dtls {
 }
 
 /// Client output: its datagrams, plaintext received, and whether it connected.
-fn drain(c: &mut Dtls) -> (Vec<Vec<u8>>, Vec<Vec<u8>>, bool) {
+pub(super) fn drain(c: &mut Dtls) -> (Vec<Vec<u8>>, Vec<Vec<u8>>, bool) {
     let mut buf = vec![0u8; 4096];
     let (mut out, mut data, mut connected) = (Vec::new(), Vec::new(), false);
     loop {
@@ -60,7 +60,7 @@ fn drain(c: &mut Dtls) -> (Vec<Vec<u8>>, Vec<Vec<u8>>, bool) {
 }
 
 /// Runs the handshake of `c` at `from` to completion; false if it stalls.
-fn handshake(s: &mut DtlsServer, c: &mut Dtls, from: SocketAddr, now: Instant) -> bool {
+pub(super) fn handshake(s: &mut DtlsServer, c: &mut Dtls, from: SocketAddr, now: Instant) -> bool {
     for _ in 0..10 {
         let (out, _, connected) = drain(c);
         if connected {
