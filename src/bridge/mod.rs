@@ -158,95 +158,151 @@ fn prepare(c: &BridgeConfig) -> Result<(Vec<TopicRule>, Connector), BridgeError>
     Ok((rules, connector))
 }
 
+/// A running bridge: what it was started from and how to stop it alone
+/// (a config reload removing or changing it).
+#[derive(Debug)]
+pub struct BridgeHandle {
+    /// The `[[bridge]]` table it runs.
+    pub config: BridgeConfig,
+    cancel: CancellationToken,
+    done: tokio::task::JoinHandle<()>,
+    broker: BrokerHandle,
+}
+
+impl BridgeHandle {
+    /// The bridge's name.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// Stops the bridge: a clean DISCONNECT to the remote broker (so no will),
+    /// then its local state topic goes to `0`. Waits at most `wait`.
+    pub async fn stop(self, wait: Duration) {
+        self.cancel.cancel();
+        if tokio::time::timeout(wait, self.done).await.is_err() {
+            tracing::warn!("bridge {}: did not stop within {wait:?}", self.config.name);
+        }
+        if self.config.notifications {
+            let message = crate::broker::Message::new(
+                Arc::from(state_topic(&self.config)),
+                Bytes::from_static(b"0"),
+                QoS::AtLeastOnce,
+                true,
+            );
+            let _ = self.broker.send(Command::PublishInternal { message }).await;
+        }
+        info!("bridge {}: stopped", self.config.name);
+    }
+}
+
 /// Attaches every bridge to the core and starts its task on `tasks`.
 pub async fn spawn_bridges(
     configs: &[BridgeConfig],
     broker: &BrokerHandle,
     shutdown: &CancellationToken,
     tasks: &TaskTracker,
-) -> Result<(), BridgeError> {
+) -> Result<Vec<BridgeHandle>, BridgeError> {
+    let mut handles = Vec::with_capacity(configs.len());
     for c in configs {
-        let (rules, connector) = prepare(c)?;
-        let version = codec_version(c.protocol_version);
-        let conn = ConnId::next();
-        let (outbox, local_rx) = Outbox::channel();
-        let core_err = |e| BridgeError::Core(c.name.clone(), e);
+        handles.push(spawn_bridge(c, broker, shutdown, tasks).await?);
+    }
+    Ok(handles)
+}
+
+/// Attaches one bridge to the core and starts its task on `tasks`; it stops
+/// with `shutdown` or with [`BridgeHandle::stop`].
+pub async fn spawn_bridge(
+    c: &BridgeConfig,
+    broker: &BrokerHandle,
+    shutdown: &CancellationToken,
+    tasks: &TaskTracker,
+) -> Result<BridgeHandle, BridgeError> {
+    let (rules, connector) = prepare(c)?;
+    let cancel = shutdown.child_token();
+    let version = codec_version(c.protocol_version);
+    let conn = ConnId::next();
+    let (outbox, local_rx) = Outbox::channel();
+    let core_err = |e| BridgeError::Core(c.name.clone(), e);
+    broker
+        .send(Command::Connect(ConnectRequest {
+            conn,
+            client_id: Arc::from(format!("$bridge/{}", c.name)),
+            clean_start: true,
+            session_expiry: 0,
+            will: None,
+            receive_maximum: u16::MAX,
+            username: None,
+            kind: ClientKind::Bridge,
+            outbox: outbox.clone(),
+        }))
+        .await
+        .map_err(core_err)?;
+    let filters: Vec<SubscribeRequest> = rules
+        .iter()
+        .filter(|r| r.is_out())
+        .map(|r| SubscribeRequest {
+            filter: Arc::from(r.local_filter()),
+            options: SubscriptionOptions {
+                qos: r.qos,
+                // What the bridge itself publishes locally (from the remote)
+                // must not go back out: that is the local half of loop prevention.
+                no_local: true,
+                retain_as_published: true,
+                retain_handling: 0,
+            },
+        })
+        .collect();
+    if !filters.is_empty() {
         broker
-            .send(Command::Connect(ConnectRequest {
+            .send(Command::Subscribe {
                 conn,
-                client_id: Arc::from(format!("$bridge/{}", c.name)),
-                clean_start: true,
-                session_expiry: 0,
-                will: None,
-                receive_maximum: u16::MAX,
-                username: None,
-                kind: ClientKind::Bridge,
-                outbox: outbox.clone(),
-            }))
+                packet_id: 1,
+                filters,
+                subscription_id: None,
+            })
             .await
             .map_err(core_err)?;
-        let filters: Vec<SubscribeRequest> = rules
-            .iter()
-            .filter(|r| r.is_out())
-            .map(|r| SubscribeRequest {
-                filter: Arc::from(r.local_filter()),
-                options: SubscriptionOptions {
-                    qos: r.qos,
-                    // What the bridge itself publishes locally (from the remote)
-                    // must not go back out: that is the local half of loop prevention.
-                    no_local: true,
-                    retain_as_published: true,
-                    retain_handling: 0,
-                },
-            })
-            .collect();
-        if !filters.is_empty() {
-            broker
-                .send(Command::Subscribe {
-                    conn,
-                    packet_id: 1,
-                    filters,
-                    subscription_id: None,
-                })
-                .await
-                .map_err(core_err)?;
-        }
-        let limits = QueueLimits {
-            max_messages: usize::try_from(c.max_queued).unwrap_or(usize::MAX),
-            max_bytes: usize::try_from(c.max_queued_bytes).unwrap_or(usize::MAX),
-            max_qos0: usize::try_from(c.max_queued_qos0).unwrap_or(usize::MAX),
-        };
-        info!(
-            "bridge {}: starting; remote {} (MQTT {}), {} topic rule(s)",
-            c.name,
-            c.addresses.join(", "),
-            if version.is_v5() { "5" } else { "3.1.1" },
-            rules.len()
-        );
-        let task = BridgeTask {
-            name: Arc::from(c.name.as_str()),
-            addresses: c.addresses.clone().into(),
-            connect: connect_packet(c, version),
-            try_private: c.try_private && !version.is_v5(),
-            rules,
-            connector,
-            connect_timeout: Duration::from_secs(c.connect_timeout),
-            primary_retry: Duration::from_secs(c.primary_retry),
-            state_topic: c.notifications.then(|| Arc::from(state_topic(c))),
-            notify_remote: c.notifications_remote,
-            broker: broker.clone(),
-            conn,
-            outbox,
-            local_rx,
-            queue: Box::new(MemoryQueue::new(limits)),
-            session: UpstreamSession::new(version, c.max_inflight),
-            backoff: Backoff::new(
-                Duration::from_secs(c.reconnect_min),
-                Duration::from_secs(c.reconnect_max),
-            ),
-            shutdown: shutdown.clone(),
-        };
-        tasks.spawn(task.run());
     }
-    Ok(())
+    let limits = QueueLimits {
+        max_messages: usize::try_from(c.max_queued).unwrap_or(usize::MAX),
+        max_bytes: usize::try_from(c.max_queued_bytes).unwrap_or(usize::MAX),
+        max_qos0: usize::try_from(c.max_queued_qos0).unwrap_or(usize::MAX),
+    };
+    info!(
+        "bridge {}: starting; remote {} (MQTT {}), {} topic rule(s)",
+        c.name,
+        c.addresses.join(", "),
+        if version.is_v5() { "5" } else { "3.1.1" },
+        rules.len()
+    );
+    let task = BridgeTask {
+        name: Arc::from(c.name.as_str()),
+        addresses: c.addresses.clone().into(),
+        connect: connect_packet(c, version),
+        try_private: c.try_private && !version.is_v5(),
+        rules,
+        connector,
+        connect_timeout: Duration::from_secs(c.connect_timeout),
+        primary_retry: Duration::from_secs(c.primary_retry),
+        state_topic: c.notifications.then(|| Arc::from(state_topic(c))),
+        notify_remote: c.notifications_remote,
+        broker: broker.clone(),
+        conn,
+        outbox,
+        local_rx,
+        queue: Box::new(MemoryQueue::new(limits)),
+        session: UpstreamSession::new(version, c.max_inflight),
+        backoff: Backoff::new(
+            Duration::from_secs(c.reconnect_min),
+            Duration::from_secs(c.reconnect_max),
+        ),
+        shutdown: cancel.clone(),
+    };
+    let done = tasks.spawn(task.run());
+    Ok(BridgeHandle {
+        config: c.clone(),
+        cancel,
+        done,
+        broker: broker.clone(),
+    })
 }

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use dimpl::{Config, Dtls, Output, PskResolver};
 
 use super::link::SecureDatagram;
-use super::psk::PskTable;
+use super::psk::{PskTable, SharedPskTable};
 use super::record;
 use crate::gateway::PeerIdentity;
 
@@ -79,17 +79,17 @@ pub struct DtlsStats {
 /// Remembers which identity the engine asked about during one `handle_packet`.
 #[derive(Debug)]
 struct Resolver {
-    table: Arc<PskTable>,
+    table: Arc<SharedPskTable>,
     asked: Mutex<Option<(Vec<u8>, bool)>>,
 }
 
 impl PskResolver for Resolver {
     fn resolve(&self, identity: &[u8]) -> Option<Vec<u8>> {
-        let entry = self.table.get(identity);
+        let key = self.table.current().get(identity).map(|e| e.key.clone());
         if let Ok(mut asked) = self.asked.lock() {
-            *asked = Some((identity.to_vec(), entry.is_some()));
+            *asked = Some((identity.to_vec(), key.is_some()));
         }
-        entry.map(|e| e.key.clone())
+        key
     }
 }
 
@@ -159,7 +159,7 @@ impl DtlsServer {
         settings: DtlsServerSettings,
     ) -> Result<DtlsServer, DtlsConfigError> {
         let resolver = Arc::new(Resolver {
-            table,
+            table: Arc::new(SharedPskTable::new(table)),
             asked: Mutex::new(None),
         });
         let config = Config::builder()
@@ -180,6 +180,12 @@ impl DtlsServer {
             buf: vec![0; 2048],
             refusal_log: None,
         })
+    }
+
+    /// The PSK table new handshakes use; replacing its contents leaves
+    /// established sessions as they are.
+    pub fn psk_table(&self) -> Arc<SharedPskTable> {
+        self.resolver.table.clone()
     }
 
     /// Counters.
@@ -433,10 +439,8 @@ impl DtlsServer {
         let Some(h) = self.handshakes.remove(&from) else {
             return;
         };
-        let entry = h
-            .asked
-            .as_ref()
-            .and_then(|(name, _)| self.resolver.table.get(name));
+        let table = self.resolver.table.current();
+        let entry = h.asked.as_ref().and_then(|(name, _)| table.get(name));
         let Some(entry) = entry else {
             // Unreachable with a PSK-only config; refuse rather than guess.
             self.stats.failed += 1;
