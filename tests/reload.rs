@@ -232,6 +232,30 @@ async fn a_changed_log_level_takes_effect_without_a_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turning_the_log_down_still_reports_the_reload_and_then_hides_info_lines() {
+    let sngate = Running::start(BASE).await;
+    let outcome = sngate.reload(&BASE.replace("\"info\"", "\"warn\"")).await;
+    assert!(outcome.contains("log level warn"), "{outcome}");
+    // At warn the next reload's warnings show, its summary (info) does not.
+    let quiet = BASE.replace("\"info\"", "\"warn\"");
+    std::fs::write(
+        &sngate.config,
+        quiet.replacen("127.0.0.1:0", "127.0.0.2:0", 1),
+    )
+    .unwrap();
+    let mark = sngate.mark();
+    let pid = sngate.child.id().unwrap().to_string();
+    Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .await
+        .unwrap();
+    sngate.wait_line(mark, &["WARN", "needs a restart"]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sngate.find(mark, &["Reloaded "]), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_predefined_topic_id_works_for_a_sensor_connected_before_the_reload() {
     let sngate = Running::start(BASE).await;
     let mut sub = subscriber(sngate.mqtt, "pre/#").await;

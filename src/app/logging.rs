@@ -45,6 +45,11 @@ pub fn init_logging(level: LogLevel) -> LogControl {
 }
 
 impl LogControl {
+    /// Whether `RUST_LOG` chose the filter, so the config's level is unused.
+    pub fn is_overridden(&self) -> bool {
+        self.from_env
+    }
+
     /// Puts `level` in force for every later event.
     pub fn set_level(&self, level: LogLevel) -> Result<LevelChange, reload::Error> {
         if self.from_env {

@@ -12,11 +12,11 @@ use std::time::Duration;
 use toml::Table;
 use tracing::{error, info, warn};
 
-use super::logging::{LevelChange, LogControl};
+use super::logging::LogControl;
 use super::restart_keys::{changed_keys, is_reloadable, needs_restart};
 use super::settings::{predefined_topics, sensor_usernames};
 use super::{ReloadError, Sngate};
-use crate::config::Config;
+use crate::config::{Config, LogLevel};
 use crate::gateway::{GatewayReload, PeerIdentity, SensorAccess};
 use crate::transport::dtls::psk::PskTable;
 
@@ -114,9 +114,29 @@ impl ConfigReloader {
                 warn!("{origin}: {key} changed; it needs a restart, the running value stays.");
             }
         }
-        let mut summary = app.apply_config(&new, self.log.as_ref()).await;
+        // The summary is written at the more verbose of the two levels, so
+        // that turning the log down still shows what the reload did.
+        let (old_level, new_level) = (app.config.log.level, new.log.level);
+        let settable =
+            new_level != old_level && self.log.as_ref().is_some_and(|l| !l.is_overridden());
+        if new_level != old_level && !settable && self.log.is_some() {
+            info!("[log] level changed, but RUST_LOG is set and stays in force.");
+        }
+        let louder = verbosity(new_level) > verbosity(old_level);
+        if settable && louder {
+            self.set_level(new_level);
+        }
+        let mut summary = app.apply_config(&new).await;
+        if settable {
+            summary
+                .applied
+                .insert(0, format!("log level {}", new_level.as_str()));
+        }
         summary.needs_restart = restart;
         info!("Reloaded {origin}: {summary}.");
+        if settable && !louder {
+            self.set_level(new_level);
+        }
         if summary.problems.is_empty() {
             Ok(summary)
         } else {
@@ -124,6 +144,26 @@ impl ConfigReloader {
                 problems: summary.problems,
             })
         }
+    }
+}
+
+impl ConfigReloader {
+    /// Puts `level` in force (the filter swap cannot fail while the log runs).
+    fn set_level(&self, level: LogLevel) {
+        if let Some(Err(e)) = self.log.as_ref().map(|l| l.set_level(level)) {
+            warn!("[log] level could not be changed: {e}");
+        }
+    }
+}
+
+/// Orders levels from quiet to verbose.
+fn verbosity(level: LogLevel) -> u8 {
+    match level {
+        LogLevel::Error => 0,
+        LogLevel::Warn => 1,
+        LogLevel::Info => 2,
+        LogLevel::Debug => 3,
+        LogLevel::Trace => 4,
     }
 }
 
@@ -166,31 +206,23 @@ impl Sngate {
 
     /// Applies the run-time parts of `new` (an already validated config):
     /// everything [`ConfigReloader::reload`] describes except the restart
-    /// check. Parts that fail keep their previous state and are listed in
+    /// check and the log level. Parts that fail keep their previous state and are listed in
     /// the summary's `problems`.
-    pub async fn apply_config(&mut self, new: &Config, log: Option<&LogControl>) -> ReloadSummary {
+    pub async fn apply_config(&mut self, new: &Config) -> ReloadSummary {
         let mut s = ReloadSummary::default();
-        if let Some(log) = log
-            && new.log.level != self.config.log.level
-        {
-            match log.set_level(new.log.level) {
-                Ok(LevelChange::Applied) => {
-                    s.applied
-                        .push(format!("log level {}", new.log.level.as_str()));
-                }
-                Ok(LevelChange::OverriddenByEnv) => {
-                    info!("[log] level changed, but RUST_LOG is set and stays in force.");
-                }
-                Err(e) => s.problems.push(format!("[log]: {e}")),
-            }
-        }
+        // The level itself is the caller's: only it holds the log handle.
         self.config.log.level = new.log.level;
+        let auth_changed = new.auth != self.config.auth;
         match self.authorizer.reconfigure(&new.auth) {
-            Ok(()) => {
-                s.applied.push("[auth]".to_owned());
-                self.config.auth = new.auth.clone();
+            Ok(()) if auth_changed => s.applied.push("[auth] settings and files".to_owned()),
+            Ok(()) if new.auth.password_file.is_some() || new.auth.acl_file.is_some() => {
+                s.applied.push("password/ACL files".to_owned());
             }
+            Ok(()) => {}
             Err(e) => s.problems.push(format!("[auth]: {e}")),
+        }
+        if s.problems.is_empty() {
+            self.config.auth = new.auth.clone();
         }
         let tls_failed = self.reload_tls();
         if self.tls.len() > tls_failed.len() {
