@@ -302,6 +302,61 @@ async fn a_changed_listener_address_is_logged_as_needing_a_restart_and_left_runn
     still_receives(sngate.mqtt, &mut sub, "t/1", "same-listener").await;
 }
 
+/// Writes a password file with one user, through `sngate passwd`.
+async fn password_file(path: &std::path::Path, user: &str, password: &str) {
+    let status = Command::new(env!("CARGO_BIN_EXE_sngate"))
+        .args(["passwd", "-c", "-b"])
+        .arg(path)
+        .args([user, password])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Whether `mosquitto_pub` as `user` is accepted.
+async fn publishes_as(sngate: SocketAddr, user: &str, password: &str) -> bool {
+    let status = Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &sngate.port().to_string()])
+        .args(["-u", user, "-P", password, "-t", "t/auth", "-m", user])
+        .kill_on_drop(true)
+        .status();
+    tokio::time::timeout(WAIT, status)
+        .await
+        .unwrap()
+        .unwrap()
+        .success()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_password_file_path_applies_to_new_connections_and_connected_clients_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = (dir.path().join("old.passwd"), dir.path().join("new.passwd"));
+    password_file(&old, "ann", "pw-a").await;
+    password_file(&new, "bob", "pw-b").await;
+    let auth = |file: &std::path::Path| {
+        format!(
+            "{BASE}
+[auth]
+password_file = \"{}\"
+",
+            file.display()
+        )
+    };
+    let sngate = Running::start_in(dir, &auth(&old)).await;
+    let mut sub = Sub::start(sngate.mqtt, &["-t", "t/#", "-u", "ann", "-P", "pw-a"]).await;
+    assert!(publishes_as(sngate.mqtt, "ann", "pw-a").await);
+    assert!(!publishes_as(sngate.mqtt, "bob", "pw-b").await);
+
+    let outcome = sngate.reload(&auth(&new)).await;
+    assert!(outcome.contains("[auth] settings and files"), "{outcome}");
+    assert!(publishes_as(sngate.mqtt, "bob", "pw-b").await);
+    assert!(!publishes_as(sngate.mqtt, "ann", "pw-a").await);
+    // ann's subscriber, connected under the old file, is still served.
+    assert_eq!(sub.line(WAIT).await.as_deref(), Some("ann"));
+    assert_eq!(sub.line(WAIT).await.as_deref(), Some("bob"));
+}
+
 /// Lines of Mosquitto's log file that record `client_id` connecting ("New
 /// bridge connected" or "New client connected").
 fn connects_of(upstream: &Mosquitto, client_id: &str) -> usize {
@@ -457,4 +512,31 @@ async fn a_new_psk_identity_can_handshake_after_a_reload_and_established_session
     );
     assert_eq!(sub.line(WAIT).await.as_deref(), Some("from-dev1"));
     assert!(DtlsSensor::connect(gw, "dev1", KEY1).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_psk_file_on_reload_is_reported_and_the_old_keys_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let psk = dir.path().join("psk.txt");
+    std::fs::write(&psk, format!("dev1:{KEY1}:sensor-1\n")).unwrap();
+    let text = format!(
+        "{BASE}\n[[gateway.dtls]]\nbind = \"127.0.0.1:0\"\npsk_file = \"{}\"\n",
+        psk.display()
+    );
+    let sngate = Running::start_in(dir, &text).await;
+    let gw = sngate.dtls_addr().await;
+    std::fs::write(&psk, "dev1:not-hex\n").unwrap();
+    let mark = sngate.mark();
+    let outcome = sngate.reload(&text).await;
+    assert!(outcome.contains("failed: 1"), "{outcome}");
+    sngate
+        .wait_line(mark, &["WARN", "gateway.dtls[0]", "line 1"])
+        .await;
+    let mut dev1 = DtlsSensor::connect(gw, "dev1", KEY1)
+        .await
+        .expect("the old key still works");
+    assert_eq!(
+        dev1.mqtt_connect("sensor-1", true).await,
+        ReturnCode::Accepted
+    );
 }
