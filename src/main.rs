@@ -88,9 +88,12 @@ fn run(config: Config, reloader: Option<ConfigReloader>) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         info!("sngate version {} starting", env!("CARGO_PKG_VERSION"));
+        // Watched before anything starts: a SIGHUP or SIGTERM arriving while
+        // listeners open must not kill the process with the default action.
+        let signals = Signals::watch()?;
         let mut app = sngate::app::start(&config).await?;
         drop(config);
-        wait_for_signal(&mut app, reloader.as_ref()).await?;
+        signals.wait(&mut app, reloader.as_ref()).await;
         info!("shutting down");
         app.stop().await;
         info!("sngate stopped");
@@ -98,26 +101,37 @@ fn run(config: Config, reloader: Option<ConfigReloader>) -> anyhow::Result<()> {
     })
 }
 
-/// Waits for SIGTERM or SIGINT; SIGHUP reloads the config file (or, with the
-/// built-in config, certificates, passwords and ACL).
-async fn wait_for_signal(
-    app: &mut Sngate,
-    reloader: Option<&ConfigReloader>,
-) -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
-    loop {
-        tokio::select! {
-            _ = term.recv() => return Ok(()),
-            _ = int.recv() => return Ok(()),
-            _ = hup.recv() => {
-                info!("SIGHUP received: reloading");
-                // Failures are logged by reload itself; the old settings stay in force.
-                match reloader {
-                    Some(r) => { let _ = r.reload(app).await; }
-                    None => { let _ = app.reload(); }
+/// The signals sngate acts on.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn watch() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("cannot watch SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot watch SIGINT")?,
+            hup: signal(SignalKind::hangup()).context("cannot watch SIGHUP")?,
+        })
+    }
+
+    /// Waits for SIGTERM or SIGINT; SIGHUP reloads the config file (or, with
+    /// the built-in config, certificates, passwords and ACL).
+    async fn wait(mut self, app: &mut Sngate, reloader: Option<&ConfigReloader>) {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return,
+                _ = self.int.recv() => return,
+                _ = self.hup.recv() => {
+                    info!("SIGHUP received: reloading");
+                    // Failures are logged by reload itself; the old settings stay in force.
+                    match reloader {
+                        Some(r) => { let _ = r.reload(app).await; }
+                        None => { let _ = app.reload(); }
+                    }
                 }
             }
         }
