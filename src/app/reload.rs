@@ -174,6 +174,9 @@ impl Sngate {
     /// and its old version kept.
     pub fn reload(&self) -> Result<(), ReloadError> {
         let mut problems = self.reload_tls();
+        if self.tls.len() > problems.len() {
+            info!("Reloaded TLS certificates.");
+        }
         match self.authorizer.reload() {
             Ok(()) => info!("Reloaded password and ACL files."),
             Err(e) => problems.push(format!("[auth]: {e}")),
@@ -188,12 +191,12 @@ impl Sngate {
         }
     }
 
+    /// Re-reads every TLS listener's files; one line per listener that failed.
     fn reload_tls(&self) -> Vec<String> {
         let mut problems = Vec::new();
         for (addr, t) in &self.tls {
-            match t.reload() {
-                Ok(()) => info!("Reloaded TLS certificates of listener {addr}."),
-                Err(e) => problems.push(format!("listener {addr}: {e}")),
+            if let Err(e) = t.reload() {
+                problems.push(format!("listener {addr}: {e}"));
             }
         }
         problems
@@ -206,8 +209,8 @@ impl Sngate {
 
     /// Applies the run-time parts of `new` (an already validated config):
     /// everything [`ConfigReloader::reload`] describes except the restart
-    /// check and the log level. Parts that fail keep their previous state and are listed in
-    /// the summary's `problems`.
+    /// check and the log level. Parts that fail keep their previous state
+    /// and are listed in the summary's `problems`.
     pub async fn apply_config(&mut self, new: &Config) -> ReloadSummary {
         let mut s = ReloadSummary::default();
         // The level itself is the caller's: only it holds the log handle.
