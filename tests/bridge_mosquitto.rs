@@ -337,3 +337,61 @@ async fn mqtt_sn_sensor_reaches_an_upstream_subscriber_and_back() {
     assert!(text.contains("reboot"), "sensor output: {text:?}");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn client_id_template_files_each_publisher_under_its_own_remote_prefix() {
+    let up = Mosquitto::start("").await;
+    let gw = sngate_with(&bridge_config(
+        "b",
+        up.addr,
+        4,
+        r#"topics = [
+  { pattern = "sensors/+/temp", direction = "out", qos = 1, remote_topic = "site1/{client_id}/{1}" },
+  { pattern = "$SYS/broker/connection/+/state", direction = "out", qos = 1, remote_topic = "site1/{client_id}/state" },
+]"#,
+    ))
+    .await;
+    let local = gw.mqtt_addr().unwrap();
+    let udp = gw.gateway_udp[0].port().to_string();
+    wait_state(local, "b", "1", WAIT).await;
+
+    let mut sub = Sub::start(up.addr, &["-t", "site1/#", "-v", "-W", "15"]).await;
+    for (client, room, value) in [("alpha", "kitchen", "19"), ("beta", "hall", "20")] {
+        let topic = format!("sensors/{room}/temp");
+        mosquitto_pub(local, &["-i", client, "-t", &topic, "-m", value, "-q", "1"]).await;
+    }
+    let sensor = mqtt_sn(
+        "mqtt_sn_pub",
+        &[
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &udp,
+            "-i",
+            "node-sn",
+            "-q",
+            "1",
+            "-t",
+            "sensors/attic/temp",
+            "-m",
+            "21",
+        ],
+        10,
+    )
+    .await;
+    let _ = sensor.wait_with_output().await;
+
+    let mut got = sub.lines(3, WAIT).await;
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "site1/alpha/kitchen 19",
+            "site1/beta/hall 20",
+            "site1/node-sn/attic 21"
+        ]
+    );
+    // The broker's own state messages have no publisher: not forwarded.
+    assert_eq!(sub.line(Duration::from_millis(700)).await, None);
+    gw.stop().await;
+}

@@ -255,6 +255,13 @@ fn bridge_address_without_port_is_rejected() {
 }
 
 #[test]
+fn bridge_address_with_an_unknown_scheme_is_rejected() {
+    let text = "[[bridge]]\nname = \"cloud\"\naddresses = [\"http://broker.example.com/mqtt\"]\n\
+                topics = [{ pattern = \"#\" }]\n";
+    assert_error(text, 3, 14, "bridge[0].addresses[0]", "\"wss://host/mqtt\"");
+}
+
+#[test]
 fn unreadable_file_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sngate.toml");

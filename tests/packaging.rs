@@ -1,7 +1,7 @@
 //! The Debian packaging: the systemd unit and `[package.metadata.deb]` say
 //! what docs/operations.md promises, and every file they name exists.
-//! `deb_package_contents` builds the .deb with cargo-deb (ignored by default:
-//! it needs `cargo install cargo-deb` and a release build).
+//! `deb_package_contents` builds the .deb with cargo-deb (installed by
+//! `.ci/run`) and reads it back.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -179,29 +179,44 @@ fn maintainer_scripts_are_valid_sh() {
     }
 }
 
-/// Reads a built package back with dpkg-deb: the one named by `SNGATE_DEB`
-/// (e.g. the arm64 one from scripts/cross-aarch64.sh), or else one built here
-/// with `cargo deb --no-build`, which needs cargo-deb and a release build:
-/// `cargo test --test packaging -- --ignored`.
+/// The package to check: the one named by `SNGATE_DEB` (e.g. the arm64 one
+/// from scripts/cross-aarch64.sh), or else one cargo-deb builds here from the
+/// test build's binary (`--profile dev`: the same files and maintainer
+/// scripts as a release package, only the binary is unoptimised). `.ci/run`
+/// installs cargo-deb.
+fn built_deb(dir: &Path) -> PathBuf {
+    if let Some(path) = std::env::var_os("SNGATE_DEB") {
+        return root().join(path);
+    }
+    // The binary cargo-deb packages is the one this test run built.
+    assert!(Path::new(env!("CARGO_BIN_EXE_sngate")).is_file());
+    let deb = dir.join("sngate.deb");
+    let out = std::process::Command::new("cargo")
+        .args([
+            "deb",
+            "--no-build",
+            "--profile",
+            "dev",
+            "--no-strip",
+            "--fast",
+        ])
+        .arg("--output")
+        .arg(&deb)
+        .current_dir(root())
+        .output()
+        .expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "cargo deb failed (install it with `cargo install --locked cargo-deb`, as .ci/run does): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    deb
+}
+
 #[test]
-#[ignore = "needs a built .deb, or cargo-deb and a release build"]
 fn deb_package_contents() {
-    let deb = match std::env::var_os("SNGATE_DEB") {
-        Some(path) => root().join(path),
-        None => {
-            let out = std::process::Command::new("cargo")
-                .args(["deb", "--no-build", "--output", "target/debian/test.deb"])
-                .current_dir(root())
-                .output()
-                .expect("cargo deb runs");
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            root().join("target/debian/test.deb")
-        }
-    };
+    let dir = tempfile::tempdir().unwrap();
+    let deb = built_deb(dir.path());
     let list = std::process::Command::new("dpkg-deb")
         .arg("-c")
         .arg(&deb)
@@ -243,6 +258,45 @@ fn deb_package_contents() {
         String::from_utf8_lossy(&conffiles.stdout).trim(),
         "/etc/sngate/sngate.toml"
     );
+}
+
+/// Unpacked into a throwaway root, the package's binary runs and accepts the
+/// packaged config file (what `systemctl start sngate` would run).
+#[test]
+fn deb_unpacked_into_a_throwaway_root_runs_with_its_conffile() {
+    let dir = tempfile::tempdir().unwrap();
+    let deb = built_deb(dir.path());
+    let root_dir = dir.path().join("root");
+    let status = std::process::Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(&deb)
+        .arg(&root_dir)
+        .status()
+        .unwrap();
+    assert!(status.success(), "dpkg-deb -x");
+    if std::env::var_os("SNGATE_DEB").is_some() {
+        // A foreign-architecture package (arm64) cannot run here; its
+        // smoke test is scripts/cross-aarch64.sh under qemu-user.
+        return;
+    }
+    let out = std::process::Command::new(root_dir.join("usr/bin/sngate"))
+        .arg("check-config")
+        .arg(root_dir.join("etc/sngate/sngate.toml"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("OK"), "{stdout}");
+    let unit = std::fs::read_to_string(root_dir.join("lib/systemd/system/sngate.service"))
+        .or_else(|_| {
+            std::fs::read_to_string(root_dir.join("usr/lib/systemd/system/sngate.service"))
+        })
+        .expect("the unit is installed under lib/systemd/system");
+    assert!(unit.contains("ExecStart=/usr/bin/sngate"), "{unit}");
 }
 
 /// systemd's own checker accepts the unit (with ExecStart pointed at the

@@ -19,6 +19,7 @@ fn put(seq: u64) -> StoreOp {
                 retain: false,
                 properties: None,
                 expires_at_ms: None,
+                publisher: None,
             },
             subscription_ids: vec![],
             state: QueueState::Queued,

@@ -19,6 +19,7 @@ fn message(topic: &str, payload: &[u8]) -> MessageRecord {
         retain: false,
         properties: None,
         expires_at_ms: None,
+        publisher: None,
     }
 }
 

@@ -19,6 +19,7 @@ fn message(topic: &str, payload: &[u8]) -> MessageRecord {
         retain: false,
         properties: None,
         expires_at_ms: None,
+        publisher: None,
     }
 }
 
@@ -36,6 +37,7 @@ fn full_message() -> MessageRecord {
             user_properties: vec![("k".into(), "v".into()), ("k".into(), "w".into())],
         }),
         expires_at_ms: Some(1_900_000_000_000),
+        publisher: Some("sensor-1".into()),
     }
 }
 

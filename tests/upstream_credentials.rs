@@ -13,26 +13,9 @@ use std::time::Duration;
 use bridge_support::Mosquitto;
 use common::Sub;
 use sn_sensor::{SnSensor, connect_msg};
-use sngate::mqttsn::codec::{Message, SnQos, TopicRef};
+use sngate::mqttsn::codec::{Message, ReturnCode, SnQos, TopicRef};
 use sngate::qos::QoS;
-use tokio::process::Command;
-use upstream_support::{sensor, start};
-
-async fn passwd(file: &std::path::Path, user: &str, pass: &str) {
-    common::require_tool("mosquitto_passwd");
-    let mut cmd = Command::new("mosquitto_passwd");
-    if !file.exists() {
-        cmd.arg("-c");
-    }
-    let ok = cmd
-        .arg("-b")
-        .arg(file)
-        .args([user, pass])
-        .status()
-        .await
-        .unwrap();
-    assert!(ok.success());
-}
+use upstream_support::{passwd, sensor, start};
 
 /// Mosquitto with users `gw` (the gateway's shared connection), `u1`, `u2`
 /// and `admin`; each sensor user may only write below its own topic.
@@ -133,7 +116,9 @@ async fn a_sensor_without_credentials_is_refused() {
     let app = start("transparent", up.addr, "", &keys(&up)).await;
     assert_eq!(
         refused(app.gateway_udp[0], "stranger").await,
-        Message::Disconnect { duration: None }
+        Message::ConnAck {
+            code: ReturnCode::NotSupported
+        }
     );
     assert_eq!(
         app.upstream
@@ -152,7 +137,9 @@ async fn a_sensor_whose_credentials_the_upstream_rejects_is_refused() {
     let app = start("transparent", up.addr, "", &keys(&up)).await;
     assert_eq!(
         refused(app.gateway_udp[0], "s9").await,
-        Message::Disconnect { duration: None }
+        Message::ConnAck {
+            code: ReturnCode::NotSupported
+        }
     );
     app.stop().await;
 }

@@ -331,7 +331,8 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
         // Upstream modes: the gateway talks to the upstream task, which
         // speaks the core's language; the core still serves MQTT listeners.
         let (gw_broker, available) = if config.gateway.mode.uses_upstream() {
-            let up = crate::upstream::spawn(&config.gateway, shutdown.clone())?;
+            let up =
+                crate::upstream::spawn(&config.gateway, &config.persistence, shutdown.clone())?;
             info!(
                 "MQTT-SN gateway in {:?} mode, upstream {}.",
                 config.gateway.mode,

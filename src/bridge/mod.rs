@@ -1,19 +1,24 @@
 //! Bridges to other MQTT brokers (`[[bridge]]`).
 //!
-//! A bridge is an ordinary client of the broker core on the local side (it
-//! subscribes to its `out` rules and publishes what its `in` rules bring) and
-//! an MQTT 3.1.1 or 5 client of the remote broker, over TCP or TLS. Messages
-//! going out wait in a [`queue::BridgeQueue`] until the remote acknowledges
-//! them, so they survive outages of the remote broker (in memory for now).
+//! A bridge is a client of the broker core on the local side (a persistent
+//! session that subscribes to its `out` rules and publishes what its `in`
+//! rules bring) and an MQTT 3.1.1 or 5 client of the remote broker, over TCP,
+//! TLS or a WebSocket on either ([`transport`]). A message going out is acknowledged to the core only
+//! when the remote has acknowledged it, so until then it stays in the
+//! bridge's session, in the durable store when persistence is on: messages
+//! survive outages of the remote broker and restarts of sngate alike (see
+//! [`local`] and [`queue`]).
 
 pub mod backoff;
 pub mod echo;
 pub mod link;
+pub mod local;
 pub mod queue;
 pub mod rules;
 pub mod session;
 pub mod task;
 pub mod transport;
+pub mod upstream;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,16 +29,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::info;
 
-use crate::broker::{
-    BrokerClosed, BrokerHandle, ClientKind, Command, ConnId, ConnectRequest, Outbox,
-    SubscribeRequest, SubscriptionOptions,
-};
+use crate::broker::{BrokerClosed, BrokerHandle, ConnId, Outbox};
 use crate::config::{BridgeConfig, ProtocolVersion as ConfigVersion};
 use crate::mqtt::codec::{Connect, ConnectProperties, LastWill, ProtocolVersion, WillProperties};
 use crate::qos::QoS;
 
 use backoff::Backoff;
-use queue::{MemoryQueue, QueueLimits};
+use queue::{OutQueue, QueueLimits};
 use rules::{RuleError, TopicRule};
 use session::UpstreamSession;
 use task::BridgeTask;
@@ -51,16 +53,6 @@ pub enum BridgeError {
         index: usize,
         /// What is wrong.
         source: RuleError,
-    },
-    /// `{client_id}` in a template: the core does not tell bridges who published yet.
-    #[error(
-        "bridge {name}: topics[{index}]: {{client_id}} in a topic template is not available in this build yet"
-    )]
-    ClientIdTemplate {
-        /// Bridge name.
-        name: String,
-        /// Index of the rule.
-        index: usize,
     },
     /// TLS material could not be loaded.
     #[error("bridge {name}: {source}")]
@@ -138,12 +130,6 @@ fn prepare(c: &BridgeConfig) -> Result<(Vec<TopicRule>, Connector), BridgeError>
             index,
             source,
         })?;
-        if rule.uses_client_id() {
-            return Err(BridgeError::ClientIdTemplate {
-                name: c.name.clone(),
-                index,
-            });
-        }
         rules.push(rule);
     }
     let connector = Connector::new(
@@ -176,7 +162,8 @@ impl BridgeHandle {
     }
 
     /// Stops the bridge: a clean DISCONNECT to the remote broker (so no will),
-    /// then its local state topic goes to `0`. Waits at most `wait`.
+    /// then its local state topic goes to `0`. Its local session stays as
+    /// at shutdown ([`local::LOCAL_SESSION_EXPIRY`]). Waits at most `wait`.
     pub async fn stop(self, wait: Duration) {
         self.cancel.cancel();
         if tokio::time::timeout(wait, self.done).await.is_err() {
@@ -189,7 +176,10 @@ impl BridgeHandle {
                 QoS::AtLeastOnce,
                 true,
             );
-            let _ = self.broker.send(Command::PublishInternal { message }).await;
+            let _ = self
+                .broker
+                .send(crate::broker::Command::PublishInternal { message })
+                .await;
         }
         info!("bridge {}: stopped", self.config.name);
     }
@@ -222,51 +212,12 @@ pub async fn spawn_bridge(
     let version = codec_version(c.protocol_version);
     let conn = ConnId::next();
     let (outbox, local_rx) = Outbox::channel();
-    let core_err = |e| BridgeError::Core(c.name.clone(), e);
-    broker
-        .send(Command::Connect(ConnectRequest {
-            conn,
-            client_id: Arc::from(format!("$bridge/{}", c.name)),
-            clean_start: true,
-            session_expiry: 0,
-            will: None,
-            receive_maximum: u16::MAX,
-            username: None,
-            kind: ClientKind::Bridge,
-            outbox: outbox.clone(),
-        }))
+    local::attach(c, &rules, broker, conn, &outbox)
         .await
-        .map_err(core_err)?;
-    let filters: Vec<SubscribeRequest> = rules
-        .iter()
-        .filter(|r| r.is_out())
-        .map(|r| SubscribeRequest {
-            filter: Arc::from(r.local_filter()),
-            options: SubscriptionOptions {
-                qos: r.qos,
-                // What the bridge itself publishes locally (from the remote)
-                // must not go back out: that is the local half of loop prevention.
-                no_local: true,
-                retain_as_published: true,
-                retain_handling: 0,
-            },
-        })
-        .collect();
-    if !filters.is_empty() {
-        broker
-            .send(Command::Subscribe {
-                conn,
-                packet_id: 1,
-                filters,
-                subscription_id: None,
-            })
-            .await
-            .map_err(core_err)?;
-    }
+        .map_err(|e| BridgeError::Core(c.name.clone(), e))?;
     let limits = QueueLimits {
-        max_messages: usize::try_from(c.max_queued).unwrap_or(usize::MAX),
-        max_bytes: usize::try_from(c.max_queued_bytes).unwrap_or(usize::MAX),
         max_qos0: usize::try_from(c.max_queued_qos0).unwrap_or(usize::MAX),
+        max_qos0_bytes: usize::try_from(c.max_queued_bytes).unwrap_or(usize::MAX),
     };
     info!(
         "bridge {}: starting; remote {} (MQTT {}), {} topic rule(s)",
@@ -290,7 +241,7 @@ pub async fn spawn_bridge(
         conn,
         outbox,
         local_rx,
-        queue: Box::new(MemoryQueue::new(limits)),
+        queue: OutQueue::new(limits),
         session: UpstreamSession::new(version, c.max_inflight),
         backoff: Backoff::new(
             Duration::from_secs(c.reconnect_min),

@@ -1,11 +1,14 @@
-//! Store-and-forward queue of messages going out to the remote broker.
+//! Messages on their way out: taken from the local broker core, not yet
+//! acknowledged by the remote broker.
 //!
-//! A message stays in the queue from the moment the local side hands it over
-//! until the remote broker has acknowledged it (QoS 1/2) or it was written
-//! (QoS 0). The link takes messages with [`BridgeQueue::next`] and confirms
-//! them with [`BridgeQueue::ack`]. The trait is small on purpose so that the
-//! durable store can back it: a durable queue persists on `push`, deletes on
-//! `ack`, and after a restart offers every unacknowledged message again.
+//! This queue is small on purpose. The store-and-forward queue of QoS 1/2
+//! messages is the bridge's persistent session in the broker core: the core
+//! hands the bridge at most `max_inflight` of them at a time and keeps the
+//! rest (in the durable store when persistence is on). Each one handed over
+//! carries the [`LocalAck`] that the bridge answers the core with only once
+//! the remote has acknowledged it, so an unanswered message is redelivered by
+//! the core after a restart. QoS 0 messages are never queued by the core; the
+//! bridge holds up to `max_queued_qos0` of them here, dropping the oldest.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -15,154 +18,137 @@ use crate::qos::QoS;
 /// Position of a message in the queue; increases with every push.
 pub type Seq = u64;
 
-/// What `push` did.
+/// How to acknowledge a delivery to the core (PUBACK for QoS 1, PUBREC for
+/// QoS 2) once the remote broker has the message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PushOutcome {
-    /// Queued; `dropped_qos0` older QoS 0 messages were dropped to make room.
-    Queued {
-        /// QoS 0 messages dropped (oldest first).
-        dropped_qos0: usize,
-    },
-    /// The queue is full of QoS 1/2 messages: the new message was dropped.
-    Rejected,
+pub struct LocalAck {
+    /// Packet id of the core's delivery.
+    pub packet_id: u16,
+    /// QoS of the core's delivery.
+    pub qos: QoS,
 }
 
-/// Limits of a queue.
+/// Bounds of the QoS 0 messages held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueLimits {
-    /// Most messages held (waiting plus unacknowledged).
-    pub max_messages: usize,
-    /// Most payload + topic bytes held.
-    pub max_bytes: usize,
     /// Most QoS 0 messages waiting; the oldest goes first.
     pub max_qos0: usize,
+    /// Most topic + payload bytes of QoS 0 messages waiting.
+    pub max_qos0_bytes: usize,
 }
 
-/// Outgoing messages of one bridge.
-pub trait BridgeQueue: Send {
-    /// Adds a message at the back.
-    fn push(&mut self, message: Message) -> PushOutcome;
-    /// Takes the oldest message not yet handed out; it stays counted until acked.
-    fn next(&mut self) -> Option<(Seq, Message)>;
-    /// The remote broker has the message (or it was QoS 0 and written): forget it.
-    fn ack(&mut self, seq: Seq);
-    /// Messages held, waiting or unacknowledged.
-    fn len(&self) -> usize;
-    /// True when nothing is held.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// Messages waiting to be handed out.
-    fn waiting(&self) -> usize;
+#[derive(Debug)]
+struct Waiting {
+    seq: Seq,
+    message: Message,
+    ack: Option<LocalAck>,
+}
+
+/// Outgoing messages of one bridge, in the order the core delivered them.
+#[derive(Debug)]
+pub struct OutQueue {
+    limits: QueueLimits,
+    waiting: VecDeque<Waiting>,
+    handed_out: BTreeMap<Seq, Option<LocalAck>>,
+    next_seq: Seq,
+    qos0: usize,
+    qos0_bytes: usize,
 }
 
 fn size_of(message: &Message) -> usize {
     message.payload.len() + message.topic.len()
 }
 
-/// The in-memory queue: lost when sngate stops.
-#[derive(Debug)]
-pub struct MemoryQueue {
-    limits: QueueLimits,
-    waiting: VecDeque<(Seq, Message)>,
-    handed_out: BTreeMap<Seq, usize>,
-    next_seq: Seq,
-    bytes: usize,
-    waiting_qos0: usize,
-}
-
-impl MemoryQueue {
+impl OutQueue {
     /// An empty queue with these limits.
-    pub fn new(limits: QueueLimits) -> MemoryQueue {
-        MemoryQueue {
+    pub fn new(limits: QueueLimits) -> OutQueue {
+        OutQueue {
             limits,
             waiting: VecDeque::new(),
             handed_out: BTreeMap::new(),
             next_seq: 0,
-            bytes: 0,
-            waiting_qos0: 0,
+            qos0: 0,
+            qos0_bytes: 0,
         }
-    }
-
-    /// Payload and topic bytes held.
-    pub fn bytes(&self) -> usize {
-        self.bytes
     }
 
     fn drop_oldest_qos0(&mut self) -> bool {
         let Some(i) = self
             .waiting
             .iter()
-            .position(|(_, m)| m.qos == QoS::AtMostOnce)
+            .position(|w| w.message.qos == QoS::AtMostOnce)
         else {
             return false;
         };
-        if let Some((_, m)) = self.waiting.remove(i) {
-            self.bytes -= size_of(&m);
-            self.waiting_qos0 -= 1;
+        if let Some(w) = self.waiting.remove(i) {
+            self.qos0 -= 1;
+            self.qos0_bytes -= size_of(&w.message);
         }
         true
     }
 
-    fn is_full_for(&self, size: usize) -> bool {
-        self.len() >= self.limits.max_messages || self.bytes + size > self.limits.max_bytes
+    fn qos0_full_for(&self, size: usize) -> bool {
+        self.qos0 >= self.limits.max_qos0
+            || self.qos0_bytes.saturating_add(size) > self.limits.max_qos0_bytes
     }
-}
 
-impl BridgeQueue for MemoryQueue {
-    fn push(&mut self, message: Message) -> PushOutcome {
-        let size = size_of(&message);
-        let mut dropped_qos0 = 0;
+    /// Adds a message at the back; returns how many QoS 0 messages were
+    /// dropped to respect the bounds (the oldest first, or this one if it
+    /// cannot fit at all). QoS 1/2 messages are always taken: the core's
+    /// in-flight window already bounds them.
+    pub fn push(&mut self, message: Message, ack: Option<LocalAck>) -> usize {
+        let mut dropped = 0;
         if message.qos == QoS::AtMostOnce {
-            if self.limits.max_qos0 == 0 {
-                return PushOutcome::Queued { dropped_qos0: 1 };
-            }
-            while self.waiting_qos0 >= self.limits.max_qos0 && self.drop_oldest_qos0() {
-                dropped_qos0 += 1;
-            }
-        }
-        while self.is_full_for(size) {
-            if !self.drop_oldest_qos0() {
-                if message.qos == QoS::AtMostOnce {
-                    // The newest QoS 0 message is the one to lose.
-                    return PushOutcome::Queued {
-                        dropped_qos0: dropped_qos0 + 1,
-                    };
+            let size = size_of(&message);
+            while self.qos0_full_for(size) {
+                if !self.drop_oldest_qos0() {
+                    // Nothing older to give up: the newest QoS 0 message is the one to lose.
+                    return dropped + 1;
                 }
-                return PushOutcome::Rejected;
+                dropped += 1;
             }
-            dropped_qos0 += 1;
+            self.qos0 += 1;
+            self.qos0_bytes += size;
         }
-        if message.qos == QoS::AtMostOnce {
-            self.waiting_qos0 += 1;
-        }
-        self.bytes += size;
-        self.waiting.push_back((self.next_seq, message));
+        self.waiting.push_back(Waiting {
+            seq: self.next_seq,
+            message,
+            ack,
+        });
         self.next_seq += 1;
-        PushOutcome::Queued { dropped_qos0 }
+        dropped
     }
 
-    fn next(&mut self) -> Option<(Seq, Message)> {
-        let (seq, message) = self.waiting.pop_front()?;
-        if message.qos == QoS::AtMostOnce {
-            self.waiting_qos0 -= 1;
+    /// Takes the oldest message not yet handed out; it stays held until acked.
+    pub fn take_next(&mut self) -> Option<(Seq, Message)> {
+        let w = self.waiting.pop_front()?;
+        if w.message.qos == QoS::AtMostOnce {
+            self.qos0 -= 1;
+            self.qos0_bytes -= size_of(&w.message);
         }
-        self.handed_out.insert(seq, size_of(&message));
-        Some((seq, message))
+        self.handed_out.insert(w.seq, w.ack);
+        Some((w.seq, w.message))
     }
 
-    fn ack(&mut self, seq: Seq) {
-        if let Some(size) = self.handed_out.remove(&seq) {
-            self.bytes -= size;
-        }
+    /// The remote has the message (or it was QoS 0 and written): forget it
+    /// and return how to acknowledge it to the core.
+    pub fn ack(&mut self, seq: Seq) -> Option<LocalAck> {
+        self.handed_out.remove(&seq).flatten()
     }
 
-    fn len(&self) -> usize {
+    /// Messages held, waiting or sent and unacknowledged.
+    pub fn len(&self) -> usize {
         self.waiting.len() + self.handed_out.len()
     }
 
-    fn waiting(&self) -> usize {
-        self.waiting.len()
+    /// True when nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// QoS 0 messages waiting.
+    pub fn qos0_waiting(&self) -> usize {
+        self.qos0
     }
 }
 
@@ -176,17 +162,23 @@ mod tests {
         Message::new("t", Bytes::from(n.to_string()), qos, false)
     }
 
-    fn limits(max_messages: usize, max_qos0: usize) -> QueueLimits {
-        QueueLimits {
-            max_messages,
-            max_bytes: 1 << 20,
-            max_qos0,
-        }
+    fn ack(packet_id: u16) -> Option<LocalAck> {
+        Some(LocalAck {
+            packet_id,
+            qos: QoS::AtLeastOnce,
+        })
     }
 
-    fn drain(q: &mut MemoryQueue) -> Vec<String> {
+    fn queue(max_qos0: usize) -> OutQueue {
+        OutQueue::new(QueueLimits {
+            max_qos0,
+            max_qos0_bytes: 1 << 20,
+        })
+    }
+
+    fn drain(q: &mut OutQueue) -> Vec<String> {
         let mut out = Vec::new();
-        while let Some((seq, m)) = q.next() {
+        while let Some((seq, m)) = q.take_next() {
             q.ack(seq);
             out.push(String::from_utf8(m.payload.to_vec()).unwrap());
         }
@@ -195,73 +187,60 @@ mod tests {
 
     #[test]
     fn messages_come_out_in_order() {
-        let mut q = MemoryQueue::new(limits(10, 10));
+        let mut q = queue(10);
         for n in 0..5 {
-            q.push(msg(n, QoS::AtLeastOnce));
+            q.push(msg(n, QoS::AtLeastOnce), ack(n as u16 + 1));
         }
         assert_eq!(drain(&mut q), ["0", "1", "2", "3", "4"]);
         assert!(q.is_empty());
-        assert_eq!(q.bytes(), 0);
+    }
+
+    #[test]
+    fn the_local_ack_comes_back_when_the_remote_acknowledges() {
+        let mut q = queue(10);
+        q.push(msg(0, QoS::AtLeastOnce), ack(7));
+        let (seq, _) = q.take_next().unwrap();
+        assert_eq!(q.len(), 1, "held until the remote acknowledges");
+        assert_eq!(q.ack(seq), ack(7));
+        assert_eq!(q.ack(seq), None, "only once");
+        assert!(q.is_empty());
     }
 
     #[test]
     fn qos0_beyond_its_bound_drops_the_oldest_qos0() {
-        let mut q = MemoryQueue::new(limits(10, 2));
-        q.push(msg(0, QoS::AtMostOnce));
-        q.push(msg(1, QoS::AtLeastOnce));
-        q.push(msg(2, QoS::AtMostOnce));
-        assert_eq!(
-            q.push(msg(3, QoS::AtMostOnce)),
-            PushOutcome::Queued { dropped_qos0: 1 }
-        );
+        let mut q = queue(2);
+        q.push(msg(0, QoS::AtMostOnce), None);
+        q.push(msg(1, QoS::AtLeastOnce), ack(1));
+        q.push(msg(2, QoS::AtMostOnce), None);
+        assert_eq!(q.push(msg(3, QoS::AtMostOnce), None), 1);
         assert_eq!(drain(&mut q), ["1", "2", "3"]);
     }
 
     #[test]
-    fn full_queue_makes_room_from_qos0_for_qos1() {
-        let mut q = MemoryQueue::new(limits(2, 10));
-        q.push(msg(0, QoS::AtMostOnce));
-        q.push(msg(1, QoS::AtLeastOnce));
-        assert_eq!(
-            q.push(msg(2, QoS::AtLeastOnce)),
-            PushOutcome::Queued { dropped_qos0: 1 }
-        );
-        assert_eq!(drain(&mut q), ["1", "2"]);
+    fn qos1_is_never_dropped_for_the_qos0_bound() {
+        let mut q = queue(0);
+        assert_eq!(q.push(msg(0, QoS::AtLeastOnce), ack(1)), 0);
+        assert_eq!(q.push(msg(1, QoS::AtMostOnce), None), 1);
+        assert_eq!(drain(&mut q), ["0"]);
     }
 
     #[test]
-    fn full_queue_of_qos1_rejects_the_newest() {
-        let mut q = MemoryQueue::new(limits(2, 10));
-        q.push(msg(0, QoS::AtLeastOnce));
-        q.push(msg(1, QoS::ExactlyOnce));
-        assert_eq!(q.push(msg(2, QoS::AtLeastOnce)), PushOutcome::Rejected);
-        assert_eq!(drain(&mut q), ["0", "1"]);
-    }
-
-    #[test]
-    fn unacknowledged_messages_still_count() {
-        let mut q = MemoryQueue::new(limits(1, 10));
-        q.push(msg(0, QoS::AtLeastOnce));
-        let (seq, _) = q.next().unwrap();
-        assert_eq!(q.push(msg(1, QoS::AtLeastOnce)), PushOutcome::Rejected);
-        q.ack(seq);
-        assert_eq!(
-            q.push(msg(1, QoS::AtLeastOnce)),
-            PushOutcome::Queued { dropped_qos0: 0 }
-        );
-    }
-
-    #[test]
-    fn byte_bound_is_kept() {
-        let mut q = MemoryQueue::new(QueueLimits {
-            max_messages: 100,
-            max_bytes: 4,
+    fn qos0_byte_bound_drops_the_oldest_qos0() {
+        let mut q = OutQueue::new(QueueLimits {
             max_qos0: 100,
+            max_qos0_bytes: 5,
         });
-        assert_eq!(
-            q.push(msg(10, QoS::AtLeastOnce)),
-            PushOutcome::Queued { dropped_qos0: 0 }
-        );
-        assert_eq!(q.push(msg(11, QoS::AtLeastOnce)), PushOutcome::Rejected);
+        assert_eq!(q.push(msg(10, QoS::AtMostOnce), None), 0);
+        assert_eq!(q.push(msg(11, QoS::AtMostOnce), None), 1);
+        assert_eq!(q.qos0_waiting(), 1);
+        assert_eq!(drain(&mut q), ["11"]);
+    }
+
+    #[test]
+    fn qos0_handed_out_no_longer_counts_against_the_bound() {
+        let mut q = queue(1);
+        q.push(msg(0, QoS::AtMostOnce), None);
+        q.take_next().unwrap();
+        assert_eq!(q.push(msg(1, QoS::AtMostOnce), None), 0);
     }
 }

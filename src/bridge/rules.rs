@@ -195,6 +195,16 @@ impl TopicRule {
                 c.pattern
             )));
         }
+        // Only local publishers are known: a remote PUBLISH does not say who sent it.
+        if let (Some(t), Some(text)) = (&local_template, &c.local_topic)
+            && t.uses_client_id()
+        {
+            return Err(RuleError::BadTemplate {
+                template: text.clone(),
+                why: "{client_id} is known only for messages going out; use it in remote_topic"
+                    .into(),
+            });
+        }
         let rule = TopicRule {
             pattern: c.pattern.clone(),
             direction: c.direction,
@@ -286,15 +296,39 @@ fn map(
     Some(out)
 }
 
-/// The first rule that carries `local_topic` out, with the remote topic.
+/// Where a local message goes out, as [`route_out`] decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutRoute<'r> {
+    /// Send it to the remote on this topic.
+    To(&'r TopicRule, String),
+    /// No out rule matches the topic.
+    NoRule,
+    /// The first matching rule cannot name it: its template needs the
+    /// publisher's client id and the message has none (the broker's own
+    /// messages), or the rendered name is not a valid topic.
+    Unnamed(&'r TopicRule),
+}
+
+/// The first out rule whose filter matches `local_topic` decides where it goes.
+///
+/// A rule that matches but cannot render the name does not fall through to
+/// later rules: a `{client_id}` rule sends a message without a publisher
+/// nowhere rather than to a catch-all's topic.
 pub fn route_out<'r>(
     rules: &'r [TopicRule],
     local_topic: &str,
     client_id: Option<&str>,
-) -> Option<(&'r TopicRule, String)> {
-    rules
+) -> OutRoute<'r> {
+    let Some(rule) = rules
         .iter()
-        .find_map(|r| r.to_remote(local_topic, client_id).map(|t| (r, t)))
+        .find(|r| r.is_out() && matches(&r.local_filter(), local_topic))
+    else {
+        return OutRoute::NoRule;
+    };
+    match rule.to_remote(local_topic, client_id) {
+        Some(topic) => OutRoute::To(rule, topic),
+        None => OutRoute::Unnamed(rule),
+    }
 }
 
 /// The first rule that carries `remote_topic` in, with the local topic.
@@ -395,7 +429,63 @@ mod tests {
             TopicRule::from_config(&rule("a/#", BridgeDirection::Out, "", "one/")).unwrap(),
             TopicRule::from_config(&rule("#", BridgeDirection::Out, "", "two/")).unwrap(),
         ];
-        assert_eq!(route_out(&rules, "a/b", None).unwrap().1, "one/a/b");
-        assert_eq!(route_out(&rules, "c", None).unwrap().1, "two/c");
+        assert_eq!(
+            route_out(&rules, "a/b", None),
+            OutRoute::To(&rules[0], "one/a/b".into())
+        );
+        assert_eq!(
+            route_out(&rules, "c", None),
+            OutRoute::To(&rules[1], "two/c".into())
+        );
+    }
+
+    #[test]
+    fn client_id_rule_without_a_publisher_does_not_fall_through() {
+        let mut c = rule("sensors/+/temp", BridgeDirection::Out, "", "");
+        c.remote_topic = Some("site1/{client_id}/{1}".into());
+        let rules = vec![
+            TopicRule::from_config(&c).unwrap(),
+            TopicRule::from_config(&rule("#", BridgeDirection::Out, "", "all/")).unwrap(),
+        ];
+        assert_eq!(
+            route_out(&rules, "sensors/k/temp", Some("node1")),
+            OutRoute::To(&rules[0], "site1/node1/k".into())
+        );
+        assert_eq!(
+            route_out(&rules, "sensors/k/temp", None),
+            OutRoute::Unnamed(&rules[0])
+        );
+        assert_eq!(
+            route_out(&rules, "other", None),
+            OutRoute::To(&rules[1], "all/other".into())
+        );
+    }
+
+    #[test]
+    fn client_id_with_a_wildcard_character_names_no_topic() {
+        let mut c = rule("t", BridgeDirection::Out, "", "");
+        c.remote_topic = Some("up/{client_id}".into());
+        let rules = vec![TopicRule::from_config(&c).unwrap()];
+        assert_eq!(
+            route_out(&rules, "t", Some("a+b")),
+            OutRoute::Unnamed(&rules[0])
+        );
+    }
+
+    #[test]
+    fn no_out_rule_for_the_topic() {
+        let rules =
+            vec![TopicRule::from_config(&rule("a/#", BridgeDirection::In, "", "")).unwrap()];
+        assert_eq!(route_out(&rules, "a/b", None), OutRoute::NoRule);
+    }
+
+    #[test]
+    fn client_id_in_a_local_template_is_refused() {
+        let mut c = rule("cmd/+", BridgeDirection::In, "", "");
+        c.local_topic = Some("dev/{client_id}/{1}".into());
+        assert!(matches!(
+            TopicRule::from_config(&c),
+            Err(RuleError::BadTemplate { .. })
+        ));
     }
 }

@@ -245,6 +245,8 @@ pub fn from_publish(publish: &Publish, topic: Arc<str>, qos: QoS, now: Instant) 
         expires_at: p
             .message_expiry_interval
             .map(|s| now + std::time::Duration::from_secs(u64::from(s))),
+        // The core stamps the bridge's own client id when it is published locally.
+        publisher: None,
     }
 }
 

@@ -1,8 +1,9 @@
-//! Byte streams to the remote broker: plain TCP or TLS (rustls), with the
-//! certificate material loaded once when the bridge starts.
+//! Byte streams to the remote broker: plain TCP, TLS (rustls), or MQTT over
+//! a WebSocket on either, with the certificate material loaded once when the
+//! bridge starts.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -14,9 +15,12 @@ use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tracing::warn;
 
-use crate::config::BridgeTlsConfig;
+use crate::config::{BridgeTlsConfig, Endpoint, Scheme};
+use crate::transport::websocket::WsByteStream;
 
 /// A connected byte stream, TCP or TLS.
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -46,8 +50,8 @@ pub enum TlsSetupError {
 /// Why one connection attempt failed before MQTT started.
 #[derive(Debug, Error)]
 pub enum ConnectError {
-    /// The address is not `host:port`.
-    #[error("address {0:?} is not host:port")]
+    /// The address is neither `host:port` nor a `mqtt(s)://` or `ws(s)://` URL.
+    #[error("{0}")]
     BadAddress(String),
     /// TCP connect failed (refused, unreachable, name not resolved).
     #[error("TCP connect failed: {0}")]
@@ -58,6 +62,10 @@ pub enum ConnectError {
     /// The host is not usable as a TLS server name.
     #[error("{0:?} is not a valid TLS server name")]
     ServerName(String),
+    /// The WebSocket upgrade was refused (HTTP status, missing `mqtt`
+    /// subprotocol, wrong path…).
+    #[error("WebSocket handshake failed: {0}")]
+    WebSocket(String),
     /// A stage took longer than the connect timeout.
     #[error("{0} timed out")]
     Timeout(&'static str),
@@ -75,6 +83,9 @@ fn file_error(what: &'static str, path: &Path, why: impl ToString) -> TlsSetupEr
 #[derive(Clone)]
 pub struct Connector {
     tls: Option<TlsConnector>,
+    /// System roots, for `mqtts://` and `wss://` addresses of a bridge without
+    /// a `tls` table; built on first use.
+    default_tls: Arc<OnceLock<Result<TlsConnector, String>>>,
     timeout: Duration,
 }
 
@@ -98,7 +109,11 @@ impl Connector {
         let tls = tls
             .map(|t| client_config(name, t).map(|c| TlsConnector::from(Arc::new(c))))
             .transpose()?;
-        Ok(Connector { tls, timeout })
+        Ok(Connector {
+            tls,
+            default_tls: Arc::default(),
+            timeout,
+        })
     }
 
     /// The limit on each connection stage.
@@ -106,41 +121,71 @@ impl Connector {
         self.timeout
     }
 
-    /// Connects to `address` (`host:port`), with TLS if configured.
+    /// Connects to `address`: `host:port` (TLS if configured) or a
+    /// `mqtt://`, `mqtts://`, `ws://` or `wss://` URL.
     pub async fn connect(&self, address: &str) -> Result<BoxStream, ConnectError> {
-        let (host, _) = split_host_port(address)?;
-        let tcp = tokio::time::timeout(self.timeout, TcpStream::connect(address))
+        let endpoint = Endpoint::parse(address).map_err(ConnectError::BadAddress)?;
+        let tcp = tokio::time::timeout(self.timeout, TcpStream::connect(endpoint.socket_address()))
             .await
             .map_err(|_| ConnectError::Timeout("TCP connect"))?
             .map_err(ConnectError::Tcp)?;
         let _ = tcp.set_nodelay(true);
-        let Some(tls) = &self.tls else {
-            return Ok(Box::new(tcp));
+        let tls = match endpoint.scheme {
+            Scheme::HostPort => self.tls.clone(),
+            Scheme::Mqtt | Scheme::Ws => None,
+            Scheme::Mqtts | Scheme::Wss => Some(self.tls_for_url()?),
         };
-        // SNI and certificate name checks use the host as written in the config.
-        let server_name = ServerName::try_from(host.to_owned())
-            .map_err(|_| ConnectError::ServerName(host.to_owned()))?;
-        let stream = tokio::time::timeout(self.timeout, tls.connect(server_name, tcp))
+        let stream: BoxStream = match tls {
+            None => Box::new(tcp),
+            Some(tls) => {
+                // SNI and certificate name checks use the host as written in the config.
+                let server_name = ServerName::try_from(endpoint.host.clone())
+                    .map_err(|_| ConnectError::ServerName(endpoint.host.clone()))?;
+                let stream = tokio::time::timeout(self.timeout, tls.connect(server_name, tcp))
+                    .await
+                    .map_err(|_| ConnectError::Timeout("TLS handshake"))?
+                    .map_err(ConnectError::Tls)?;
+                Box::new(stream)
+            }
+        };
+        if !endpoint.scheme.is_websocket() {
+            return Ok(stream);
+        }
+        tokio::time::timeout(self.timeout, websocket(stream, &endpoint))
             .await
-            .map_err(|_| ConnectError::Timeout("TLS handshake"))?
-            .map_err(ConnectError::Tls)?;
-        Ok(Box::new(stream))
+            .map_err(|_| ConnectError::Timeout("WebSocket handshake"))?
+    }
+
+    /// The bridge's own TLS settings, or else the system roots.
+    fn tls_for_url(&self) -> Result<TlsConnector, ConnectError> {
+        if let Some(tls) = &self.tls {
+            return Ok(tls.clone());
+        }
+        self.default_tls
+            .get_or_init(|| {
+                client_config("", &BridgeTlsConfig::default())
+                    .map(|c| TlsConnector::from(Arc::new(c)))
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(|e| ConnectError::Tls(std::io::Error::other(e)))
     }
 }
 
-/// Splits `host:port`, removing the brackets of an IPv6 literal.
-pub fn split_host_port(address: &str) -> Result<(&str, u16), ConnectError> {
-    let bad = || ConnectError::BadAddress(address.to_owned());
-    let (host, port) = address.rsplit_once(':').ok_or_else(bad)?;
-    let port = port.parse().map_err(|_| bad())?;
-    let host = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    if host.is_empty() {
-        return Err(bad());
-    }
-    Ok((host, port))
+/// Upgrades `stream` to a WebSocket carrying MQTT ([MQTT-6.0.0-3]: the
+/// subprotocol is `mqtt`), and presents it as a byte stream.
+async fn websocket(stream: BoxStream, endpoint: &Endpoint) -> Result<BoxStream, ConnectError> {
+    let mut request = endpoint
+        .websocket_url()
+        .into_client_request()
+        .map_err(|e| ConnectError::WebSocket(e.to_string()))?;
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("mqtt"));
+    let (ws, _response) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .map_err(|e| ConnectError::WebSocket(e.to_string()))?;
+    Ok(Box::new(WsByteStream::new(ws)))
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -240,18 +285,5 @@ impl ServerCertVerifier for NoVerification {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn host_and_port_are_split() {
-        assert_eq!(split_host_port("a.b:8883").unwrap(), ("a.b", 8883));
-        assert_eq!(split_host_port("[::1]:1883").unwrap(), ("::1", 1883));
-        assert!(split_host_port("nohost").is_err());
-        assert!(split_host_port(":1883").is_err());
     }
 }

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use tokio::sync::mpsc;
 
 use super::message::Message;
+use super::session::SessionLimits;
 use crate::qos::QoS;
 
 /// Identifies one connection (not one session): a reconnecting client gets a
@@ -73,6 +74,9 @@ pub struct ConnectRequest {
     pub kind: ClientKind,
     /// Where the core sends this connection's outbound events.
     pub outbox: Outbox,
+    /// Queue limits of this session instead of the broker-wide ones (a
+    /// bridge bounds its store-and-forward queue with its own settings).
+    pub queue_limits: Option<SessionLimits>,
 }
 
 /// MQTT 5 subscription options (MQTT 5 §3.8.3.1); 3.1.1 uses only `qos`.

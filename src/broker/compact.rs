@@ -84,6 +84,7 @@ mod tests {
             retain: false,
             properties: None,
             expires_at_ms: None,
+            publisher: None,
         }
     }
 

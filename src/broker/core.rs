@@ -52,6 +52,12 @@ impl Default for BrokerSettings {
     }
 }
 
+/// A will with its session's client id as the publisher: it is the client's message.
+fn stamped(mut will: Will, client_id: &Arc<str>) -> Will {
+    will.message.publisher = Some(client_id.clone());
+    will
+}
+
 /// A will's message as published at `now`: its expiry interval, set at
 /// `since`, starts counting now (MQTT 5 §3.1.3.2.4).
 fn will_message(mut message: Message, since: Option<Instant>, now: Instant) -> Message {
@@ -186,7 +192,7 @@ impl Broker {
                 if let Some(&key) = self.by_conn.get(&conn)
                     && let Some(s) = self.sessions.get_mut(&key)
                 {
-                    s.will = will;
+                    s.will = will.map(|w| stamped(w, &s.client_id));
                     s.will_since = Some(now);
                     self.mark_record(key);
                 }
@@ -340,11 +346,12 @@ impl Broker {
         s.username = req.username;
         s.expiry = req.session_expiry;
         s.expires_at = None;
-        s.will = req.will;
+        s.will = req.will.map(|w| stamped(w, &s.client_id));
         s.will_since = Some(now);
         // A new connection to the session cancels a delayed will (MQTT 5 §3.1.3.2.2).
         s.will_due = None;
         s.receive_maximum = req.receive_maximum;
+        s.own_limits = req.queue_limits;
         s.link = Some(Link {
             conn: req.conn,
             outbox: req.outbox.clone(),
@@ -491,7 +498,7 @@ impl Broker {
         &mut self,
         conn: ConnId,
         packet_id: Option<u16>,
-        message: Message,
+        mut message: Message,
         now: Instant,
     ) {
         let Some(&key) = self.by_conn.get(&conn) else {
@@ -501,6 +508,8 @@ impl Broker {
             );
             return;
         };
+        // Who published travels with the message (bridges' `{client_id}` templates).
+        message.publisher = self.sessions.get(&key).map(|s| s.client_id.clone());
         self.stats.messages_received += 1;
         let qos = message.qos;
         let outcome = if qos != QoS::AtMostOnce && self.store_failing {

@@ -9,7 +9,10 @@ use crate::qos::QoS;
 
 /// A published application message. Cloning is cheap: the payload is one
 /// reference-counted buffer shared by every subscriber.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Equality compares the message, not its provenance: `publisher` is left
+/// out, so the same message published by two clients compares equal.
+#[derive(Debug, Clone)]
 pub struct Message {
     /// Topic name (never contains wildcards).
     pub topic: Arc<str>,
@@ -23,6 +26,21 @@ pub struct Message {
     pub properties: Option<Arc<MessageProperties>>,
     /// When the message expires (MQTT 5 Message Expiry Interval), if ever.
     pub expires_at: Option<Instant>,
+    /// Client id of the session that published it; `None` for messages of
+    /// the broker itself (`$SYS`, bridge state). Bridges render it into
+    /// `{client_id}` topic templates.
+    pub publisher: Option<Arc<str>>,
+}
+
+impl PartialEq for Message {
+    fn eq(&self, other: &Message) -> bool {
+        self.topic == other.topic
+            && self.payload == other.payload
+            && self.qos == other.qos
+            && self.retain == other.retain
+            && self.properties == other.properties
+            && self.expires_at == other.expires_at
+    }
 }
 
 impl Message {
@@ -35,6 +53,7 @@ impl Message {
             retain,
             properties: None,
             expires_at: None,
+            publisher: None,
         }
     }
 

@@ -26,6 +26,7 @@ pub use handle::{BrokerClosed, BrokerHandle};
 pub use message::{Message, MessageProperties};
 pub use metrics::Metrics;
 pub use runner::{Persistence, SyncPolicy, spawn, spawn_with};
+pub use session::SessionLimits;
 pub use status::{ClientStatus, StatusSnapshot};
 #[cfg(test)]
 mod tests;

@@ -108,6 +108,7 @@ pub fn message_record(m: &Message, clock: &WallClock) -> MessageRecord {
                 .collect(),
         }),
         expires_at_ms: m.expires_at.map(|t| clock.to_ms(t)),
+        publisher: m.publisher.as_deref().map(str::to_string),
     }
 }
 
@@ -132,6 +133,7 @@ pub fn message_from_record(r: MessageRecord, clock: &WallClock) -> Message {
             })
         }),
         expires_at: r.expires_at_ms.map(|ms| clock.to_instant(ms)),
+        publisher: r.publisher.map(Arc::from),
     }
 }
 

@@ -14,8 +14,8 @@ use super::out::Out;
 use crate::qos::QoS;
 use crate::store::QueueState;
 
-/// Limits that apply to every session.
-#[derive(Debug, Clone, Copy)]
+/// Limits that apply to every session (or, given at connect, to one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionLimits {
     /// Messages waiting behind the in-flight window (and QoS 0 not yet written).
     pub max_queued: usize,
@@ -132,6 +132,10 @@ pub struct Session {
     dirty: Vec<u64>,
     /// In a `max_queued_bytes` episode (logged once until the queue drains).
     bytes_full: bool,
+    /// This session's own limits, replacing the broker-wide ones.
+    pub own_limits: Option<SessionLimits>,
+    /// QoS 1/2 messages refused because this session's own queue was full.
+    refused: u64,
 }
 
 /// One QoS 1/2 delivery owed to a session, as the store sees it.
@@ -179,6 +183,8 @@ impl Session {
             persisted: false,
             dirty: Vec::new(),
             bytes_full: false,
+            own_limits: None,
+            refused: 0,
         }
     }
 
@@ -272,6 +278,7 @@ impl Session {
     }
 
     fn window(&self, limits: &SessionLimits) -> usize {
+        let limits = self.own_limits.as_ref().unwrap_or(limits);
         usize::from(self.receive_maximum.min(limits.max_inflight).max(1))
     }
 
@@ -310,6 +317,8 @@ impl Session {
         if message.is_expired(now) {
             return;
         }
+        let own = self.own_limits;
+        let limits = own.as_ref().unwrap_or(limits);
         if message.qos == QoS::AtMostOnce {
             // QoS 0 is never queued for an offline session (as in Mosquitto),
             // and is dropped rather than buffered without bound for a slow one.
@@ -351,6 +360,19 @@ impl Session {
                 stats.dropped_queued_bytes += 1;
             }
             stats.dropped += 1;
+            if own.is_some() {
+                self.refused += 1;
+                let n = self.refused;
+                // 1, 10, 100…: a long outage must not flood the log.
+                if 10u64.pow(n.ilog10()) == n {
+                    tracing::warn!(
+                        client_id = %self.client_id,
+                        queued = self.queue.len(),
+                        refused = n,
+                        "Queue full: new QoS 1/2 messages for this session are dropped."
+                    );
+                }
+            }
         }
     }
 

@@ -202,3 +202,33 @@ fn slow_consumer_qos0_is_dropped_past_queue_limit() {
     assert_eq!(st.sent, 3);
     assert_eq!(st.dropped, 2);
 }
+
+#[test]
+fn own_limits_replace_the_broker_wide_ones() {
+    let (mut s, mut rx) = online();
+    s.own_limits = Some(SessionLimits {
+        max_queued: 1,
+        max_queued_bytes: 0,
+        max_inflight: 1,
+    });
+    let broker_wide = SessionLimits {
+        max_queued: 100,
+        max_queued_bytes: 0,
+        max_inflight: 100,
+    };
+    let mut st = DeliveryStats::default();
+    let now = Instant::now();
+    for n in 0..4 {
+        s.offer(
+            msg(QoS::AtLeastOnce, n),
+            vec![],
+            now,
+            &broker_wide,
+            &mut st,
+            &mut Out::direct(),
+        );
+    }
+    assert_eq!(delivered(&mut rx), vec![(Some(1), 0, false)], "window of 1");
+    assert_eq!(s.queued_len(), 1, "queue of 1");
+    assert_eq!(st.dropped, 2, "the newest two are refused and counted");
+}

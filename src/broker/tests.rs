@@ -71,6 +71,7 @@ fn connect(
             username: None,
             kind: ClientKind::Mqtt3,
             outbox,
+            queue_limits: None,
         }),
         now,
     );

@@ -81,6 +81,7 @@ fn connect(b: &mut Broker, id: &str, clean: bool, expiry: u32, now: Instant) -> 
             username: None,
             kind: ClientKind::Mqtt5,
             outbox,
+            queue_limits: None,
         }),
         now,
     );
@@ -501,6 +502,7 @@ fn delayed_will_survives_a_restart() {
             username: None,
             kind: ClientKind::Mqtt5,
             outbox,
+            queue_limits: None,
         }),
         now,
     );

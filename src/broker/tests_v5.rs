@@ -84,6 +84,7 @@ fn connect(b: &mut Broker, id: &str, o: Opts, now: Instant) -> Client {
             username: None,
             kind: ClientKind::Mqtt5,
             outbox,
+            queue_limits: None,
         }),
         now,
     );

@@ -14,7 +14,7 @@ use crate::qos::QoS;
 pub struct BridgeConfig {
     /// Name used in logs, metrics and the store; unique among bridges.
     pub name: String,
-    /// `"host:port"` addresses, tried in order.
+    /// Addresses tried in order: `"host:port"` or `mqtt(s)://` / `ws(s)://host[:port][/path]` URLs.
     pub addresses: Vec<String>,
     /// MQTT version spoken to the remote broker.
     #[serde(default)]
@@ -72,13 +72,14 @@ pub struct BridgeConfig {
     /// Mosquitto's bridges do) so it does not echo the bridge's own messages back.
     #[serde(default = "default_true")]
     pub try_private: bool,
-    /// Most messages held for the remote (queued while it is down plus in flight).
+    /// Most QoS 1/2 messages waiting for the remote behind the `max_inflight` window
+    /// (the bridge's session queue in the broker core, durable with persistence).
     #[serde(
         default = "default_max_queued",
         deserialize_with = "ranged::<_, _, 1, 100_000_000>"
     )]
     pub max_queued: u64,
-    /// Most payload bytes held for the remote.
+    /// Most topic + payload bytes waiting for the remote (QoS 1/2 queue, and QoS 0 held).
     #[serde(
         default = "default_max_queued_bytes",
         deserialize_with = "ranged::<_, _, 1024, 17_179_869_184>"

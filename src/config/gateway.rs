@@ -176,7 +176,7 @@ fn default_udp() -> Vec<UdpConfig> {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct UpstreamConfig {
-    /// `"host:port"` addresses, tried in order (failover list, as for bridges).
+    /// Addresses tried in order: `"host:port"` or `mqtt(s)://` / `ws(s)://host[:port][/path]` URLs.
     pub addresses: Vec<String>,
     /// MQTT version spoken upstream.
     pub protocol_version: ProtocolVersion,

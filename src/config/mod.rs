@@ -7,6 +7,7 @@
 mod bridge;
 mod broker;
 mod de;
+mod endpoint;
 mod error;
 mod gateway;
 mod listener;
@@ -22,6 +23,7 @@ use toml::de::DeTable;
 
 pub use bridge::{BridgeConfig, BridgeDirection, BridgeTlsConfig, BridgeTopicConfig};
 pub use broker::{BrokerConfig, LogConfig, LogLevel};
+pub use endpoint::{Endpoint, Scheme};
 pub use error::{ConfigError, Diagnostic};
 pub use gateway::{
     DtlsConfig, GatewayConfig, GatewayMode, PredefinedTopicConfig, ProtocolVersion, UdpConfig,

@@ -1,11 +1,10 @@
 //! Rules that span several keys or need more than a type: checked after deserialization.
 
 use std::collections::HashSet;
-use std::net::{Ipv6Addr, SocketAddr};
 
 use super::locate::KeyPath;
 use super::serial::Framing;
-use super::{BridgeConfig, Config, GatewayConfig, ListenerConfig};
+use super::{BridgeConfig, Config, Endpoint, GatewayConfig, ListenerConfig};
 
 /// A rule broken by the key at `path`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -314,66 +313,16 @@ fn topic_filter(filter: &str, at: &KeyPath) -> Check {
 
 fn host_ports(addresses: &[String], at: &KeyPath) -> Check {
     for (i, address) in addresses.iter().enumerate() {
-        if !is_host_port(address) {
-            invalid(
-                at.index(i),
-                format!("invalid address {address:?} (expected \"host:port\")"),
-            )?;
+        if let Err(message) = Endpoint::parse(address) {
+            invalid(at.index(i), message)?;
         }
     }
     Ok(())
 }
 
-/// `host:port`, `ipv4:port` or `[ipv6]:port`, with a non-zero port.
-fn is_host_port(text: &str) -> bool {
-    if text.parse::<SocketAddr>().is_ok_and(|a| a.port() != 0) {
-        return true;
-    }
-    let Some((host, port)) = text.rsplit_once(':') else {
-        return false;
-    };
-    let port_ok = port.parse::<u16>().is_ok_and(|p| p != 0);
-    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        Some(v6) => v6.parse::<Ipv6Addr>().is_ok(),
-        None => {
-            !host.is_empty()
-                && host
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
-        }
-    };
-    port_ok && host_ok
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn host_port_accepts_names_and_both_ip_versions() {
-        for ok in [
-            "broker.example.com:8883",
-            "10.0.0.1:1883",
-            "[::1]:1883",
-            "localhost:1",
-        ] {
-            assert!(is_host_port(ok), "{ok}");
-        }
-    }
-
-    #[test]
-    fn host_port_rejects_missing_or_bad_ports() {
-        for bad in [
-            "broker.example.com",
-            "host:0",
-            "host:65536",
-            ":1883",
-            "::1:1883",
-            "a b:1",
-        ] {
-            assert!(!is_host_port(bad), "{bad}");
-        }
-    }
 
     #[test]
     fn topic_filter_rules_follow_mqtt_4_7_1() {

@@ -331,6 +331,7 @@ impl Gateway {
                 .or_else(|| self.access.username(&s.client_id).cloned()),
             kind: ClientKind::MqttSn,
             outbox: outbox.clone(),
+            queue_limits: None,
         }));
         s.conn = Some(conn);
         s.outbox = Some(outbox);

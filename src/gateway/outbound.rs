@@ -124,7 +124,18 @@ impl Gateway {
                     "MQTT-SN client {} disconnected by the broker.",
                     s.client_id
                 );
-                self.send(&addr, &Message::Disconnect { duration: None });
+                // Refused before its CONNACK (an upstream broker turned the
+                // identity down): a CONNECT is answered with CONNACK (§5.4.5).
+                let connecting =
+                    matches!(&s.state, State::Connecting(h) if h.stage == Stage::ConnAck);
+                let reply = if connecting {
+                    Message::ConnAck {
+                        code: ReturnCode::NotSupported,
+                    }
+                } else {
+                    Message::Disconnect { duration: None }
+                };
+                self.send(&addr, &reply);
                 // The core has already ended this connection: nothing to tell it.
                 s.conn = None;
                 s.outbox = None;

@@ -11,9 +11,15 @@ use super::records::{
     SubscriptionRecord, WillRecord,
 };
 
-/// The record format this build writes and reads. A change to any record's
-/// layout bumps it; decoding an older one belongs in a migration.
-pub const RECORD_FORMAT: u8 = 1;
+/// The record format this build writes. A change to any record's layout
+/// bumps it; older formats stay readable (see [`Reader::format`]).
+///
+/// - 1: the first layout.
+/// - 2: a message ends with its publisher's client id (an option).
+pub const RECORD_FORMAT: u8 = 2;
+
+/// The oldest record format this build still reads.
+pub const OLDEST_RECORD_FORMAT: u8 = 1;
 
 /// Why a stored record could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,11 +63,15 @@ pub fn encode<T: Record>(record: &T) -> Vec<u8> {
 
 /// Decodes a whole stored record: format byte, fields, nothing after.
 pub fn decode<T: Record>(bytes: &[u8]) -> Result<T, CodecError> {
-    let mut r = Reader { rest: bytes };
+    let mut r = Reader {
+        rest: bytes,
+        format: RECORD_FORMAT,
+    };
     let format = r.u8()?;
-    if format != RECORD_FORMAT {
+    if !(OLDEST_RECORD_FORMAT..=RECORD_FORMAT).contains(&format) {
         return Err(CodecError::UnknownFormat(format));
     }
+    r.format = format;
     let record = T::read(&mut r)?;
     if !r.rest.is_empty() {
         return Err(CodecError::Trailing(r.rest.len()));
@@ -73,9 +83,16 @@ pub fn decode<T: Record>(bytes: &[u8]) -> Result<T, CodecError> {
 #[derive(Debug)]
 pub struct Reader<'a> {
     rest: &'a [u8],
+    format: u8,
 }
 
 impl<'a> Reader<'a> {
+    /// The format byte of the record being read: fields added later are
+    /// read only from records that have them.
+    pub fn format(&self) -> u8 {
+        self.format
+    }
+
     fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
         let (head, tail) = self.rest.split_at_checked(n).ok_or(CodecError::Truncated)?;
         self.rest = tail;
@@ -234,6 +251,7 @@ impl Record for MessageRecord {
         put_opt(w, self.expires_at_ms.as_ref(), |w, t| {
             w.extend_from_slice(&t.to_be_bytes())
         });
+        put_opt(w, self.publisher.as_ref(), |w, s| put_str(w, s));
     }
 
     fn read(r: &mut Reader<'_>) -> Result<Self, CodecError> {
@@ -244,6 +262,11 @@ impl Record for MessageRecord {
             retain: r.bool("retain")?,
             properties: r.opt("properties", PropertiesRecord::read)?,
             expires_at_ms: r.opt("expires_at", Reader::u64)?,
+            publisher: if r.format() >= 2 {
+                r.opt("publisher", Reader::string)?
+            } else {
+                None
+            },
         })
     }
 }

@@ -39,15 +39,17 @@ fn message() -> impl Strategy<Value = MessageRecord> {
         any::<bool>(),
         proptest::option::of(properties()),
         proptest::option::of(any::<u64>()),
+        proptest::option::of(text()),
     )
         .prop_map(
-            |(topic, payload, qos, retain, properties, expires_at_ms)| MessageRecord {
+            |(topic, payload, qos, retain, properties, expires_at_ms, publisher)| MessageRecord {
                 topic,
                 payload,
                 qos,
                 retain,
                 properties,
                 expires_at_ms,
+                publisher,
             },
         )
 }
@@ -191,6 +193,7 @@ fn sample_message() -> MessageRecord {
         retain: false,
         properties: None,
         expires_at_ms: None,
+        publisher: None,
     }
 }
 
@@ -243,4 +246,19 @@ fn bad_option_tag_is_refused() {
             tag: 7
         })
     );
+}
+
+#[test]
+fn format_1_message_reads_without_a_publisher() {
+    // Format 1: topic "t", payload "p", qos 1, no retain, no properties, no expiry.
+    let raw = vec![1, 0, 0, 0, 1, b't', 0, 0, 0, 1, b'p', 1, 0, 0, 0];
+    let m = decode::<MessageRecord>(&raw).unwrap();
+    assert_eq!((m.topic.as_str(), m.qos, m.publisher), ("t", 1, None));
+}
+
+#[test]
+fn publisher_survives_the_round_trip() {
+    let mut m = sample_message();
+    m.publisher = Some("sensor-7".into());
+    assert_eq!(decode::<MessageRecord>(&encode(&m)), Ok(m));
 }

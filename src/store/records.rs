@@ -18,6 +18,8 @@ pub struct MessageRecord {
     pub properties: Option<PropertiesRecord>,
     /// When the message expires (unix ms), if ever.
     pub expires_at_ms: Option<u64>,
+    /// Client id of the publisher, if known (since record format 2).
+    pub publisher: Option<String>,
 }
 
 /// MQTT 5 publish properties passed through by the broker (MQTT 5 §3.3.2.3).

@@ -24,6 +24,9 @@ pub struct ConnectFactory {
     addresses: Arc<[String]>,
     connector: Connector,
     credentials: Option<CredentialsMap>,
+    /// MQTT 5 session expiry of a connection that delivers a previous run's
+    /// held messages: the gateway's `persistent_session_expiry`.
+    drain_expiry: u32,
 }
 
 impl ConnectFactory {
@@ -42,7 +45,18 @@ impl ConnectFactory {
             config: config.clone(),
             connector,
             credentials,
+            drain_expiry: 0,
         })
+    }
+
+    /// Sets the session expiry of connections made for held messages alone.
+    pub fn set_drain_expiry(&mut self, seconds: u32) {
+        self.drain_expiry = seconds;
+    }
+
+    /// Bound on held messages, and on each sensor's delivery queue.
+    pub fn max_queued(&self) -> usize {
+        self.config.max_queued
     }
 
     /// Pool connections (aggregating mode).
@@ -87,21 +101,49 @@ impl ConnectFactory {
         &self,
         req: &ConnectRequest,
     ) -> Result<(Connect, Option<SensorCredentials>), String> {
-        let mut c = self.base(
-            format!("{}{}", self.config.client_id_prefix, req.client_id),
+        self.identity_connect(
+            &req.client_id,
             req.clean_start,
+            req.will.as_ref(),
+            req.session_expiry,
+        )
+    }
+
+    /// The CONNECT of a connection that only delivers what a previous run
+    /// held for `key`: the pool's identity, or the sensor's without a will.
+    /// clean_start = 0, so a persistent sensor's session at the upstream
+    /// survives it.
+    pub fn drain_connect(&self, key: &str) -> Result<(Connect, Option<SensorCredentials>), String> {
+        let Some(client_id) = key.strip_prefix(self.config.client_id_prefix.as_str()) else {
+            return Err("client id does not carry this gateway's client_id_prefix".into());
+        };
+        if client_id.starts_with("pool-") {
+            return Ok((self.base(key.to_owned(), true), None));
+        }
+        self.identity_connect(client_id, false, None, self.drain_expiry)
+    }
+
+    fn identity_connect(
+        &self,
+        client_id: &str,
+        clean_start: bool,
+        will: Option<&Will>,
+        session_expiry: u32,
+    ) -> Result<(Connect, Option<SensorCredentials>), String> {
+        let mut c = self.base(
+            format!("{}{}", self.config.client_id_prefix, client_id),
+            clean_start,
         );
-        c.will = req.will.as_ref().map(last_will);
+        c.will = will.map(last_will);
         if self.version().is_v5() {
             // MQTT-SN clean session 0 → a session that outlives the
             // connection for `persistent_session_expiry` (MQTT 5 §3.1.2.11.2).
-            c.properties.session_expiry_interval =
-                (req.session_expiry > 0).then_some(req.session_expiry);
+            c.properties.session_expiry_interval = (session_expiry > 0).then_some(session_expiry);
         }
         let creds = match &self.credentials {
             None => None,
             Some(map) => {
-                let Some(creds) = map.get(&req.client_id) else {
+                let Some(creds) = map.get(client_id) else {
                     return Err("no upstream credentials for this client id".into());
                 };
                 c.username = creds.username.clone();
@@ -172,5 +214,59 @@ pub fn last_will(w: &Will) -> LastWill {
         qos: m.qos,
         retain: m.retain,
         properties,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn factory(version: ConfigVersion) -> ConnectFactory {
+        let config = UpstreamConfig {
+            client_id_prefix: "site-a/".into(),
+            protocol_version: version,
+            ..UpstreamConfig::default()
+        };
+        let creds = CredentialsMap::parse(
+            "[\"s1\"]\nusername = \"u1\"\npassword = \"p1\"\n",
+            Path::new("f"),
+        )
+        .unwrap();
+        let mut f = ConnectFactory::new(&config, Some(creds)).unwrap();
+        f.set_drain_expiry(3600);
+        f
+    }
+
+    #[test]
+    fn held_messages_of_a_pool_connection_go_out_under_the_pool_identity() {
+        let (c, creds) = factory(ConfigVersion::V311)
+            .drain_connect("site-a/pool-1")
+            .unwrap();
+        assert_eq!(c.client_id, "site-a/pool-1");
+        assert!(creds.is_none());
+    }
+
+    #[test]
+    fn held_messages_of_a_sensor_go_out_under_its_identity_keeping_its_session() {
+        let (c, creds) = factory(ConfigVersion::V5)
+            .drain_connect("site-a/s1")
+            .unwrap();
+        assert_eq!(c.client_id, "site-a/s1");
+        assert!(
+            !c.clean_start,
+            "a persistent session at the upstream survives"
+        );
+        assert!(c.will.is_none());
+        assert_eq!(c.properties.session_expiry_interval, Some(3600));
+        assert_eq!(creds.unwrap().username.as_deref(), Some("u1"));
+    }
+
+    #[test]
+    fn held_messages_of_an_unknown_identity_are_kept_back() {
+        let f = factory(ConfigVersion::V311);
+        assert!(f.drain_connect("other-prefix/s1").is_err());
+        assert!(f.drain_connect("site-a/stranger").is_err());
     }
 }

@@ -2,7 +2,6 @@
 //! (resend, resubscribe, CONNACK), packets from the upstream broker
 //! (acknowledgements, deliveries, fan-out in aggregating mode) and losses.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -11,9 +10,7 @@ use tracing::{info, warn};
 
 use super::{Mode, Pending, Router};
 use crate::bridge::session::{AckEffect, from_publish};
-use crate::broker::{
-    ConnId, Delivery, Message, Outbound, ServerDisconnect, SubscribeResult, UnsubscribeResult,
-};
+use crate::broker::{Delivery, Outbound, ServerDisconnect, UnsubscribeResult};
 use crate::mqtt::codec::{
     Packet, PubResponse, Subscribe, SubscribeProperties, SubscriptionOptions,
 };
@@ -37,29 +34,9 @@ impl Router {
                 self.stats.links_up.fetch_sub(1, Ordering::Relaxed);
                 self.stats.link_losses.fetch_add(1, Ordering::Relaxed);
                 warn!(client_id = %l.key, "upstream connection lost: {why}; reconnecting");
-                let pending: Vec<Pending> = l.pending.drain().map(|(_, p)| p).collect();
-                for p in pending {
-                    match p {
-                        Pending::Subscribe {
-                            conn,
-                            packet_id,
-                            filters,
-                        } => self.reply(
-                            conn,
-                            Outbound::SubAck {
-                                packet_id,
-                                results: vec![SubscribeResult::QuotaExceeded; filters.len()],
-                            },
-                        ),
-                        Pending::Unsubscribe { conn, packet_id } => self.reply(
-                            conn,
-                            Outbound::UnsubAck {
-                                packet_id,
-                                results: vec![UnsubscribeResult::Removed],
-                            },
-                        ),
-                        Pending::Internal => {}
-                    }
+                if let Some(mut l) = self.links.remove(&id) {
+                    self.fail_pending(&mut l);
+                    self.links.insert(id, l);
                 }
                 self.update_availability();
             }
@@ -244,6 +221,14 @@ impl Router {
             );
             return;
         }
+        if self.mode == Mode::Transparent {
+            // A sensor's connection with the sensor gone (delivering what is
+            // held, or a previous run's): left unacknowledged, the message
+            // stays in the sensor's upstream session and comes again when
+            // the sensor does [MQTT-4.4.0-1].
+            tracing::debug!(client_id = %l.key, topic = %message.topic, "message for an absent sensor left with the upstream");
+            return;
+        }
         // The gateway takes the message over from the upstream at once.
         match (publish.qos, publish.packet_id) {
             (QoS::AtLeastOnce, Some(pid)) => l.handle.send(Packet::PubAck(PubResponse::new(pid))),
@@ -256,59 +241,7 @@ impl Router {
             _ => {}
         }
         if self.mode == Mode::Aggregating {
-            self.fan_out(id, message);
-        }
-    }
-
-    /// Delivers a message from the pool to every sensor whose subscription
-    /// matches, at the lower of the message's and the granted QoS.
-    fn fan_out(&mut self, link: LinkId, message: Message) {
-        let mut targets: BTreeMap<ConnId, QoS> = BTreeMap::new();
-        // Each filter is subscribed on one pool link only: a message that
-        // matches filters on two links arrives twice, once for each.
-        for (filter, e) in &self.filters {
-            if e.link == link && crate::mqtt::topic::matches(filter, &message.topic) {
-                for (conn, q) in &e.conns {
-                    let t = targets.entry(*conn).or_insert(*q);
-                    *t = (*t).max(*q);
-                }
-            }
-        }
-        for (conn, granted) in targets {
-            let Some(c) = self.conns.get_mut(&conn) else {
-                continue;
-            };
-            let qos = granted.min(message.qos);
-            let packet_id = if qos == QoS::AtMostOnce {
-                None
-            } else {
-                if c.out_inflight.len() >= c.receive_maximum {
-                    self.stats
-                        .dropped_deliveries
-                        .fetch_add(1, Ordering::Relaxed);
-                    warn!(client_id = %c.client_id, "delivery dropped: too many unacknowledged messages for this sensor");
-                    continue;
-                }
-                let mut id = c.next_packet_id;
-                while c.out_inflight.contains(&id) {
-                    id = id.checked_add(1).unwrap_or(1);
-                }
-                c.next_packet_id = id.checked_add(1).unwrap_or(1);
-                c.out_inflight.insert(id);
-                Some(id)
-            };
-            let mut m = message.clone();
-            m.qos = qos;
-            self.stats.delivered.fetch_add(1, Ordering::Relaxed);
-            c.outbox.send(
-                conn,
-                Outbound::Deliver(Delivery {
-                    packet_id,
-                    message: m,
-                    dup: false,
-                    subscription_ids: Vec::new(),
-                }),
-            );
+            self.fan_out(now, id, message);
         }
     }
 }

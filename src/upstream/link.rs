@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncWriteExt, WriteHalf};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::bridge::backoff::Backoff;
@@ -46,8 +46,9 @@ pub enum LinkCmd {
     /// what matters when it hears [`LinkEvent::Up`]).
     Send(Box<Packet>),
     /// End the link: with a DISCONNECT, or by dropping the connection so the
-    /// upstream broker publishes the will [MQTT-3.1.2-8].
-    Close(Option<Disconnect>),
+    /// upstream broker publishes the will [MQTT-3.1.2-8]. The sender, if
+    /// any, is dropped once the link has ended.
+    Close(Option<Disconnect>, Option<oneshot::Sender<()>>),
 }
 
 /// What a link reports to the router.
@@ -84,7 +85,13 @@ impl LinkHandle {
 
     /// Ends the link.
     pub fn close(&self, disconnect: Option<Disconnect>) {
-        let _ = self.tx.send(LinkCmd::Close(disconnect));
+        let _ = self.tx.send(LinkCmd::Close(disconnect, None));
+    }
+
+    /// Ends the link; `done` is dropped once it has (its DISCONNECT written).
+    pub fn close_then(&self, disconnect: Option<Disconnect>, done: oneshot::Sender<()>) {
+        // A link already gone drops the command, and `done` with it.
+        let _ = self.tx.send(LinkCmd::Close(disconnect, Some(done)));
     }
 }
 
@@ -94,8 +101,28 @@ pub fn spawn_link(
     events: mpsc::Sender<LinkEvent>,
     shutdown: CancellationToken,
 ) -> LinkHandle {
+    spawn_link_after(spec, None, events, shutdown)
+}
+
+/// Starts the link task, connecting only once `after` resolves or is
+/// dropped: the same identity's previous connection must be gone first, or
+/// the broker would see a takeover instead of a DISCONNECT.
+pub fn spawn_link_after(
+    spec: LinkSpec,
+    after: Option<oneshot::Receiver<()>>,
+    events: mpsc::Sender<LinkEvent>,
+    shutdown: CancellationToken,
+) -> LinkHandle {
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(run_link(spec, rx, events, shutdown));
+    tokio::spawn(async move {
+        if let Some(after) = after {
+            tokio::select! {
+                _ = after => {}
+                () = shutdown.cancelled() => return,
+            }
+        }
+        run_link(spec, rx, events, shutdown).await;
+    });
     LinkHandle { tx }
 }
 
@@ -166,7 +193,7 @@ async fn run_link(
                 () = &mut wait => break,
                 () = shutdown.cancelled() => return,
                 cmd = rx.recv() => match cmd {
-                    None | Some(LinkCmd::Close(_)) => return,
+                    None | Some(LinkCmd::Close(..)) => return,
                     Some(LinkCmd::Send(_)) => {}
                 },
             }
@@ -236,7 +263,7 @@ async fn serve(
                         return Ended::Lost(e);
                     }
                 }
-                Some(LinkCmd::Close(d)) => {
+                Some(LinkCmd::Close(d, _done)) => {
                     if let Some(d) = d {
                         let _ = write(&mut w, &Packet::Disconnect(d), spec).await;
                         let _ = w.shutdown().await;

@@ -9,15 +9,18 @@
 //!   id = prefix + sensor id, its will, its clean-session mapping); sngate
 //!   sends the PINGREQs, so a sleeping sensor's upstream session stays up.
 //! - aggregating: sensors share a pool of connections; sngate keeps the
-//!   subscription table and publishes a lost sensor's will itself.
+//!   subscription table, queues for persistent sensors while they are away
+//!   and publishes a lost sensor's will itself.
 //!
-//! Sensor QoS 1/2 messages are acknowledged once held (see [`held`]) and
-//! delivered in order when the upstream is reachable; while no upstream
-//! connection is up, the gateway refuses new sensors with "congestion".
+//! Sensor QoS 1/2 messages are acknowledged once held (see [`held`]; on
+//! disk with persistence, see [`held_redb`]) and delivered in order when the
+//! upstream is reachable; while no upstream connection is up, the gateway
+//! refuses new sensors with "congestion".
 
 pub mod connect;
 pub mod credentials;
 pub mod held;
+pub mod held_redb;
 pub mod link;
 pub mod router;
 
@@ -31,10 +34,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bridge::transport::TlsSetupError;
 use crate::broker::BrokerHandle;
-use crate::config::{GatewayConfig, GatewayMode};
+use crate::config::{GatewayConfig, GatewayMode, PersistenceConfig};
 use connect::ConnectFactory;
 use credentials::{CredentialsError, CredentialsMap};
 use held::{HeldStore, MemoryHeld};
+use held_redb::{HeldOpenError, RedbHeld};
 use router::{Mode, Router};
 
 /// Commands queued ahead of the upstream task before the gateway waits.
@@ -51,6 +55,9 @@ pub enum UpstreamError {
     /// The credentials file is unusable.
     #[error("[gateway.upstream] {0}")]
     Credentials(#[from] CredentialsError),
+    /// The held-message file cannot be used.
+    #[error("[persistence] held upstream messages: {0}")]
+    Held(#[from] HeldOpenError),
     /// `mode = "broker"` has no upstream.
     #[error("gateway.mode = \"broker\" does not use an upstream broker")]
     NotUpstreamMode,
@@ -102,12 +109,19 @@ pub struct Upstream {
     pub task: JoinHandle<()>,
 }
 
-/// Starts the upstream task for `gateway.mode` with the in-memory held store.
+/// Starts the upstream task for `gateway.mode`; with `[persistence]
+/// enabled` held messages live in `upstream.redb` and survive a restart.
 pub fn spawn(
     config: &GatewayConfig,
+    persistence: &PersistenceConfig,
     shutdown: CancellationToken,
 ) -> Result<Upstream, UpstreamError> {
-    let held = Box::new(MemoryHeld::new(config.upstream.max_queued));
+    let max = config.upstream.max_queued;
+    let held: Box<dyn HeldStore> = if persistence.enabled {
+        Box::new(RedbHeld::open(&persistence.path, max)?)
+    } else {
+        Box::new(MemoryHeld::new(max))
+    };
     spawn_with_store(config, held, shutdown)
 }
 
@@ -128,7 +142,8 @@ pub fn spawn_with_store(
         .as_deref()
         .map(CredentialsMap::load)
         .transpose()?;
-    let factory = ConnectFactory::new(&config.upstream, credentials)?;
+    let mut factory = ConnectFactory::new(&config.upstream, credentials)?;
+    factory.set_drain_expiry(u32::try_from(config.persistent_session_expiry).unwrap_or(u32::MAX));
     let (cmd_tx, mut cmd_rx) = mpsc::channel(COMMAND_QUEUE);
     let (ev_tx, mut ev_rx) = mpsc::channel(EVENT_QUEUE);
     let (avail_tx, avail_rx) = watch::channel(false);

@@ -4,32 +4,37 @@
 //! sensor (transparent mode) or a small shared pool (aggregating mode).
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::UpstreamStats;
 use super::connect::ConnectFactory;
 use super::held::{HeldSeq, HeldStore};
-use super::link::{LinkEvent, LinkHandle, LinkId, LinkSpec, spawn_link};
-use crate::bridge::session::{UpstreamSession, to_publish};
+use super::link::{LinkEvent, LinkHandle, LinkId, LinkSpec, spawn_link_after};
+use crate::bridge::session::UpstreamSession;
 use crate::broker::{
     ClientKind, Command, ConnId, ConnectRequest, DisconnectKind, Message, Outbound, Outbox,
-    PublishOutcome, ServerDisconnect, SubscribeRequest, SubscribeResult, UnsubscribeResult, Will,
+    ServerDisconnect, Will,
 };
-use crate::mqtt::codec::{
-    Disconnect, DisconnectProperties, Packet, PubResponse, ReasonCode, SubAck, Subscribe,
-    SubscribeProperties, SubscriptionOptions, Unsubscribe, UnsubscribeProperties,
-};
+use crate::mqtt::codec::{Disconnect, DisconnectProperties, ReasonCode};
 use crate::qos::QoS;
+use aggregate::{Away, FilterEntry, bucket};
 
+#[path = "aggregate.rs"]
+mod aggregate;
 #[path = "events.rs"]
 mod events;
+#[path = "publish.rs"]
+mod publish;
+#[path = "subscribe.rs"]
+mod subscribe;
+#[path = "will.rs"]
+mod will;
 
 /// Which gateway mode the task serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +67,9 @@ struct Link {
     key: String,
     /// The sensor behind it (transparent mode).
     owner: Option<ConnId>,
+    /// How a sensor's connection connects, kept to make it again with a new
+    /// will (transparent mode).
+    spec: Option<LinkSpec>,
     up: bool,
     session: UpstreamSession,
     /// Held messages not yet sent, oldest first.
@@ -103,16 +111,17 @@ struct Conn {
     qos2_in: HashSet<u16>,
     /// Granted subscriptions, re-made when an upstream session was lost.
     subs: BTreeMap<Arc<str>, QoS>,
-    /// Deliveries sent and not completed (aggregating mode).
-    out_inflight: HashSet<u16>,
+    /// Deliveries sent and not completed, with their send order and, until
+    /// the sensor's PUBREC, the message (aggregating mode).
+    out_inflight: HashMap<u16, (u64, Option<Message>)>,
+    /// Deliveries sent so far: orders `out_inflight`.
+    sent: u64,
+    /// Deliveries waiting for room in the window (aggregating mode).
+    backlog: VecDeque<Message>,
     next_packet_id: u16,
     receive_maximum: usize,
-}
-
-/// Conns subscribed to one filter on one pool link (aggregating mode).
-struct FilterEntry {
-    link: LinkId,
-    conns: BTreeMap<ConnId, QoS>,
+    /// Seconds a persistent session outlives the connection.
+    session_expiry: u32,
 }
 
 /// The upstream task's whole state.
@@ -130,15 +139,19 @@ pub struct Router {
     available: watch::Sender<bool>,
     stats: Arc<UpstreamStats>,
     filters: HashMap<Arc<str>, FilterEntry>,
-    /// Subscriptions of persistent sensors while they are away (aggregating).
-    parked: HashMap<Arc<str>, BTreeMap<Arc<str>, QoS>>,
+    /// Sessions of persistent sensors while they are away (aggregating).
+    away: HashMap<Arc<str>, Away>,
+    /// Bound of each away sensor's queue and each sensor's backlog.
+    max_queued: usize,
+    /// Upstream client id → resolves once its last connection has ended: a
+    /// new connection of the same identity waits for it, so the broker sees
+    /// the DISCONNECT (or the drop that publishes the will) before the new
+    /// CONNECT, never a takeover.
+    goodbyes: HashMap<String, oneshot::Receiver<()>>,
 }
 
-fn bucket(key: &str, n: usize) -> usize {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    key.hash(&mut h);
-    usize::try_from(h.finish() % u64::try_from(n.max(1)).unwrap_or(1)).unwrap_or(0)
-}
+/// Goodbyes kept before the ones already said are swept out.
+const GOODBYES_SWEEP: usize = 256;
 
 impl Router {
     /// A router; `start` opens the pool.
@@ -153,7 +166,6 @@ impl Router {
     ) -> Router {
         Router {
             mode,
-            factory,
             events,
             shutdown,
             links: HashMap::new(),
@@ -165,13 +177,18 @@ impl Router {
             available,
             stats,
             filters: HashMap::new(),
-            parked: HashMap::new(),
+            away: HashMap::new(),
+            goodbyes: HashMap::new(),
+            max_queued: factory.max_queued(),
+            factory,
         }
     }
 
-    /// Opens the shared connections: the pool in aggregating mode, one
+    /// Opens the shared connections — the pool in aggregating mode, one
     /// connection for sessionless publishes (QoS −1) and the availability
-    /// signal in transparent mode.
+    /// signal in transparent mode — and one connection for every other
+    /// identity a previous run still held messages for, which ends once they
+    /// are delivered.
     pub fn start(&mut self) {
         let n = match self.mode {
             Mode::Aggregating => self.factory.pool_size(),
@@ -186,19 +203,43 @@ impl Router {
                 self.pool.push(id);
             }
         }
+        let mut orphans = self.held.keys();
+        orphans.retain(|k| !self.links.values().any(|l| &l.key == k));
+        orphans.sort();
+        for key in orphans {
+            let spec = self
+                .factory
+                .drain_connect(&key)
+                .and_then(|(c, creds)| self.factory.spec(0, c, creds.as_ref(), false));
+            match spec {
+                Ok(spec) => {
+                    info!(client_id = %key, "delivering {} held message(s) of a previous run upstream", self.held.held(&key).len());
+                    let id = self.open(spec, key, None);
+                    if let Some(l) = self.links.get_mut(&id) {
+                        l.closing = Some(Some(Disconnect::default()));
+                    }
+                }
+                Err(why) => {
+                    warn!(client_id = %key, "held messages of a previous run kept back: {why}");
+                }
+            }
+        }
     }
 
     fn open(&mut self, mut spec: LinkSpec, key: String, owner: Option<ConnId>) -> LinkId {
         let id = self.next_link;
         self.next_link += 1;
         spec.id = id;
-        let handle = spawn_link(spec, self.events.clone(), self.shutdown.clone());
+        let kept = owner.is_some().then(|| spec.clone());
+        let after = self.goodbyes.remove(&key);
+        let handle = spawn_link_after(spec, after, self.events.clone(), self.shutdown.clone());
         // Messages a previous connection of this identity still held go first.
         let queue = self.held.held(&key).into_iter().collect();
         let link = Link {
             handle,
             key,
             owner,
+            spec: kept,
             up: false,
             session: UpstreamSession::new(self.factory.version(), self.factory.max_inflight()),
             queue,
@@ -232,7 +273,7 @@ impl Router {
     /// One command from the gateway.
     pub fn on_command(&mut self, now: Instant, cmd: Command) {
         match cmd {
-            Command::Connect(req) => self.on_connect(req),
+            Command::Connect(req) => self.on_connect(now, req),
             Command::Publish {
                 conn,
                 packet_id,
@@ -275,14 +316,14 @@ impl Router {
         }
     }
 
-    fn on_connect(&mut self, req: ConnectRequest) {
+    fn on_connect(&mut self, now: Instant, req: ConnectRequest) {
         if req.kind != ClientKind::MqttSn {
             tracing::debug!(client_id = %req.client_id, "upstream mode serves MQTT-SN sensors only");
         }
         // A sensor that reconnects before the gateway said goodbye: the old
         // connection ends without will, as a takeover does.
         if let Some(old) = self.by_client.get(&req.client_id).copied() {
-            self.drop_conn(old, Some(Disconnect::default()), false);
+            self.drop_conn(now, old, Some(Disconnect::default()), true);
         }
         let link = match self.mode {
             Mode::Transparent => {
@@ -299,7 +340,8 @@ impl Router {
                     }
                 };
                 let key = connect.client_id.clone();
-                // The identity's previous connection, if still draining, hands over.
+                // The identity's previous connection, if still draining, hands
+                // over; the new one connects once it has said goodbye.
                 let draining: Vec<LinkId> = self
                     .links
                     .iter()
@@ -308,7 +350,7 @@ impl Router {
                     .collect();
                 for id in draining {
                     if let Some(l) = self.links.remove(&id) {
-                        l.handle.close(Some(Disconnect::default()));
+                        self.close_link(&l, Some(Disconnect::default()));
                     }
                 }
                 match self.factory.spec(0, connect, creds.as_ref(), true) {
@@ -344,18 +386,20 @@ impl Router {
             connacked: false,
             qos2_in: HashSet::new(),
             subs: BTreeMap::new(),
-            out_inflight: HashSet::new(),
+            out_inflight: HashMap::new(),
+            sent: 0,
+            backlog: VecDeque::new(),
             next_packet_id: 1,
             receive_maximum: usize::from(req.receive_maximum.max(1)),
+            session_expiry: req.session_expiry,
         };
+        let mut queued = VecDeque::new();
         if self.mode == Mode::Aggregating {
-            let parked = self.parked.remove(&req.client_id);
-            let session_present = !req.clean_start && parked.is_some();
-            if session_present {
-                conn.subs = parked.unwrap_or_default();
-                for (filter, qos) in conn.subs.clone() {
-                    self.add_filter(req.conn, &filter, qos, link);
-                }
+            let resumed = self.resume(now, req.conn, &req.client_id, req.clean_start);
+            let session_present = resumed.is_some();
+            if let Some(r) = resumed {
+                conn.subs = r.subs;
+                queued = r.queue;
             }
             conn.connacked = true;
             req.outbox
@@ -363,337 +407,25 @@ impl Router {
         }
         self.by_client.insert(req.client_id.clone(), req.conn);
         self.conns.insert(req.conn, conn);
+        // What arrived while it was away follows the CONNACK, in order.
+        for m in queued {
+            self.deliver(req.conn, m);
+        }
+    }
+
+    /// Ends a link (already out of `links`) and notes when it has ended.
+    fn close_link(&mut self, l: &Link, goodbye: Option<Disconnect>) {
+        if self.goodbyes.len() >= GOODBYES_SWEEP {
+            self.goodbyes
+                .retain(|_, r| matches!(r.try_recv(), Err(oneshot::error::TryRecvError::Empty)));
+        }
+        let (done, wait) = oneshot::channel();
+        l.handle.close_then(goodbye, done);
+        self.goodbyes.insert(l.key.clone(), wait);
     }
 
     fn link_of(&self, conn: ConnId) -> Option<LinkId> {
         self.conns.get(&conn).map(|c| c.link)
-    }
-
-    /// Accepts a QoS 1/2 message for `link`: held until the upstream
-    /// completes it. QoS 0 goes out at once, or is dropped while down.
-    fn hold(&mut self, now: Instant, link: LinkId, message: Message) -> Result<(), PublishOutcome> {
-        let Some(l) = self.links.get_mut(&link) else {
-            return Err(PublishOutcome::QuotaExceeded);
-        };
-        if message.qos == QoS::AtMostOnce {
-            if l.up {
-                l.handle
-                    .send(Packet::Publish(to_publish(&message, None, false, now)));
-                self.stats.published.fetch_add(1, Ordering::Relaxed);
-            } else {
-                self.stats.dropped_qos0.fetch_add(1, Ordering::Relaxed);
-            }
-            return Ok(());
-        }
-        match self.held.push(&l.key, message.clone()) {
-            Ok(seq) => {
-                l.queue.push_back((seq, message));
-                self.stats.held.fetch_add(1, Ordering::Relaxed);
-                self.pump(now, link);
-                Ok(())
-            }
-            Err(full) => {
-                self.stats.refused_full.fetch_add(1, Ordering::Relaxed);
-                warn!("upstream publish refused with congestion: {full}");
-                Err(PublishOutcome::QuotaExceeded)
-            }
-        }
-    }
-
-    fn pump(&mut self, now: Instant, link: LinkId) {
-        let Some(l) = self.links.get_mut(&link) else {
-            return;
-        };
-        while l.up && l.session.can_send() {
-            let Some((seq, message)) = l.queue.pop_front() else {
-                break;
-            };
-            let (packet, _) = l.session.publish(seq, message, now);
-            l.handle.send(packet);
-            self.stats.published.fetch_add(1, Ordering::Relaxed);
-        }
-        self.maybe_close(link);
-    }
-
-    fn maybe_close(&mut self, link: LinkId) {
-        let done = self.links.get(&link).is_some_and(|l| {
-            l.closing.is_some() && l.queue.is_empty() && l.session.inflight() == 0
-        });
-        if done && let Some(mut l) = self.links.remove(&link) {
-            l.handle.close(l.closing.take().flatten());
-        }
-    }
-
-    fn on_publish(&mut self, now: Instant, conn: ConnId, packet_id: Option<u16>, message: Message) {
-        let Some(link) = self.link_of(conn) else {
-            return;
-        };
-        let qos = message.qos;
-        if qos == QoS::ExactlyOnce
-            && let Some(id) = packet_id
-            && self
-                .conns
-                .get(&conn)
-                .is_some_and(|c| c.qos2_in.contains(&id))
-        {
-            // A retransmitted QoS 2 PUBLISH is already held (MQTT-SN 1.2 §6.7).
-            self.reply(
-                conn,
-                Outbound::PubRec {
-                    packet_id: id,
-                    outcome: PublishOutcome::Delivered,
-                },
-            );
-            return;
-        }
-        let outcome = match self.hold(now, link, message) {
-            Ok(()) => PublishOutcome::Delivered,
-            Err(o) => o,
-        };
-        let Some(packet_id) = packet_id else {
-            return;
-        };
-        match qos {
-            QoS::AtLeastOnce => self.reply(conn, Outbound::PubAck { packet_id, outcome }),
-            QoS::ExactlyOnce => {
-                if outcome.is_success()
-                    && let Some(c) = self.conns.get_mut(&conn)
-                {
-                    c.qos2_in.insert(packet_id);
-                }
-                self.reply(conn, Outbound::PubRec { packet_id, outcome });
-            }
-            QoS::AtMostOnce => {}
-        }
-    }
-
-    /// The sensor's answer to a delivery: step 1 PUBACK, 2 PUBREC, 3 PUBCOMP.
-    fn on_delivery_ack(&mut self, conn: ConnId, packet_id: u16, step: u8) {
-        let Some(c) = self.conns.get_mut(&conn) else {
-            return;
-        };
-        match self.mode {
-            Mode::Transparent => {
-                let Some(l) = self.links.get(&c.link) else {
-                    return;
-                };
-                let r = PubResponse::new(packet_id);
-                l.handle.send(match step {
-                    1 => Packet::PubAck(r),
-                    2 => Packet::PubRec(r),
-                    _ => Packet::PubComp(r),
-                });
-            }
-            Mode::Aggregating => match step {
-                2 => {
-                    c.outbox.send(conn, Outbound::PubRel { packet_id });
-                }
-                _ => {
-                    c.out_inflight.remove(&packet_id);
-                }
-            },
-        }
-    }
-
-    fn on_subscribe(&mut self, conn: ConnId, packet_id: u16, filters: Vec<SubscribeRequest>) {
-        let Some(link) = self.link_of(conn) else {
-            return;
-        };
-        let link = match self.mode {
-            Mode::Transparent => link,
-            Mode::Aggregating => {
-                let first = filters
-                    .first()
-                    .map(|f| f.filter.clone())
-                    .unwrap_or_default();
-                match self.filters.get(&first) {
-                    Some(e) => e.link,
-                    None => match self.pool.get(bucket(&first, self.pool.len())) {
-                        Some(&l) => l,
-                        None => return,
-                    },
-                }
-            }
-        };
-        let Some(l) = self.links.get_mut(&link).filter(|l| l.up) else {
-            let results = vec![SubscribeResult::QuotaExceeded; filters.len()];
-            self.reply(conn, Outbound::SubAck { packet_id, results });
-            return;
-        };
-        let wanted: Vec<(Arc<str>, QoS)> = filters
-            .iter()
-            .map(|f| (f.filter.clone(), f.options.qos))
-            .collect();
-        // Aggregating: the pool subscribes at QoS 2 and each sensor gets its own grant.
-        let upstream_qos = |q: QoS| match self.mode {
-            Mode::Transparent => q,
-            Mode::Aggregating => QoS::ExactlyOnce,
-        };
-        let up_id = l.control_id();
-        l.pending.insert(
-            up_id,
-            Pending::Subscribe {
-                conn,
-                packet_id,
-                filters: wanted.clone(),
-            },
-        );
-        l.handle.send(Packet::Subscribe(Subscribe {
-            packet_id: up_id,
-            filters: wanted
-                .iter()
-                .map(|(f, q)| {
-                    (
-                        f.to_string(),
-                        SubscriptionOptions {
-                            qos: upstream_qos(*q),
-                            ..SubscriptionOptions::default()
-                        },
-                    )
-                })
-                .collect(),
-            properties: SubscribeProperties::default(),
-        }));
-    }
-
-    fn on_suback(&mut self, link: LinkId, ack: SubAck) {
-        let Some(p) = self
-            .links
-            .get_mut(&link)
-            .and_then(|l| l.pending.remove(&ack.packet_id))
-        else {
-            return;
-        };
-        let Pending::Subscribe {
-            conn,
-            packet_id,
-            filters,
-        } = p
-        else {
-            return;
-        };
-        let mut results = Vec::with_capacity(filters.len());
-        for (i, (filter, wanted)) in filters.into_iter().enumerate() {
-            let code = ack
-                .reasons
-                .get(i)
-                .copied()
-                .unwrap_or(ReasonCode::UnspecifiedError);
-            let granted = match code {
-                ReasonCode::Success => Some(QoS::AtMostOnce),
-                ReasonCode::GrantedQoS1 => Some(QoS::AtLeastOnce),
-                ReasonCode::GrantedQoS2 => Some(QoS::ExactlyOnce),
-                _ => None,
-            };
-            let Some(granted) = granted else {
-                results.push(match code {
-                    ReasonCode::NotAuthorized => SubscribeResult::NotAuthorized,
-                    ReasonCode::QuotaExceeded => SubscribeResult::QuotaExceeded,
-                    _ => SubscribeResult::Failed,
-                });
-                continue;
-            };
-            let granted = match self.mode {
-                Mode::Transparent => granted,
-                Mode::Aggregating => granted.min(wanted),
-            };
-            if let Some(c) = self.conns.get_mut(&conn) {
-                c.subs.insert(filter.clone(), granted);
-            }
-            if self.mode == Mode::Aggregating {
-                self.add_filter(conn, &filter, granted, link);
-            }
-            results.push(SubscribeResult::Granted(granted));
-        }
-        self.reply(conn, Outbound::SubAck { packet_id, results });
-    }
-
-    fn add_filter(&mut self, conn: ConnId, filter: &Arc<str>, qos: QoS, link: LinkId) {
-        self.filters
-            .entry(filter.clone())
-            .or_insert_with(|| FilterEntry {
-                link,
-                conns: BTreeMap::new(),
-            })
-            .conns
-            .insert(conn, qos);
-    }
-
-    /// Removes `conn` from a filter; the pool unsubscribes once nobody is left.
-    fn remove_filter(&mut self, conn: ConnId, filter: &Arc<str>) -> bool {
-        let Some(e) = self.filters.get_mut(filter) else {
-            return false;
-        };
-        let removed = e.conns.remove(&conn).is_some();
-        if e.conns.is_empty() {
-            let link = e.link;
-            self.filters.remove(filter);
-            if let Some(l) = self.links.get_mut(&link)
-                && l.up
-            {
-                let id = l.control_id();
-                l.pending.insert(id, Pending::Internal);
-                l.handle.send(Packet::Unsubscribe(Unsubscribe {
-                    packet_id: id,
-                    filters: vec![filter.to_string()],
-                    properties: UnsubscribeProperties::default(),
-                }));
-            }
-        }
-        removed
-    }
-
-    fn on_unsubscribe(&mut self, conn: ConnId, packet_id: u16, filters: Vec<Arc<str>>) {
-        let Some(link) = self.link_of(conn) else {
-            return;
-        };
-        if let Some(c) = self.conns.get_mut(&conn) {
-            for f in &filters {
-                c.subs.remove(f);
-            }
-        }
-        match self.mode {
-            Mode::Transparent => {
-                if let Some(l) = self.links.get_mut(&link)
-                    && l.up
-                {
-                    let id = l.control_id();
-                    l.pending
-                        .insert(id, Pending::Unsubscribe { conn, packet_id });
-                    l.handle.send(Packet::Unsubscribe(Unsubscribe {
-                        packet_id: id,
-                        filters: filters.iter().map(|f| f.to_string()).collect(),
-                        properties: UnsubscribeProperties::default(),
-                    }));
-                    return;
-                }
-                // Down: the subscription is not re-made when the link returns.
-                let results = vec![UnsubscribeResult::Removed; filters.len()];
-                self.reply(conn, Outbound::UnsubAck { packet_id, results });
-            }
-            Mode::Aggregating => {
-                let results = filters
-                    .iter()
-                    .map(|f| match self.remove_filter(conn, f) {
-                        true => UnsubscribeResult::Removed,
-                        false => UnsubscribeResult::NoSubscriptionExisted,
-                    })
-                    .collect();
-                self.reply(conn, Outbound::UnsubAck { packet_id, results });
-            }
-        }
-    }
-
-    fn on_set_will(&mut self, conn: ConnId, will: Option<Will>) {
-        let mode = self.mode;
-        if let Some(c) = self.conns.get_mut(&conn) {
-            if mode == Mode::Transparent {
-                // MQTT cannot change a will on a live connection; the
-                // upstream keeps the one given at CONNECT until it reconnects.
-                warn!(client_id = %c.client_id, "will update not applied upstream: MQTT fixes the will at CONNECT");
-            }
-            c.will = will;
-        }
     }
 
     fn on_disconnect(&mut self, now: Instant, conn: ConnId, kind: DisconnectKind) {
@@ -715,7 +447,7 @@ impl Router {
                         ..DisconnectProperties::default()
                     },
                 });
-                self.drop_conn(conn, goodbye, false);
+                self.drop_conn(now, conn, goodbye, false);
             }
             Mode::Aggregating => {
                 if will
@@ -727,15 +459,16 @@ impl Router {
                     self.stats.wills.fetch_add(1, Ordering::Relaxed);
                     let _ = self.hold(now, link, w.message);
                 }
-                self.drop_conn(conn, None, true);
+                self.drop_conn(now, conn, None, true);
             }
         }
     }
 
     /// Forgets a sensor connection. Transparent: its upstream connection
     /// ends once what it holds is delivered; `goodbye` = None drops it so the
-    /// upstream publishes the will.
-    fn drop_conn(&mut self, conn: ConnId, goodbye: Option<Disconnect>, park: bool) {
+    /// upstream publishes the will. Aggregating: with `park`, a persistent
+    /// sensor's session stays to collect messages until it returns.
+    fn drop_conn(&mut self, now: Instant, conn: ConnId, goodbye: Option<Disconnect>, park: bool) {
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
@@ -751,11 +484,21 @@ impl Router {
                 self.maybe_close(c.link);
             }
             Mode::Aggregating => {
-                for filter in c.subs.keys() {
-                    self.remove_filter(conn, filter);
-                }
                 if park && !c.clean {
-                    self.parked.insert(c.client_id.clone(), c.subs);
+                    // Deliveries not yet acknowledged go again on return.
+                    let mut backlog = c.backlog;
+                    let mut unacked: Vec<_> = c.out_inflight.into_values().collect();
+                    unacked.sort_by_key(|(n, _)| *n);
+                    for (_, m) in unacked.into_iter().rev() {
+                        if let Some(m) = m {
+                            backlog.push_front(m);
+                        }
+                    }
+                    self.park(now, conn, c.client_id, c.subs, backlog, c.session_expiry);
+                } else {
+                    for filter in c.subs.keys() {
+                        self.remove_filter(conn, filter);
+                    }
                 }
             }
         }

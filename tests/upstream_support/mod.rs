@@ -107,3 +107,20 @@ pub async fn wait_clients(upstream: SocketAddr, want: usize, wait: Duration) {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+/// Adds `user` with `pass` to the Mosquitto password file `file`.
+pub async fn passwd(file: &std::path::Path, user: &str, pass: &str) {
+    common::require_tool("mosquitto_passwd");
+    let mut cmd = tokio::process::Command::new("mosquitto_passwd");
+    if !file.exists() {
+        cmd.arg("-c");
+    }
+    let ok = cmd
+        .arg("-b")
+        .arg(file)
+        .args([user, pass])
+        .status()
+        .await
+        .unwrap();
+    assert!(ok.success());
+}

@@ -118,6 +118,7 @@ pub fn will(
         retain: w.retain,
         properties,
         expires_at,
+        publisher: None,
     };
     Ok(Some(Will {
         message,

@@ -363,6 +363,7 @@ impl MqttSession {
             username: self.username.clone(),
             kind,
             outbox: self.outbox.clone(),
+            queue_limits: None,
         }));
     }
 
@@ -480,6 +481,8 @@ impl MqttSession {
             } else {
                 None
             },
+            // The core stamps the publisher from the session.
+            publisher: None,
         };
         self.command(Command::Publish {
             conn: self.conn,
