@@ -1,14 +1,13 @@
 //! The `sngate` command: parse arguments, load the config, run until a signal.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use sngate::app::{ConfigReloader, Sngate, init_logging};
 use sngate::cli::{Cli, Command, run_check_config, run_passwd};
 use sngate::config::Config;
 use tracing::info;
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -31,13 +30,18 @@ fn main() -> ExitCode {
         },
         None => Config::builtin(),
     };
-    init_logging(&config);
+    let log = init_logging(config.log.level);
+    // SIGHUP re-reads the file started with; the built-in config has none.
+    let reloader = cli.config.map(|path| {
+        let started = std::fs::read_to_string(&path).unwrap_or_default();
+        ConfigReloader::new(path, &started, Some(log))
+    });
     if cli.reset_store
         && let Err(code) = reset_store(&config)
     {
         return code;
     }
-    match run(config) {
+    match run(config, reloader) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("sngate: {e:#}");
@@ -77,26 +81,19 @@ fn reset_store(config: &Config) -> Result<(), ExitCode> {
     }
 }
 
-fn init_logging(config: &Config) {
-    // RUST_LOG wins over the config file, as users of tracing expect.
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(config.log.level.as_str()));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-}
-
-fn run(config: Config) -> anyhow::Result<()> {
+fn run(config: Config, reloader: Option<ConfigReloader>) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         info!("sngate version {} starting", env!("CARGO_PKG_VERSION"));
-        let app = sngate::app::start(&config).await?;
-        wait_for_signal(&app).await?;
+        // Watched before anything starts: a SIGHUP or SIGTERM arriving while
+        // listeners open must not kill the process with the default action.
+        let signals = Signals::watch()?;
+        let mut app = sngate::app::start(&config).await?;
+        drop(config);
+        signals.wait(&mut app, reloader.as_ref()).await;
         info!("shutting down");
         app.stop().await;
         info!("sngate stopped");
@@ -104,20 +101,38 @@ fn run(config: Config) -> anyhow::Result<()> {
     })
 }
 
-/// Waits for SIGTERM or SIGINT; SIGHUP reloads certificates, passwords and ACL.
-async fn wait_for_signal(app: &sngate::app::Sngate) -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
-    loop {
-        tokio::select! {
-            _ = term.recv() => return Ok(()),
-            _ = int.recv() => return Ok(()),
-            _ = hup.recv() => {
-                info!("SIGHUP received: reloading");
-                // Failures are logged by reload itself; the old files stay in force.
-                let _ = app.reload();
+/// The signals sngate acts on.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn watch() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("cannot watch SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot watch SIGINT")?,
+            hup: signal(SignalKind::hangup()).context("cannot watch SIGHUP")?,
+        })
+    }
+
+    /// Waits for SIGTERM or SIGINT; SIGHUP reloads the config file (or, with
+    /// the built-in config, certificates, passwords and ACL).
+    async fn wait(mut self, app: &mut Sngate, reloader: Option<&ConfigReloader>) {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return,
+                _ = self.int.recv() => return,
+                _ = self.hup.recv() => {
+                    info!("SIGHUP received: reloading");
+                    // Failures are logged by reload itself; the old settings stay in force.
+                    match reloader {
+                        Some(r) => { let _ = r.reload(app).await; }
+                        None => { let _ = app.reload(); }
+                    }
+                }
             }
         }
     }

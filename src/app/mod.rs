@@ -2,16 +2,23 @@
 //! [`Config`], and shuts them down together. Tests start sngate in-process
 //! through [`start`].
 
+mod logging;
+mod reload;
+mod restart_keys;
 mod settings;
 
+pub use self::logging::{LevelChange, LogControl, init_logging};
+pub use self::reload::{ConfigReloader, ReloadSummary};
 use self::settings::{broker_settings, open_store};
-pub use self::settings::{gateway_access, gateway_settings, session_settings};
+pub use self::settings::{
+    gateway_access, gateway_settings, predefined_topics, sensor_usernames, session_settings,
+};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use thiserror::Error;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -21,10 +28,12 @@ use crate::auth::{AuthError, Authorizer};
 use crate::broker::{self, BrokerHandle, Command, Message, Metrics};
 use crate::config::{Config, ListenerConfig, ListenerProtocol};
 use crate::gateway::{
-    GatewayExtras, GatewayStatus, SensorAccess, SerialTransport, bind_udp, run_gateway_full,
+    GatewayExtras, GatewayReload, GatewayStatus, SensorAccess, SerialTransport, bind_udp,
+    run_gateway_full,
 };
 use crate::http::{self, HttpState};
 use crate::mqtt::connection::{ConnectionContext, run_connection};
+use crate::transport::dtls::psk::SharedPskTable;
 use crate::transport::tls::{self, TlsError, TlsSettings};
 use crate::transport::udp::UdpListenerSettings;
 use crate::transport::{tcp, websocket};
@@ -133,6 +142,13 @@ pub struct Sngate {
     /// Counters of the upstream connections (`transparent`/`aggregating` modes).
     pub upstream: Option<Arc<UpstreamStats>>,
     tls: Vec<(SocketAddr, Arc<TlsSettings>)>,
+    /// The config in force: what started, plus what reloads applied.
+    config: Config,
+    bridges: Vec<crate::bridge::BridgeHandle>,
+    /// Where reloads send the gateway its new tables, while it runs.
+    gateway_reload: Option<mpsc::Sender<GatewayReload>>,
+    /// Each `[[gateway.dtls]]` listener's PSK table, in config order.
+    psk: Vec<Arc<SharedPskTable>>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     core: JoinHandle<()>,
@@ -153,31 +169,6 @@ impl Sngate {
             .iter()
             .find(|(p, _)| *p == protocol)
             .map(|(_, a)| *a)
-    }
-
-    /// Re-reads TLS certificates, the password file and the ACL (SIGHUP).
-    /// Connected clients stay; new connections and later checks use the new
-    /// files. A file that fails to load is reported and its old version kept.
-    pub fn reload(&self) -> Result<(), ReloadError> {
-        let mut problems = Vec::new();
-        for (addr, t) in &self.tls {
-            match t.reload() {
-                Ok(()) => info!("Reloaded TLS certificates of listener {addr}."),
-                Err(e) => problems.push(format!("listener {addr}: {e}")),
-            }
-        }
-        match self.authorizer.reload() {
-            Ok(()) => info!("Reloaded password and ACL files."),
-            Err(e) => problems.push(format!("[auth]: {e}")),
-        }
-        for p in &problems {
-            warn!("Reload failed, keeping the previous version: {p}");
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(ReloadError { problems })
-        }
     }
 
     /// The token that stops everything when cancelled.
@@ -277,6 +268,8 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
     let mut gateway_dtls = Vec::new();
     let mut upstream_stats = None;
     let mut gateway_status = None;
+    let mut gateway_reload = None;
+    let mut psk = Vec::new();
     let serial_configured = config.gateway.enabled && !config.gateway.serial.is_empty();
     let dtls_configured = config.gateway.enabled && !config.gateway.dtls.is_empty();
     if config.gateway.enabled
@@ -303,6 +296,7 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
         gateway_udp = sockets.iter().map(|s| s.local_addr()).collect();
         let dtls = start_dtls(config, &shutdown)?;
         gateway_dtls = dtls.iter().map(|t| t.local_addr).collect();
+        psk = dtls.iter().map(|t| t.psk.clone()).collect();
         let mut settings = gateway_settings(config);
         settings.restored_topics = restored_topics;
         let interval = Duration::from_secs(config.broker.sys_interval);
@@ -352,15 +346,12 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
         let mut access = gateway_access(config, authorizer.clone(), metrics.clone());
         if !dtls.is_empty() {
             // DTLS identities name their ACL user; they win over [gateway] usernames.
-            let mut usernames: std::collections::HashMap<String, String> =
-                config.gateway.usernames.clone().into_iter().collect();
-            for id in dtls.iter().flat_map(|t| t.identities.iter()) {
-                if let Some(user) = &id.username {
-                    usernames.insert(id.client_id.to_string(), user.to_string());
-                }
-            }
+            let ids = dtls.iter().flat_map(|t| t.identities.iter());
+            let usernames = sensor_usernames(config, ids);
             access.sensors = Arc::new(SensorAccess::new(authorizer.clone(), usernames));
         }
+        let (reload_tx, reload_rx) = mpsc::channel(4);
+        gateway_reload = Some(reload_tx);
         let stop = shutdown.clone();
         tasks.spawn(async move {
             let extras = GatewayExtras {
@@ -368,6 +359,7 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
                 access,
                 status: status_tx,
                 dtls,
+                reload: Some(reload_rx),
             };
             if let Err(e) =
                 run_gateway_full(settings, sockets, serial, gw_broker, stop, extras).await
@@ -386,7 +378,7 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
             ));
         }
     }
-    crate::bridge::spawn_bridges(&config.bridge, &broker, &shutdown, &tasks).await?;
+    let bridges = crate::bridge::spawn_bridges(&config.bridge, &broker, &shutdown, &tasks).await?;
     let http = match &config.http {
         Some(h) => {
             let listener = http::bind(h.bind).map_err(|source| StartError::Bind {
@@ -420,6 +412,10 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
         authorizer,
         upstream: upstream_stats,
         tls,
+        config: config.clone(),
+        bridges,
+        gateway_reload,
+        psk,
         shutdown,
         tasks,
         core,

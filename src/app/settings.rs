@@ -1,6 +1,7 @@
 //! From the config file to each part's own settings: the broker core, MQTT
 //! connections, the MQTT-SN gateway and its access rules, and the store.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use crate::auth::Authorizer;
 use crate::broker::{BrokerSettings, Metrics, Persistence, SyncPolicy};
 use crate::config::{Config, SyncMode};
 use crate::gateway::{
-    GatewayAccess, GatewaySettings, ListenerPolicy, PredefinedTopic, SensorAccess,
+    GatewayAccess, GatewaySettings, ListenerPolicy, PeerIdentity, PredefinedTopic, SensorAccess,
 };
 use crate::mqtt::session::SessionSettings;
 use crate::store::{RedbStore, Store};
@@ -58,17 +59,39 @@ pub fn gateway_settings(config: &Config) -> GatewaySettings {
         max_message_size: g.max_message_size,
         max_client_id_len: g.max_client_id_len,
         persistent_session_expiry: Duration::from_secs(g.persistent_session_expiry),
-        predefined: g
-            .predefined
-            .iter()
-            .map(|p| PredefinedTopic {
-                topic_id: p.topic_id,
-                topic: p.topic.clone(),
-                client_id: (p.client_id != "*").then(|| p.client_id.clone()),
-            })
-            .collect(),
+        predefined: predefined_topics(config),
         restored_topics: Vec::new(),
     }
+}
+
+/// The gateway's predefined topic table from `[[gateway.predefined]]`.
+pub fn predefined_topics(config: &Config) -> Vec<PredefinedTopic> {
+    config
+        .gateway
+        .predefined
+        .iter()
+        .map(|p| PredefinedTopic {
+            topic_id: p.topic_id,
+            topic: p.topic.clone(),
+            client_id: (p.client_id != "*").then(|| p.client_id.clone()),
+        })
+        .collect()
+}
+
+/// Client id → ACL user name: `[gateway] usernames`, then the DTLS
+/// identities' bindings, which win (their user name is authenticated).
+pub fn sensor_usernames<'a>(
+    config: &Config,
+    identities: impl IntoIterator<Item = &'a Arc<PeerIdentity>>,
+) -> HashMap<String, String> {
+    let mut usernames: HashMap<String, String> =
+        config.gateway.usernames.clone().into_iter().collect();
+    for id in identities {
+        if let Some(user) = &id.username {
+            usernames.insert(id.client_id.to_string(), user.to_string());
+        }
+    }
+    usernames
 }
 
 /// Opens and reads the durable store when `[persistence] enabled`; also

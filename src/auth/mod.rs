@@ -8,7 +8,6 @@
 mod acl;
 mod password;
 
-use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use thiserror::Error;
@@ -31,8 +30,9 @@ pub enum AuthFailure {
     NotAuthorized,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Rules {
+    allow_anonymous: bool,
     passwords: Option<PasswordFile>,
     acl: Option<AclFile>,
 }
@@ -40,9 +40,8 @@ struct Rules {
 /// The access rules of the running broker; cheap to share (`Arc`).
 #[derive(Debug)]
 pub struct Authorizer {
-    allow_anonymous: bool,
-    password_file: Option<PathBuf>,
-    acl_file: Option<PathBuf>,
+    /// Which files to read; replaced by [`Authorizer::reconfigure`].
+    files: RwLock<AuthConfig>,
     rules: RwLock<Arc<Rules>>,
 }
 
@@ -55,23 +54,13 @@ impl Default for Authorizer {
 impl Authorizer {
     /// Everyone may connect and do anything (no `[auth]` files).
     pub fn open() -> Authorizer {
-        Authorizer {
-            allow_anonymous: true,
-            password_file: None,
-            acl_file: None,
-            rules: RwLock::new(Arc::new(Rules::default())),
-        }
+        Authorizer::with_rules(true, None, None)
     }
 
     /// Loads the files `[auth]` names; an unreadable or malformed file is an error.
     pub fn from_config(config: &AuthConfig) -> Result<Authorizer, AuthError> {
-        let a = Authorizer {
-            allow_anonymous: config.allow_anonymous,
-            password_file: config.password_file.clone(),
-            acl_file: config.acl_file.clone(),
-            rules: RwLock::new(Arc::new(Rules::default())),
-        };
-        a.reload()?;
+        let a = Authorizer::open();
+        a.reconfigure(config)?;
         Ok(a)
     }
 
@@ -82,25 +71,49 @@ impl Authorizer {
         acl: Option<AclFile>,
     ) -> Authorizer {
         Authorizer {
-            allow_anonymous,
-            password_file: None,
-            acl_file: None,
-            rules: RwLock::new(Arc::new(Rules { passwords, acl })),
+            files: RwLock::new(AuthConfig {
+                allow_anonymous,
+                password_file: None,
+                acl_file: None,
+            }),
+            rules: RwLock::new(Arc::new(Rules {
+                allow_anonymous,
+                passwords,
+                acl,
+            })),
         }
     }
 
     /// Re-reads the password and ACL files. On error the rules in force stay
     /// as they were (both files are read before either is swapped in).
     pub fn reload(&self) -> Result<(), AuthError> {
-        let passwords = match &self.password_file {
+        let files = match self.files.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        self.reconfigure(&files)
+    }
+
+    /// Switches to the files and `allow_anonymous` of `config` (a reloaded
+    /// `[auth]`), reading both files first: on error nothing changes.
+    pub fn reconfigure(&self, config: &AuthConfig) -> Result<(), AuthError> {
+        let passwords = match &config.password_file {
             Some(p) => Some(PasswordFile::load(p).map_err(AuthError)?),
             None => None,
         };
-        let acl = match &self.acl_file {
+        let acl = match &config.acl_file {
             Some(p) => Some(AclFile::load(p).map_err(AuthError)?),
             None => None,
         };
-        let new = Arc::new(Rules { passwords, acl });
+        let new = Arc::new(Rules {
+            allow_anonymous: config.allow_anonymous,
+            passwords,
+            acl,
+        });
+        match self.files.write() {
+            Ok(mut guard) => *guard = config.clone(),
+            Err(poisoned) => *poisoned.into_inner() = config.clone(),
+        }
         match self.rules.write() {
             Ok(mut guard) => *guard = new,
             Err(poisoned) => *poisoned.into_inner() = new,
@@ -118,7 +131,7 @@ impl Authorizer {
     /// Whether any check can refuse something; lets callers skip work.
     pub fn is_open(&self) -> bool {
         let r = self.rules();
-        self.allow_anonymous && r.passwords.is_none() && r.acl.is_none()
+        r.allow_anonymous && r.passwords.is_none() && r.acl.is_none()
     }
 
     /// Checks CONNECT credentials. With a password file a user name must be
@@ -129,14 +142,15 @@ impl Authorizer {
         username: Option<&str>,
         password: Option<&[u8]>,
     ) -> Result<(), AuthFailure> {
+        let rules = self.rules();
         let Some(user) = username else {
-            return if self.allow_anonymous {
+            return if rules.allow_anonymous {
                 Ok(())
             } else {
                 Err(AuthFailure::NotAuthorized)
             };
         };
-        match &self.rules().passwords {
+        match &rules.passwords {
             None => Ok(()),
             Some(file) => match password {
                 Some(pw) if file.check(user, pw) => Ok(()),
@@ -236,5 +250,30 @@ mod tests {
         a.reload().unwrap();
         assert!(!a.can_read("c", Some("u"), "a/1"));
         assert!(a.can_read("c", Some("u"), "b/1"));
+    }
+
+    #[test]
+    fn reconfigure_switches_to_new_files_and_keeps_the_old_ones_on_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a_path, b_path) = (dir.path().join("a.acl"), dir.path().join("b.acl"));
+        std::fs::write(&a_path, "user u\ntopic read a/#\n").unwrap();
+        std::fs::write(&b_path, "user u\ntopic read b/#\n").unwrap();
+        let config = |acl: &std::path::Path, anonymous| AuthConfig {
+            allow_anonymous: anonymous,
+            password_file: None,
+            acl_file: Some(acl.to_owned()),
+        };
+        let a = Authorizer::from_config(&config(&a_path, true)).unwrap();
+        a.reconfigure(&config(&b_path, false)).unwrap();
+        assert!(a.can_read("c", Some("u"), "b/1") && !a.can_read("c", Some("u"), "a/1"));
+        assert_eq!(a.authenticate(None, None), Err(AuthFailure::NotAuthorized));
+        let missing = dir.path().join("missing.acl");
+        assert!(a.reconfigure(&config(&missing, true)).is_err());
+        assert!(a.can_read("c", Some("u"), "b/1"));
+        assert_eq!(a.authenticate(None, None), Err(AuthFailure::NotAuthorized));
+        // A later plain reload re-reads the files now in force.
+        std::fs::write(&b_path, "user u\ntopic read c/#\n").unwrap();
+        a.reload().unwrap();
+        assert!(a.can_read("c", Some("u"), "c/1"));
     }
 }

@@ -144,56 +144,116 @@ fn prepare(c: &BridgeConfig) -> Result<(Vec<TopicRule>, Connector), BridgeError>
     Ok((rules, connector))
 }
 
+/// A running bridge: what it was started from and how to stop it alone
+/// (a config reload removing or changing it).
+#[derive(Debug)]
+pub struct BridgeHandle {
+    /// The `[[bridge]]` table it runs.
+    pub config: BridgeConfig,
+    cancel: CancellationToken,
+    done: tokio::task::JoinHandle<()>,
+    broker: BrokerHandle,
+}
+
+impl BridgeHandle {
+    /// The bridge's name.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// Stops the bridge: a clean DISCONNECT to the remote broker (so no will),
+    /// then its local state topic goes to `0`. Its local session stays as
+    /// at shutdown ([`local::LOCAL_SESSION_EXPIRY`]). Waits at most `wait`.
+    pub async fn stop(self, wait: Duration) {
+        self.cancel.cancel();
+        if tokio::time::timeout(wait, self.done).await.is_err() {
+            tracing::warn!("bridge {}: did not stop within {wait:?}", self.config.name);
+        }
+        if self.config.notifications {
+            let message = crate::broker::Message::new(
+                Arc::from(state_topic(&self.config)),
+                Bytes::from_static(b"0"),
+                QoS::AtLeastOnce,
+                true,
+            );
+            let _ = self
+                .broker
+                .send(crate::broker::Command::PublishInternal { message })
+                .await;
+        }
+        info!("bridge {}: stopped", self.config.name);
+    }
+}
+
 /// Attaches every bridge to the core and starts its task on `tasks`.
 pub async fn spawn_bridges(
     configs: &[BridgeConfig],
     broker: &BrokerHandle,
     shutdown: &CancellationToken,
     tasks: &TaskTracker,
-) -> Result<(), BridgeError> {
+) -> Result<Vec<BridgeHandle>, BridgeError> {
+    let mut handles = Vec::with_capacity(configs.len());
     for c in configs {
-        let (rules, connector) = prepare(c)?;
-        let version = codec_version(c.protocol_version);
-        let conn = ConnId::next();
-        let (outbox, local_rx) = Outbox::channel();
-        local::attach(c, &rules, broker, conn, &outbox)
-            .await
-            .map_err(|e| BridgeError::Core(c.name.clone(), e))?;
-        let limits = QueueLimits {
-            max_qos0: usize::try_from(c.max_queued_qos0).unwrap_or(usize::MAX),
-            max_qos0_bytes: usize::try_from(c.max_queued_bytes).unwrap_or(usize::MAX),
-        };
-        info!(
-            "bridge {}: starting; remote {} (MQTT {}), {} topic rule(s)",
-            c.name,
-            c.addresses.join(", "),
-            if version.is_v5() { "5" } else { "3.1.1" },
-            rules.len()
-        );
-        let task = BridgeTask {
-            name: Arc::from(c.name.as_str()),
-            addresses: c.addresses.clone().into(),
-            connect: connect_packet(c, version),
-            try_private: c.try_private && !version.is_v5(),
-            rules,
-            connector,
-            connect_timeout: Duration::from_secs(c.connect_timeout),
-            primary_retry: Duration::from_secs(c.primary_retry),
-            state_topic: c.notifications.then(|| Arc::from(state_topic(c))),
-            notify_remote: c.notifications_remote,
-            broker: broker.clone(),
-            conn,
-            outbox,
-            local_rx,
-            queue: OutQueue::new(limits),
-            session: UpstreamSession::new(version, c.max_inflight),
-            backoff: Backoff::new(
-                Duration::from_secs(c.reconnect_min),
-                Duration::from_secs(c.reconnect_max),
-            ),
-            shutdown: shutdown.clone(),
-        };
-        tasks.spawn(task.run());
+        handles.push(spawn_bridge(c, broker, shutdown, tasks).await?);
     }
-    Ok(())
+    Ok(handles)
+}
+
+/// Attaches one bridge to the core and starts its task on `tasks`; it stops
+/// with `shutdown` or with [`BridgeHandle::stop`].
+pub async fn spawn_bridge(
+    c: &BridgeConfig,
+    broker: &BrokerHandle,
+    shutdown: &CancellationToken,
+    tasks: &TaskTracker,
+) -> Result<BridgeHandle, BridgeError> {
+    let (rules, connector) = prepare(c)?;
+    let cancel = shutdown.child_token();
+    let version = codec_version(c.protocol_version);
+    let conn = ConnId::next();
+    let (outbox, local_rx) = Outbox::channel();
+    local::attach(c, &rules, broker, conn, &outbox)
+        .await
+        .map_err(|e| BridgeError::Core(c.name.clone(), e))?;
+    let limits = QueueLimits {
+        max_qos0: usize::try_from(c.max_queued_qos0).unwrap_or(usize::MAX),
+        max_qos0_bytes: usize::try_from(c.max_queued_bytes).unwrap_or(usize::MAX),
+    };
+    info!(
+        "bridge {}: starting; remote {} (MQTT {}), {} topic rule(s)",
+        c.name,
+        c.addresses.join(", "),
+        if version.is_v5() { "5" } else { "3.1.1" },
+        rules.len()
+    );
+    let task = BridgeTask {
+        name: Arc::from(c.name.as_str()),
+        addresses: c.addresses.clone().into(),
+        connect: connect_packet(c, version),
+        try_private: c.try_private && !version.is_v5(),
+        rules,
+        connector,
+        connect_timeout: Duration::from_secs(c.connect_timeout),
+        primary_retry: Duration::from_secs(c.primary_retry),
+        state_topic: c.notifications.then(|| Arc::from(state_topic(c))),
+        notify_remote: c.notifications_remote,
+        broker: broker.clone(),
+        conn,
+        outbox,
+        local_rx,
+        queue: OutQueue::new(limits),
+        session: UpstreamSession::new(version, c.max_inflight),
+        backoff: Backoff::new(
+            Duration::from_secs(c.reconnect_min),
+            Duration::from_secs(c.reconnect_max),
+        ),
+        shutdown: cancel.clone(),
+    };
+    let done = tasks.spawn(task.run());
+    Ok(BridgeHandle {
+        config: c.clone(),
+        cancel,
+        done,
+        broker: broker.clone(),
+    })
 }

@@ -145,6 +145,42 @@ pub struct GatewayExtras {
     /// DTLS listeners, whose sensors carry the identity their handshake
     /// authenticated (docs/dtls.md).
     pub dtls: Vec<DtlsTransport>,
+    /// Changes from a config reload (SIGHUP), applied between datagrams.
+    pub reload: Option<mpsc::Receiver<GatewayReload>>,
+}
+
+/// What a config reload changes in a running gateway; `None` keeps a part as is.
+#[derive(Debug, Default)]
+pub struct GatewayReload {
+    /// The new predefined topic table (`[[gateway.predefined]]`).
+    pub predefined: Option<Vec<super::PredefinedTopic>>,
+    /// New sensor ACL user names (`[gateway] usernames`, PSK file bindings).
+    pub access: Option<Arc<super::SensorAccess>>,
+    /// Every identity of the reloaded PSK files: their client ids are bound anew.
+    pub identities: Option<Vec<Arc<PeerIdentity>>>,
+}
+
+/// The next reload, or never when there is no reload channel (or it closed).
+async fn next_reload(rx: &mut Option<mpsc::Receiver<GatewayReload>>) -> GatewayReload {
+    if let Some(r) = rx {
+        if let Some(change) = r.recv().await {
+            return change;
+        }
+        *rx = None;
+    }
+    std::future::pending().await
+}
+
+fn apply_reload(gw: &mut Gateway, change: GatewayReload) {
+    if let Some(table) = change.predefined {
+        gw.set_predefined(&table);
+    }
+    if let Some(access) = change.access {
+        gw.set_access(access);
+    }
+    if let Some(ids) = change.identities {
+        gw.rebind_identities(ids);
+    }
 }
 
 /// Runs the gateway on UDP sockets and serial links until `shutdown` is
@@ -162,6 +198,7 @@ pub async fn run_gateway_full(
         access,
         status,
         dtls,
+        mut reload,
     } = extras;
     let max_routes = settings.max_sensors.saturating_mul(4).max(1024);
     let mut gw = Gateway::new(settings);
@@ -258,6 +295,7 @@ pub async fn run_gateway_full(
             },
             () = timer => gw.handle_timeout(Instant::now()),
             up = availability(&mut available) => gw.set_broker_available(Instant::now(), up),
+            change = next_reload(&mut reload) => apply_reload(&mut gw, change),
             _ = status_tick.tick(), if status.is_some() => {
                 if let Some(tx) = &status {
                     tx.send_replace(gw.status(Instant::now()));

@@ -13,7 +13,7 @@ use super::address::{PeerAddr, SensorAddr};
 use super::discovery::{Advertiser, gwinfo};
 use super::identity::{PeerIdentity, may_act_for};
 use super::session::{Session, State};
-use super::settings::GatewaySettings;
+use super::settings::{GatewaySettings, PredefinedTopic};
 use super::topic_registry::PredefinedTopics;
 use crate::broker::{Command, ConnId, DisconnectKind, Outbound, OutboxReceiver};
 use crate::mqttsn::codec::{self, DecodeError, Frame, Message, MsgType, ReturnCode, TopicRef};
@@ -181,6 +181,24 @@ impl Gateway {
             self.bound_client_ids
                 .insert(id.client_id.clone(), id.name.clone());
         }
+    }
+
+    /// Replaces the bound client ids with those of `identities` (a reloaded
+    /// PSK file). A sensor connected under a dropped binding keeps its
+    /// session, which stays owned by the identity that opened it.
+    pub fn rebind_identities(&mut self, identities: impl IntoIterator<Item = Arc<PeerIdentity>>) {
+        self.bound_client_ids.clear();
+        self.bind_identities(identities);
+    }
+
+    /// Replaces the predefined topic ids (a reloaded config). Sessions
+    /// created later allocate normal ids above the new highest predefined
+    /// id; existing sessions keep their normal ids, which cannot be confused
+    /// with predefined ones because the topic id type tells them apart
+    /// (MQTT-SN 1.2 §5.3.4, §6.7).
+    pub fn set_predefined(&mut self, entries: &[PredefinedTopic]) {
+        self.predefined = PredefinedTopics::new(entries);
+        self.settings.predefined = entries.to_vec();
     }
 
     /// The identity that owns `client_id`, if one does: the bound one, or the

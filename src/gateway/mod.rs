@@ -25,8 +25,8 @@ pub mod topic_registry;
 pub use access::{Admission, DatagramGate, GatewayAccess, ListenerPolicy, SensorAccess};
 pub use address::{PeerAddr, SensorAddr};
 pub use driver::{
-    GatewayError, GatewayExtras, SerialTransport, bind_udp, run_gateway, run_gateway_full,
-    run_gateway_on, run_gateway_with,
+    GatewayError, GatewayExtras, GatewayReload, SerialTransport, bind_udp, run_gateway,
+    run_gateway_full, run_gateway_on, run_gateway_with,
 };
 pub use gateway::{Gateway, GatewayStats, Transmit};
 pub use identity::PeerIdentity;

@@ -285,6 +285,29 @@ fn predefined_publish_is_forwarded_to_the_configured_name() {
 }
 
 #[test]
+fn predefined_ids_replaced_at_run_time_apply_to_a_connected_sensor() {
+    // G-42 after a config reload: the connected sensor keeps its session and
+    // its next PUBLISH with the new id is forwarded to the new name.
+    let mut h = Harness::new();
+    h.connect(1, "cl1", true);
+    h.gw.set_predefined(&[PredefinedTopic {
+        topic_id: 9,
+        topic: "pre/nine".into(),
+        client_id: None,
+    }]);
+    let p9 = publish(
+        SnQos::Level(QoS::AtMostOnce),
+        TopicRef::Predefined(9),
+        0,
+        b"x",
+    );
+    h.send(1, p9);
+    let p = published(&h.commands());
+    assert_eq!(p.len(), 1);
+    assert_eq!(&*p[0].1.topic, "pre/nine");
+}
+
+#[test]
 fn retain_flag_is_carried_to_the_broker() {
     // G-43
     let mut h = Harness::new();

@@ -32,4 +32,6 @@ pub struct DtlsTransport {
     /// Every identity the listener accepts, so the gateway can reserve their
     /// client ids and the ACL can know their user names.
     pub identities: Vec<Arc<PeerIdentity>>,
+    /// The listener's PSK table, which a reload may replace.
+    pub psk: Arc<super::psk::SharedPskTable>,
 }

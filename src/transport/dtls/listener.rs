@@ -145,6 +145,7 @@ impl DtlsListener {
     /// Starts the listener task; it stops with `shutdown` or when the gateway goes.
     pub fn spawn(self, shutdown: CancellationToken) -> DtlsTransport {
         let local_addr = self.local_addr();
+        let psk = self.server.psk_table();
         let (in_tx, incoming) = mpsc::channel(QUEUE);
         let (outgoing, out_rx) = mpsc::channel(QUEUE);
         tokio::spawn(run(self.socket, self.server, in_tx, out_rx, shutdown));
@@ -153,6 +154,7 @@ impl DtlsListener {
             incoming,
             outgoing,
             identities: self.identities,
+            psk,
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use crate::gateway::PeerIdentity;
 
@@ -48,6 +48,35 @@ impl fmt::Debug for PskEntry {
             .field("identity", &self.identity)
             .field("key", &format_args!("<{} bytes>", self.key.len()))
             .finish()
+    }
+}
+
+/// The PSK table a listener uses now; a reload (SIGHUP) replaces it while
+/// the listener runs. New handshakes look keys up here; established sessions
+/// keep the identity they proved.
+#[derive(Debug, Default)]
+pub struct SharedPskTable(RwLock<Arc<PskTable>>);
+
+impl SharedPskTable {
+    /// Starts with `table`.
+    pub fn new(table: Arc<PskTable>) -> SharedPskTable {
+        SharedPskTable(RwLock::new(table))
+    }
+
+    /// The table in force.
+    pub fn current(&self) -> Arc<PskTable> {
+        match self.0.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Puts `table` in force for every later lookup.
+    pub fn replace(&self, table: Arc<PskTable>) {
+        match self.0.write() {
+            Ok(mut g) => *g = table,
+            Err(poisoned) => *poisoned.into_inner() = table,
+        }
     }
 }
 

@@ -25,7 +25,7 @@ use rustls_pki_types::UnixTime;
 use super::certs::ServerCertificates;
 use super::engine::drain;
 use super::link::SecureDatagram;
-use super::psk::PskTable;
+use super::psk::{PskTable, SharedPskTable};
 use super::record;
 use crate::gateway::PeerIdentity;
 
@@ -41,17 +41,17 @@ const MTU: usize = 1400;
 /// Remembers which identity the engine asked about during one `handle_packet`.
 #[derive(Debug)]
 struct Resolver {
-    table: Arc<PskTable>,
+    table: Arc<SharedPskTable>,
     asked: Mutex<Option<(Vec<u8>, bool)>>,
 }
 
 impl PskResolver for Resolver {
     fn resolve(&self, identity: &[u8]) -> Option<Vec<u8>> {
-        let entry = self.table.get(identity);
+        let key = self.table.current().get(identity).map(|e| e.key.clone());
         if let Ok(mut asked) = self.asked.lock() {
-            *asked = Some((identity.to_vec(), entry.is_some()));
+            *asked = Some((identity.to_vec(), key.is_some()));
         }
-        entry.map(|e| e.key.clone())
+        key
     }
 }
 
@@ -131,7 +131,7 @@ impl DtlsServer {
             ));
         }
         let resolver = Arc::new(Resolver {
-            table: psk.clone().unwrap_or_default(),
+            table: Arc::new(SharedPskTable::new(psk.clone().unwrap_or_default())),
             asked: Mutex::new(None),
         });
         let mut builder = Config::builder()
@@ -159,6 +159,12 @@ impl DtlsServer {
             buf: vec![0; 2048],
             refusal_log: None,
         })
+    }
+
+    /// The PSK table new handshakes use; replacing its contents leaves
+    /// established sessions as they are.
+    pub fn psk_table(&self) -> Arc<SharedPskTable> {
+        self.resolver.table.clone()
     }
 
     /// Counters.
@@ -421,11 +427,12 @@ impl DtlsServer {
             };
             // Identities are compared by name: a certificate must not pass
             // for a PSK device of this socket.
-            let checked =
-                checked.and_then(|id| match self.resolver.table.get(id.name.as_bytes()) {
+            let checked = checked.and_then(|id| {
+                match self.resolver.table.current().get(id.name.as_bytes()) {
                     Some(_) => Err(format!("{} is a PSK identity of this socket", id.name)),
                     None => Ok(id),
-                });
+                }
+            });
             match checked {
                 Ok(id) => h.certified = Some(id),
                 Err(why) => {
@@ -448,10 +455,11 @@ impl DtlsServer {
         let Some(h) = self.handshakes.remove(&from) else {
             return;
         };
+        let table = self.resolver.table.current();
         let psk = h
             .asked
             .as_ref()
-            .and_then(|(name, _)| self.resolver.table.get(name))
+            .and_then(|(name, _)| table.get(name))
             .map(|e| e.identity.clone());
         let Some(identity) = h.certified.clone().or(psk) else {
             // The engine requires a client certificate or a known PSK, so this

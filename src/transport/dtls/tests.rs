@@ -210,3 +210,25 @@ fn an_idle_session_is_forgotten_after_the_idle_timeout() {
     s.handle_timeout(now + Duration::from_secs(61));
     assert_eq!(s.session_count(), 0);
 }
+
+#[test]
+fn a_replaced_psk_table_admits_new_identities_and_keeps_established_sessions() {
+    let now = Instant::now();
+    let mut s = server(DtlsServerSettings::new(4));
+    let mut old = client(b"dev1", &KEY, now);
+    assert!(handshake(&mut s, &mut old, addr(1), now));
+    // The reloaded file drops dev1 and lists dev2.
+    let file = "dev2:09090909090909090909090909090909\n";
+    s.psk_table()
+        .replace(Arc::new(PskTable::parse(file).unwrap()));
+    let mut new = client(b"dev2", &[9; 16], now);
+    assert!(handshake(&mut s, &mut new, addr(2), now));
+    let mut gone = client(b"dev1", &KEY, now);
+    handshake(&mut s, &mut gone, addr(3), now);
+    assert_eq!(s.session_count(), 2, "dev1's session stays, dev2 joins");
+    old.send_application_data(b"\x02\x16").unwrap();
+    for p in drain(&mut old).0 {
+        s.handle_datagram(now, addr(1), &p);
+    }
+    assert_eq!(&*s.poll_received().unwrap().identity.name, "dev1");
+}
