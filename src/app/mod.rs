@@ -379,6 +379,7 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
         }
     }
     let bridges = crate::bridge::spawn_bridges(&config.bridge, &broker, &shutdown, &tasks).await?;
+    crate::bridge::retire_unconfigured(&config.bridge, &broker).await;
     let http = match &config.http {
         Some(h) => {
             let listener = http::bind(h.bind).map_err(|source| StartError::Bind {

@@ -335,7 +335,7 @@ impl Sngate {
                 }
                 None => {
                     info!("bridge {}: removed from the config; stopping it", h.name());
-                    h.stop(BRIDGE_STOP_WAIT).await;
+                    h.remove(BRIDGE_STOP_WAIT).await;
                     removed += 1;
                 }
             }

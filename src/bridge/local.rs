@@ -7,15 +7,15 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tracing::{debug, error, warn};
+use tracing::{debug, error, info, warn};
 
 use super::queue::{LocalAck, Seq};
 use super::rules::{OutRoute, TopicRule, route_out};
 use super::task::{Run, worth_logging};
 use crate::broker::{
-    BrokerClosed, BrokerHandle, ClientKind, Command, ConnId, ConnectRequest, Delivery, Message,
-    Outbound, Outbox, PublishOutcome, SessionLimits, SubscribeRequest, SubscribeResult,
-    SubscriptionOptions,
+    BrokerClosed, BrokerHandle, ClientKind, Command, ConnId, ConnectRequest, Delivery,
+    DisconnectKind, Message, Outbound, Outbox, PublishOutcome, SessionLimits, SubscribeRequest,
+    SubscribeResult, SubscriptionOptions,
 };
 use crate::config::BridgeConfig;
 use crate::mqtt::codec::{Packet, Publish, ReasonCode};
@@ -25,9 +25,12 @@ use crate::qos::QoS;
 /// the bridge being removed from the configuration): 30 days.
 pub const LOCAL_SESSION_EXPIRY: u32 = 30 * 24 * 3600;
 
+/// What a bridge's client id in the broker core starts with.
+pub const LOCAL_CLIENT_PREFIX: &str = "$bridge/";
+
 /// The client id of a bridge's session in the broker core.
 pub fn local_client_id(name: &str) -> String {
-    format!("$bridge/{name}")
+    format!("{LOCAL_CLIENT_PREFIX}{name}")
 }
 
 /// Attaches the bridge's persistent session to the core and subscribes to
@@ -61,6 +64,7 @@ pub async fn attach(
             queue_limits: Some(limits),
         }))
         .await?;
+    drop_stale_filters(config, rules, broker, conn).await?;
     let filters: Vec<SubscribeRequest> = rules
         .iter()
         .filter(|r| r.is_out())
@@ -87,6 +91,78 @@ pub async fn attach(
             .await?;
     }
     Ok(())
+}
+
+/// Unsubscribes the session from filters of out rules that are no longer
+/// configured (the session outlives config changes), so messages nobody
+/// forwards stop piling up in it.
+async fn drop_stale_filters(
+    config: &BridgeConfig,
+    rules: &[TopicRule],
+    broker: &BrokerHandle,
+    conn: ConnId,
+) -> Result<(), BrokerClosed> {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    broker.send(Command::Filters { conn, reply }).await?;
+    let Ok(existing) = answer.await else {
+        return Ok(());
+    };
+    let wanted: Vec<String> = rules
+        .iter()
+        .filter(|r| r.is_out())
+        .map(|r| r.local_filter())
+        .collect();
+    let stale: Vec<Arc<str>> = existing
+        .into_iter()
+        .filter(|f| !wanted.iter().any(|w| w.as_str() == &**f))
+        .collect();
+    if stale.is_empty() {
+        return Ok(());
+    }
+    info!(
+        "bridge {}: unsubscribing from {} filter(s) of rules no longer configured: {}",
+        config.name,
+        stale.len(),
+        stale.iter().map(|f| &**f).collect::<Vec<_>>().join(", ")
+    );
+    broker
+        .send(Command::Unsubscribe {
+            conn,
+            packet_id: 2,
+            filters: stale,
+        })
+        .await
+}
+
+/// Ends the local session of a bridge that is no longer configured: a clean
+/// start with no expiry replaces it and the disconnect discards it, with
+/// whatever it still held for the remote broker.
+pub async fn retire(name: &str, broker: &BrokerHandle) -> Result<(), BrokerClosed> {
+    let conn = ConnId::next();
+    let (outbox, _rx) = Outbox::channel();
+    broker
+        .send(Command::Connect(ConnectRequest {
+            conn,
+            client_id: Arc::from(local_client_id(name)),
+            clean_start: true,
+            session_expiry: 0,
+            will: None,
+            receive_maximum: 1,
+            username: None,
+            kind: ClientKind::Bridge,
+            outbox,
+            queue_limits: None,
+        }))
+        .await?;
+    broker
+        .send(Command::Disconnect {
+            conn,
+            kind: DisconnectKind::Graceful {
+                publish_will: false,
+                session_expiry: None,
+            },
+        })
+        .await
 }
 
 impl Run {

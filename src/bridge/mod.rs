@@ -163,7 +163,8 @@ impl BridgeHandle {
 
     /// Stops the bridge: a clean DISCONNECT to the remote broker (so no will),
     /// then its local state topic goes to `0`. Its local session stays as
-    /// at shutdown ([`local::LOCAL_SESSION_EXPIRY`]). Waits at most `wait`.
+    /// at shutdown ([`local::LOCAL_SESSION_EXPIRY`]), for a restart with a
+    /// changed configuration. Waits at most `wait`.
     pub async fn stop(self, wait: Duration) {
         self.cancel.cancel();
         if tokio::time::timeout(wait, self.done).await.is_err() {
@@ -182,6 +183,48 @@ impl BridgeHandle {
                 .await;
         }
         info!("bridge {}: stopped", self.config.name);
+    }
+
+    /// Stops the bridge for good (removed from the configuration): as
+    /// [`BridgeHandle::stop`], then its local session is discarded with
+    /// whatever it still held for the remote broker.
+    pub async fn remove(self, wait: Duration) {
+        let broker = self.broker.clone();
+        let name = self.config.name.clone();
+        self.stop(wait).await;
+        if local::retire(&name, &broker).await.is_ok() {
+            info!("bridge {name}: local session discarded");
+        }
+    }
+}
+
+/// Discards the local sessions of bridges configured on an earlier run and
+/// not any more: kept, their queues would fill for nobody until they expire.
+pub async fn retire_unconfigured(configs: &[BridgeConfig], broker: &BrokerHandle) {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    if broker
+        .send(crate::broker::Command::Status { reply })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let Ok(snapshot) = answer.await else {
+        return;
+    };
+    for client in snapshot.clients {
+        let Some(name) = client.client_id.strip_prefix(local::LOCAL_CLIENT_PREFIX) else {
+            continue;
+        };
+        if client.connected || configs.iter().any(|c| c.name == name) {
+            continue;
+        }
+        tracing::warn!(
+            "bridge {name}: no longer configured; discarding its local session and the {} \
+             message(s) it held for the remote broker",
+            client.queued + client.inflight
+        );
+        let _ = local::retire(name, broker).await;
     }
 }
 

@@ -388,6 +388,14 @@ pub enum Command {
         /// Topic id to topic name.
         topics: Vec<(u16, Arc<str>)>,
     },
+    /// Answer with the topic filters of the connection's session (a bridge
+    /// drops the subscriptions of rules no longer in its configuration).
+    Filters {
+        /// Connection.
+        conn: ConnId,
+        /// Where the filters go (empty without a session).
+        reply: tokio::sync::oneshot::Sender<Vec<Arc<str>>>,
+    },
     /// Answer with a read-only snapshot (HTTP status, metrics).
     Status {
         /// Where the snapshot goes.

@@ -204,6 +204,15 @@ impl Broker {
             Command::PersistSensorTopics { client_id, topics } => {
                 self.persist_sensor_topics(&client_id, topics);
             }
+            Command::Filters { conn, reply } => {
+                let filters = self
+                    .by_conn
+                    .get(&conn)
+                    .and_then(|key| self.sessions.get(key))
+                    .map(|s| s.subscriptions.keys().cloned().collect())
+                    .unwrap_or_default();
+                let _ = reply.send(filters);
+            }
             Command::Status { reply } => {
                 let _ = reply.send(self.status());
             }

@@ -305,7 +305,7 @@ impl Router {
             // keeps nothing for them (the local store is the built-in core's).
             Command::PersistSensorTopics { .. } => {}
             // Status is answered by the built-in core only.
-            Command::Status { .. } => {}
+            Command::Status { .. } | Command::Filters { .. } => {}
             Command::Disconnect { conn, kind } => self.on_disconnect(now, conn, kind),
             Command::PublishInternal { message } => {
                 let Some(&link) = self.pool.first() else {
