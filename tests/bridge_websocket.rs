@@ -31,6 +31,25 @@ async fn ws_mosquitto() -> (Mosquitto, u16) {
     (up, ws)
 }
 
+/// Mosquitto with a plain listener (its `addr`) and a secure websockets
+/// listener for "localhost" that requires a client certificate; also returns
+/// that listener's port and the directory holding ca.pem, client.pem/key.
+async fn wss_mosquitto() -> (Mosquitto, u16, String) {
+    let dir = tempfile::tempdir().unwrap();
+    make_certs(dir.path(), "localhost");
+    let d = dir.path().display().to_string();
+    let wss = free_port();
+    let up = Mosquitto::start_in(
+        dir,
+        &format!(
+            "listener {wss} 127.0.0.1\nprotocol websockets\ncafile {d}/ca.pem\n\
+             certfile {d}/server.pem\nkeyfile {d}/server.key\nrequire_certificate true\n"
+        ),
+    )
+    .await;
+    (up, wss, d)
+}
+
 async fn ws_both_directions(version: u8) {
     install();
     let (up, ws) = ws_mosquitto().await;
@@ -74,18 +93,7 @@ async fn ws_bridge_to_a_v5_upstream_carries_both_directions() {
 #[tokio::test]
 async fn wss_bridge_with_a_client_certificate_reaches_mosquitto() {
     install();
-    let dir = tempfile::tempdir().unwrap();
-    make_certs(dir.path(), "localhost");
-    let d = dir.path().display().to_string();
-    let wss = free_port();
-    let up = Mosquitto::start_in(
-        dir,
-        &format!(
-            "listener {wss} 127.0.0.1\nprotocol websockets\ncafile {d}/ca.pem\n\
-             certfile {d}/server.pem\nkeyfile {d}/server.key\nrequire_certificate true\n"
-        ),
-    )
-    .await;
+    let (up, wss, d) = wss_mosquitto().await;
     let tls = format!(
         "tls = {{ cafile = \"{d}/ca.pem\", certfile = \"{d}/client.pem\", keyfile = \"{d}/client.key\" }}"
     );
@@ -110,18 +118,7 @@ async fn wss_bridge_with_a_client_certificate_reaches_mosquitto() {
 #[tokio::test]
 async fn wss_without_the_required_client_certificate_is_refused_and_logged() {
     install();
-    let dir = tempfile::tempdir().unwrap();
-    make_certs(dir.path(), "localhost");
-    let d = dir.path().display().to_string();
-    let wss = free_port();
-    let _up = Mosquitto::start_in(
-        dir,
-        &format!(
-            "listener {wss} 127.0.0.1\nprotocol websockets\ncafile {d}/ca.pem\n\
-             certfile {d}/server.pem\nkeyfile {d}/server.key\nrequire_certificate true\n"
-        ),
-    )
-    .await;
+    let (_up, wss, d) = wss_mosquitto().await;
     let gw = common::start_with(&ws_bridge(
         "wssnocert",
         &format!("wss://localhost:{wss}/mqtt"),
