@@ -41,7 +41,7 @@ use connect::ConnectFactory;
 use credentials::{CredentialsError, CredentialsMap};
 use held::{HeldStore, MemoryHeld};
 use held_redb::{HELD_FILE, HeldOpenError, RedbHeld};
-use router::{Mode, Router};
+use router::{Mode, Router, Stores};
 use sessions::{NoSessions, SessionStore};
 use sessions_redb::RedbSessions;
 
@@ -174,8 +174,7 @@ pub fn spawn_with_stores(
         mode,
         factory,
         ev_tx,
-        held,
-        sessions,
+        Stores { held, sessions },
         avail_tx,
         stats.clone(),
         shutdown.clone(),

@@ -133,6 +133,15 @@ struct Conn {
     session_expiry: u32,
 }
 
+/// What the router writes down: held sensor messages and persistent
+/// sensor sessions.
+pub struct Stores {
+    /// Sensor messages waiting for the upstream.
+    pub held: Box<dyn HeldStore>,
+    /// Aggregating mode's persistent sensor sessions.
+    pub sessions: Box<dyn SessionStore>,
+}
+
 /// The upstream task's whole state.
 pub struct Router {
     mode: Mode,
@@ -170,8 +179,7 @@ impl Router {
         mode: Mode,
         factory: ConnectFactory,
         events: mpsc::Sender<LinkEvent>,
-        held: Box<dyn HeldStore>,
-        sessions: Box<dyn SessionStore>,
+        stores: Stores,
         available: watch::Sender<bool>,
         stats: Arc<UpstreamStats>,
         shutdown: CancellationToken,
@@ -185,8 +193,8 @@ impl Router {
             pool: Vec::new(),
             conns: HashMap::new(),
             by_client: HashMap::new(),
-            held,
-            sessions,
+            held: stores.held,
+            sessions: stores.sessions,
             available,
             stats,
             filters: HashMap::new(),
