@@ -4,7 +4,8 @@
 //! started again, every QoS 1 message the upstream published for it —
 //! before the kill (queued by sngate, on disk), while sngate was down (kept
 //! by the upstream in the pool's persistent session) and after — in order.
-//! A clean-session sensor's subscriptions are not brought back.
+//! A clean-session sensor's subscriptions are not brought back, nor is a
+//! session that expired while sngate was down.
 
 mod bridge_support;
 mod common;
@@ -21,7 +22,7 @@ use persistence_support::{Gate, Sensor, write_config};
 const KEPT: &str = "site-a/kept";
 const PASSING: &str = "site-a/passing";
 
-fn config(dir: &Path, upstream: SocketAddr, version: u8) -> String {
+fn config(dir: &Path, upstream: SocketAddr, version: u8, gateway_keys: &str) -> String {
     format!(
         r#"
 [log]
@@ -38,6 +39,7 @@ bind = "127.0.0.1:0"
 advertise_interval = 0
 retry_interval = 1
 mode = "aggregating"
+{gateway_keys}
 
 [gateway.upstream]
 addresses = ["{upstream}"]
@@ -105,7 +107,7 @@ fn payloads(got: &[(String, Vec<u8>)]) -> Vec<String> {
 async fn a_persistent_sensor_gets_every_message_across_a_crash(version: u8) {
     let up = Mosquitto::start("").await;
     let state = tempfile::tempdir().unwrap();
-    let conf = write_config(state.path(), &config(state.path(), up.addr, version));
+    let conf = write_config(state.path(), &config(state.path(), up.addr, version, ""));
     let gate = Gate::start(&conf, &[]);
     let kept = connect(gate.udp, "kept", false);
     kept.subscribe(KEPT, 1, 1);
@@ -153,4 +155,50 @@ async fn a_persistent_sensor_gets_every_message_across_a_crash_over_mqtt_3_1_1()
 #[tokio::test]
 async fn a_persistent_sensor_gets_every_message_across_a_crash_over_mqtt_5() {
     a_persistent_sensor_gets_every_message_across_a_crash(5).await;
+}
+
+#[tokio::test]
+async fn deliveries_a_connected_sensor_did_not_acknowledge_come_again_after_a_crash() {
+    let up = Mosquitto::start("").await;
+    let state = tempfile::tempdir().unwrap();
+    let conf = write_config(state.path(), &config(state.path(), up.addr, 4, ""));
+    let gate = Gate::start(&conf, &[]);
+    let kept = connect(gate.udp, "kept", false);
+    kept.subscribe(KEPT, 1, 1);
+    publish(up.addr, KEPT, 0..3).await;
+    // The first delivery arrives and is never acknowledged.
+    let first = kept.expect(0x0C, Duration::from_secs(5));
+    assert_eq!(&first[7..], b"0");
+    gate.kill();
+
+    let gate = Gate::start(&conf, &[]);
+    assert!(gate.logged("1 persistent MQTT-SN session(s)"));
+    let kept = connect(gate.udp, "kept", false);
+    let got = kept.drain(Duration::from_secs(3));
+    assert_eq!(payloads(&got), ["0", "1", "2"]);
+    gate.stop();
+}
+
+#[tokio::test]
+async fn a_session_that_expired_while_sngate_was_down_is_not_restored() {
+    let up = Mosquitto::start("").await;
+    let state = tempfile::tempdir().unwrap();
+    let keys = "persistent_session_expiry = 1";
+    let conf = write_config(state.path(), &config(state.path(), up.addr, 4, keys));
+    let gate = Gate::start(&conf, &[]);
+    let kept = connect(gate.udp, "kept", false);
+    kept.subscribe(KEPT, 1, 1);
+    disconnect(&kept);
+    // The gateway core tells the upstream task after answering the sensor.
+    std::thread::sleep(Duration::from_millis(300));
+    gate.kill();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let gate = Gate::start(&conf, &[]);
+    assert!(gate.logged("expired while sngate was down"));
+    let kept = connect(gate.udp, "kept", false);
+    publish(up.addr, KEPT, 0..3).await;
+    let got = kept.drain(Duration::from_millis(1500));
+    assert_eq!(payloads(&got), Vec::<String>::new(), "no subscription left");
+    gate.stop();
 }
