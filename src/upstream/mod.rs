@@ -165,7 +165,8 @@ pub fn spawn_with_stores(
         .transpose()?;
     let mut factory = ConnectFactory::new(&config.upstream, credentials)?;
     factory.set_drain_expiry(u32::try_from(config.persistent_session_expiry).unwrap_or(u32::MAX));
-    factory.set_persistent_pool(sessions.durable());
+    // Transparent mode's shared connection only publishes: nothing to keep.
+    factory.set_persistent_pool(sessions.durable() && mode == Mode::Aggregating);
     let (cmd_tx, mut cmd_rx) = mpsc::channel(COMMAND_QUEUE);
     let (ev_tx, mut ev_rx) = mpsc::channel(EVENT_QUEUE);
     let (avail_tx, avail_rx) = watch::channel(false);
