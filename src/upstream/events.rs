@@ -93,7 +93,12 @@ impl Router {
             },
             (Mode::Aggregating, _) if !session_present => {
                 l.fresh.clear();
-                l.stale.clear();
+                // A new session holds nothing stale.
+                for f in std::mem::take(&mut l.stale) {
+                    if !self.filters.contains_key(&f) {
+                        self.sessions.remove_filter(&f);
+                    }
+                }
                 self.filters
                     .iter()
                     .filter(|(_, e)| e.link == id)
