@@ -1,6 +1,8 @@
 //! Aggregating mode's own bookkeeping: which sensors want which filters on
 //! which pool connection, the fan-out of what the pool receives, and the
-//! sessions of persistent sensors while they are away.
+//! sessions of persistent sensors while they are away. Persistent sessions
+//! are also written to the [`SessionStore`](super::SessionStore) as they
+//! change, so that a restart finds them (see `restore.rs`).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::hash::{Hash, Hasher};
@@ -8,13 +10,19 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::{Pending, Router};
+use crate::broker::persist::{WallClock, unix_ms_now};
 use crate::broker::{ConnId, Delivery, Message, Outbound};
 use crate::mqtt::codec::{Packet, Unsubscribe, UnsubscribeProperties};
 use crate::qos::QoS;
 use crate::upstream::link::LinkId;
+use crate::upstream::sessions::{SessionSeq, StoredSession};
+
+/// A message for a sensor, with its number in the session store when it is
+/// kept there (persistent sensors, QoS 1/2, persistence on).
+pub(super) type Queued = (Option<SessionSeq>, Message);
 
 /// Sensors subscribed to one filter on one pool link.
 pub(super) struct FilterEntry {
@@ -30,9 +38,9 @@ pub(super) struct FilterEntry {
 /// disconnected or lost: its subscriptions stay and what they match is
 /// queued, as the built-in core does (MQTT-SN 1.2 §6.3, [MQTT-3.1.2-5]).
 pub(super) struct Away {
-    subs: BTreeMap<Arc<str>, QoS>,
-    queue: VecDeque<Message>,
-    expires_at: Instant,
+    pub(super) subs: BTreeMap<Arc<str>, QoS>,
+    pub(super) queue: VecDeque<Queued>,
+    pub(super) expires_at: Instant,
 }
 
 /// What a returning sensor gets back of its session.
@@ -40,7 +48,7 @@ pub(super) struct Resumed {
     /// Its subscriptions.
     pub(super) subs: BTreeMap<Arc<str>, QoS>,
     /// Messages queued while it was away, oldest first.
-    pub(super) queue: VecDeque<Message>,
+    pub(super) queue: VecDeque<Queued>,
 }
 
 /// The pool link a client id or filter is spread to.
@@ -52,10 +60,14 @@ pub(super) fn bucket(key: &str, n: usize) -> usize {
 
 impl Router {
     pub(super) fn add_filter(&mut self, conn: ConnId, filter: &Arc<str>, qos: QoS, link: LinkId) {
-        self.filter_entry(filter, link).conns.insert(conn, qos);
-    }
-
-    fn filter_entry(&mut self, filter: &Arc<str>, link: LinkId) -> &mut FilterEntry {
+        if !self.filters.contains_key(filter) {
+            // A persistent pool session keeps the subscription across a
+            // restart: the next run must know it is there.
+            if let Some(l) = self.links.get_mut(&link) {
+                l.stale.remove(filter);
+                self.sessions.save_filter(filter, &l.key);
+            }
+        }
         self.filters
             .entry(filter.clone())
             .or_insert_with(|| FilterEntry {
@@ -63,6 +75,41 @@ impl Router {
                 conns: BTreeMap::new(),
                 away: BTreeMap::new(),
             })
+            .conns
+            .insert(conn, qos);
+    }
+
+    /// Writes a persistent sensor's session down; `away_until` is when an
+    /// away sensor's session expires.
+    pub(super) fn save_session(
+        &mut self,
+        client_id: &str,
+        subs: &BTreeMap<Arc<str>, QoS>,
+        expiry: u32,
+        away_until: Option<Instant>,
+    ) {
+        let clock = WallClock::new(Instant::now(), unix_ms_now());
+        let stored = StoredSession {
+            expiry_secs: expiry,
+            away_until_ms: away_until.map(|t| clock.to_ms(t).max(1)),
+            subs: subs.iter().map(|(f, q)| (f.to_string(), *q)).collect(),
+        };
+        if let Err(e) = self.sessions.save_session(client_id, &stored) {
+            error!(
+                client_id,
+                "persistent session of MQTT-SN client {client_id} not written to disk: {e}"
+            );
+        }
+    }
+
+    /// Writes down a connected persistent sensor's session after its
+    /// subscriptions changed.
+    pub(super) fn save_conn_session(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get(&conn).filter(|c| !c.clean) else {
+            return;
+        };
+        let (id, subs, expiry) = (c.client_id.clone(), c.subs.clone(), c.session_expiry);
+        self.save_session(&id, &subs, expiry, None);
     }
 
     /// Removes `conn` from a filter; the pool unsubscribes once nobody is left.
@@ -85,8 +132,13 @@ impl Router {
         let link = e.link;
         self.filters.remove(filter);
         if let Some(l) = self.links.get_mut(&link)
-            && l.up
+            && !l.up
         {
+            // A persistent pool session still has it: unsubscribed on return.
+            l.stale.insert(filter.clone());
+            l.fresh.remove(filter);
+        } else if let Some(l) = self.links.get_mut(&link) {
+            self.sessions.remove_filter(filter);
             let id = l.control_id();
             l.pending.insert(id, Pending::Internal);
             l.handle.send(Packet::Unsubscribe(Unsubscribe {
@@ -105,7 +157,7 @@ impl Router {
         conn: ConnId,
         client_id: Arc<str>,
         subs: BTreeMap<Arc<str>, QoS>,
-        backlog: VecDeque<Message>,
+        backlog: VecDeque<Queued>,
         expiry: u32,
     ) {
         for (filter, qos) in &subs {
@@ -115,6 +167,7 @@ impl Router {
             }
         }
         let expires_at = now + Duration::from_secs(u64::from(expiry));
+        self.save_session(&client_id, &subs, expiry, Some(expires_at));
         self.away.insert(
             client_id,
             Away {
@@ -133,9 +186,15 @@ impl Router {
         conn: ConnId,
         client_id: &Arc<str>,
         clean: bool,
+        expiry: u32,
     ) -> Option<Resumed> {
         self.expire_away(now);
         let away = self.away.remove(client_id)?;
+        if clean {
+            self.sessions.remove_session(client_id);
+        } else {
+            self.save_session(client_id, &away.subs, expiry, None);
+        }
         for filter in away.subs.keys() {
             if let Some(e) = self.filters.get_mut(filter)
                 && let Some(qos) = e.away.remove(client_id)
@@ -164,6 +223,7 @@ impl Router {
                 continue;
             };
             info!(client_id = %id, "persistent session of MQTT-SN client {id} expired ({} queued messages dropped)", a.queue.len());
+            self.sessions.remove_session(&id);
             for filter in a.subs.keys() {
                 if let Some(e) = self.filters.get_mut(filter) {
                     e.away.remove(&id);
@@ -175,8 +235,11 @@ impl Router {
 
     /// Delivers a message from the pool to every sensor whose subscription
     /// matches, at the lower of the message's and the granted QoS, and queues
-    /// it for persistent sensors that are away.
-    pub(super) fn fan_out(&mut self, now: Instant, link: LinkId, message: Message) {
+    /// it for persistent sensors that are away. What persistent sensors get
+    /// at QoS 1/2 is written to the session store first; false when that
+    /// write failed and nothing was delivered: the upstream must not be told
+    /// the message was taken over.
+    pub(super) fn fan_out(&mut self, now: Instant, link: LinkId, message: Message) -> bool {
         self.expire_away(now);
         let mut targets: BTreeMap<ConnId, QoS> = BTreeMap::new();
         let mut absent: BTreeMap<Arc<str>, QoS> = BTreeMap::new();
@@ -194,39 +257,89 @@ impl Router {
                 }
             }
         }
-        for (conn, granted) in targets {
-            let mut m = message.clone();
-            m.qos = granted.min(message.qos);
-            self.deliver(conn, m);
-        }
-        for (id, granted) in absent {
-            let qos = granted.min(message.qos);
-            // QoS 0 is not kept for an absent client [MQTT-3.1.2-5].
-            if qos == QoS::AtMostOnce {
-                continue;
-            }
-            let Some(a) = self.away.get_mut(&id) else {
-                continue;
-            };
-            if a.queue.len() >= self.max_queued {
+        // QoS 0 is not kept for an absent client [MQTT-3.1.2-5].
+        absent.retain(|_, q| (*q).min(message.qos) != QoS::AtMostOnce);
+        for id in absent.keys() {
+            if self
+                .away
+                .get(id)
+                .is_some_and(|a| a.queue.len() >= self.max_queued)
+            {
                 self.stats
                     .dropped_deliveries
                     .fetch_add(1, Ordering::Relaxed);
                 warn!(client_id = %id, "message for away MQTT-SN client {id} dropped: its queue is full");
-                continue;
             }
+        }
+        absent.retain(|id, _| {
+            self.away
+                .get(id)
+                .is_some_and(|a| a.queue.len() < self.max_queued)
+        });
+        let Some(mut seqs) = self.store_for(&targets, &absent, &message) else {
+            return false;
+        };
+        for (conn, granted) in targets {
             let mut m = message.clone();
-            m.qos = qos;
-            a.queue.push_back(m);
+            m.qos = granted.min(message.qos);
+            let seq = self
+                .conns
+                .get(&conn)
+                .and_then(|c| seqs.remove(&c.client_id));
+            self.deliver(conn, (seq, m));
+        }
+        for (id, granted) in absent {
+            let seq = seqs.remove(&id);
+            let Some(a) = self.away.get_mut(&id) else {
+                continue;
+            };
+            let mut m = message.clone();
+            m.qos = granted.min(message.qos);
+            a.queue.push_back((seq, m));
+        }
+        true
+    }
+
+    /// Writes `message` once for every persistent recipient that gets it at
+    /// QoS 1/2, in one commit; their sequence numbers by client id.
+    fn store_for(
+        &mut self,
+        targets: &BTreeMap<ConnId, QoS>,
+        absent: &BTreeMap<Arc<str>, QoS>,
+        message: &Message,
+    ) -> Option<BTreeMap<Arc<str>, SessionSeq>> {
+        if !self.sessions.durable() || message.qos == QoS::AtMostOnce {
+            return Some(BTreeMap::new());
+        }
+        let mut keep: Vec<Arc<str>> = targets
+            .iter()
+            .filter(|(_, q)| **q != QoS::AtMostOnce)
+            .filter_map(|(conn, _)| self.conns.get(conn).filter(|c| !c.clean))
+            .map(|c| c.client_id.clone())
+            .collect();
+        keep.extend(absent.keys().cloned());
+        keep.sort();
+        keep.dedup();
+        if keep.is_empty() {
+            return Some(BTreeMap::new());
+        }
+        let ids: Vec<&str> = keep.iter().map(|k| &**k).collect();
+        match self.sessions.push(&ids, message) {
+            Ok(seqs) => Some(keep.into_iter().zip(seqs).collect()),
+            Err(e) => {
+                error!(topic = %message.topic, "message from the upstream not written to disk, left with the upstream: {e}");
+                None
+            }
         }
     }
 
     /// Hands a message to a connected sensor; past its window of
     /// unacknowledged deliveries it waits in the sensor's backlog.
-    pub(super) fn deliver(&mut self, conn: ConnId, message: Message) {
+    pub(super) fn deliver(&mut self, conn: ConnId, queued: Queued) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
+        let (seq, message) = queued;
         let packet_id = if message.qos == QoS::AtMostOnce {
             None
         } else {
@@ -235,9 +348,12 @@ impl Router {
                     self.stats
                         .dropped_deliveries
                         .fetch_add(1, Ordering::Relaxed);
-                    warn!(client_id = %c.client_id, "delivery dropped: too many unacknowledged messages for this sensor");
+                    warn!(client_id = %c.client_id, "delivery to MQTT-SN client {} dropped: too many queued messages for this sensor", c.client_id);
+                    if let Some(seq) = seq {
+                        self.sessions.remove_message(&c.client_id, seq);
+                    }
                 } else {
-                    c.backlog.push_back(message);
+                    c.backlog.push_back((seq, message));
                 }
                 return;
             }
@@ -246,7 +362,8 @@ impl Router {
                 id = id.checked_add(1).unwrap_or(1);
             }
             c.next_packet_id = id.checked_add(1).unwrap_or(1);
-            c.out_inflight.insert(id, (c.sent, Some(message.clone())));
+            c.out_inflight
+                .insert(id, (c.sent, Some((seq, message.clone()))));
             c.sent += 1;
             Some(id)
         };
@@ -262,8 +379,22 @@ impl Router {
         );
     }
 
+    /// The sensor has a delivery (PUBACK, or PUBREC for QoS 2): it is never
+    /// sent again, so the store forgets it.
+    pub(super) fn delivery_received(&mut self, conn: ConnId, packet_id: u16) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if let Some((_, m)) = c.out_inflight.get_mut(&packet_id)
+            && let Some((Some(seq), _)) = m.take()
+        {
+            self.sessions.remove_message(&c.client_id, seq);
+        }
+    }
+
     /// A delivery completed: the next one waiting in the backlog goes out.
     pub(super) fn delivery_done(&mut self, conn: ConnId, packet_id: u16) {
+        self.delivery_received(conn, packet_id);
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };

@@ -27,6 +27,8 @@ pub struct ConnectFactory {
     /// MQTT 5 session expiry of a connection that delivers a previous run's
     /// held messages: the gateway's `persistent_session_expiry`.
     drain_expiry: u32,
+    /// Pool connections keep their upstream session (clean_start = 0).
+    persistent_pool: bool,
 }
 
 impl ConnectFactory {
@@ -46,12 +48,21 @@ impl ConnectFactory {
             connector,
             credentials,
             drain_expiry: 0,
+            persistent_pool: false,
         })
     }
 
     /// Sets the session expiry of connections made for held messages alone.
     pub fn set_drain_expiry(&mut self, seconds: u32) {
         self.drain_expiry = seconds;
+    }
+
+    /// Makes the pool's upstream sessions persistent: clean_start = 0 and,
+    /// with MQTT 5, the drain expiry as session expiry. Only worth it when
+    /// sngate's own sessions survive a restart too (`[persistence]`):
+    /// otherwise nobody would want what the upstream kept.
+    pub fn set_persistent_pool(&mut self, persistent: bool) {
+        self.persistent_pool = persistent;
     }
 
     /// Bound on held messages, and on each sensor's delivery queue.
@@ -90,9 +101,19 @@ impl ConnectFactory {
         }
     }
 
-    /// The CONNECT of pool connection `i`: the gateway's own identity.
+    /// The CONNECT of pool connection `i`: the gateway's own identity. A
+    /// persistent pool keeps its subscriptions and what they match at the
+    /// upstream while sngate is down [MQTT-3.1.2-4], [MQTT-3.1.2-5].
     pub fn pool_connect(&self, i: usize) -> Connect {
-        self.base(format!("{}pool-{i}", self.config.client_id_prefix), true)
+        let mut c = self.base(
+            format!("{}pool-{i}", self.config.client_id_prefix),
+            !self.persistent_pool,
+        );
+        if self.persistent_pool && self.version().is_v5() {
+            // MQTT 5 §3.1.2.11.2: without an expiry the session ends with the connection.
+            c.properties.session_expiry_interval = Some(self.drain_expiry.max(1));
+        }
+        c
     }
 
     /// The CONNECT of one sensor's own connection (transparent mode), and
@@ -261,6 +282,18 @@ mod tests {
         assert!(c.will.is_none());
         assert_eq!(c.properties.session_expiry_interval, Some(3600));
         assert_eq!(creds.unwrap().username.as_deref(), Some("u1"));
+    }
+
+    #[test]
+    fn pool_connections_are_clean_unless_the_pool_is_persistent() {
+        let mut f = factory(ConfigVersion::V5);
+        let c = f.pool_connect(0);
+        assert!(c.clean_start);
+        assert_eq!(c.properties.session_expiry_interval, None);
+        f.set_persistent_pool(true);
+        let c = f.pool_connect(0);
+        assert!(!c.clean_start, "the upstream keeps the pool's session");
+        assert_eq!(c.properties.session_expiry_interval, Some(3600));
     }
 
     #[test]

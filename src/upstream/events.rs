@@ -12,7 +12,8 @@ use super::{Mode, Pending, Router};
 use crate::bridge::session::{AckEffect, from_publish};
 use crate::broker::{Delivery, Outbound, ServerDisconnect, UnsubscribeResult};
 use crate::mqtt::codec::{
-    Packet, PubResponse, Subscribe, SubscribeProperties, SubscriptionOptions,
+    Packet, PubResponse, Subscribe, SubscribeProperties, SubscriptionOptions, Unsubscribe,
+    UnsubscribeProperties,
 };
 use crate::qos::QoS;
 use crate::upstream::link::{LinkEvent, LinkId};
@@ -90,12 +91,49 @@ impl Router {
                 }
                 _ => Vec::new(),
             },
-            (Mode::Aggregating, _) if !session_present => self
-                .filters
-                .iter()
-                .filter(|(_, e)| e.link == id)
-                .map(|(f, _)| (f.clone(), QoS::ExactlyOnce))
-                .collect(),
+            (Mode::Aggregating, _) if !session_present => {
+                l.fresh.clear();
+                // A new session holds nothing stale.
+                for f in std::mem::take(&mut l.stale) {
+                    if !self.filters.contains_key(&f) {
+                        self.sessions.remove_filter(&f);
+                    }
+                }
+                self.filters
+                    .iter()
+                    .filter(|(_, e)| e.link == id)
+                    .map(|(f, _)| (f.clone(), QoS::ExactlyOnce))
+                    .collect()
+            }
+            (Mode::Aggregating, _) => {
+                // The upstream kept the pool's session: it lacks only the
+                // restored filters it never had, and still has those nobody
+                // wants any more.
+                let fresh = std::mem::take(&mut l.fresh);
+                let stale = std::mem::take(&mut l.stale);
+                let stale: Vec<String> = stale
+                    .into_iter()
+                    .filter(|f| !self.filters.contains_key(f))
+                    .map(|f| f.to_string())
+                    .collect();
+                if !stale.is_empty() {
+                    for f in &stale {
+                        self.sessions.remove_filter(f);
+                    }
+                    let unsub_id = l.control_id();
+                    l.pending.insert(unsub_id, Pending::Internal);
+                    l.handle.send(Packet::Unsubscribe(Unsubscribe {
+                        packet_id: unsub_id,
+                        filters: stale,
+                        properties: UnsubscribeProperties::default(),
+                    }));
+                }
+                fresh
+                    .into_iter()
+                    .filter(|f| self.filters.get(f).is_some_and(|e| e.link == id))
+                    .map(|f| (f, QoS::ExactlyOnce))
+                    .collect()
+            }
             _ => Vec::new(),
         };
         if !resubscribe.is_empty() {
@@ -229,19 +267,35 @@ impl Router {
             tracing::debug!(client_id = %l.key, topic = %message.topic, "message for an absent sensor left with the upstream");
             return;
         }
-        // The gateway takes the message over from the upstream at once.
-        match (publish.qos, publish.packet_id) {
-            (QoS::AtLeastOnce, Some(pid)) => l.handle.send(Packet::PubAck(PubResponse::new(pid))),
+        // The gateway takes the message over from the upstream: stored for
+        // persistent sensors first (fan_out), acknowledged after, so that a
+        // message the upstream has let go of is never lost in a crash.
+        let handle = l.handle.clone();
+        let ack = match (publish.qos, publish.packet_id) {
+            (QoS::AtLeastOnce, Some(pid)) => Some(Packet::PubAck(PubResponse::new(pid))),
             (QoS::ExactlyOnce, Some(pid)) => {
-                l.handle.send(Packet::PubRec(PubResponse::new(pid)));
                 if !l.incoming_qos2.insert(pid) {
-                    return; // [MQTT-4.3.3-10] a resent QoS 2 message is delivered once
+                    // [MQTT-4.3.3-10] a resent QoS 2 message is delivered once
+                    handle.send(Packet::PubRec(PubResponse::new(pid)));
+                    return;
                 }
+                Some(Packet::PubRec(PubResponse::new(pid)))
             }
-            _ => {}
+            _ => None,
+        };
+        if self.mode != Mode::Aggregating {
+            return;
         }
-        if self.mode == Mode::Aggregating {
-            self.fan_out(now, id, message);
+        if self.fan_out(now, id, message) {
+            if let Some(ack) = ack {
+                handle.send(ack);
+            }
+        } else if let (QoS::ExactlyOnce, Some(pid)) = (publish.qos, publish.packet_id)
+            && let Some(l) = self.links.get_mut(&id)
+        {
+            // Unacknowledged, the upstream sends it again [MQTT-4.4.0-1]:
+            // it must not then count as a duplicate.
+            l.incoming_qos2.remove(&pid);
         }
     }
 }

@@ -14,6 +14,7 @@
 //! reads never touch the disk.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use redb::{Builder, Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -44,7 +45,7 @@ pub struct HeldOpenError {
 
 /// A durable [`HeldStore`] in its own redb file.
 pub struct RedbHeld {
-    db: Database,
+    db: Arc<Database>,
     mirror: MemoryHeld,
 }
 
@@ -101,7 +102,16 @@ impl RedbHeld {
                 path.display()
             );
         }
-        Ok(RedbHeld { db, mirror })
+        Ok(RedbHeld {
+            db: Arc::new(db),
+            mirror,
+        })
+    }
+
+    /// The open file, for the other upstream tables
+    /// ([`super::sessions_redb::RedbSessions`]): redb opens a file once per process.
+    pub fn database(&self) -> Arc<Database> {
+        self.db.clone()
     }
 
     fn write(

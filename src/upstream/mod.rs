@@ -23,6 +23,8 @@ pub mod held;
 pub mod held_redb;
 pub mod link;
 pub mod router;
+pub mod sessions;
+pub mod sessions_redb;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -38,8 +40,10 @@ use crate::config::{GatewayConfig, GatewayMode, PersistenceConfig};
 use connect::ConnectFactory;
 use credentials::{CredentialsError, CredentialsMap};
 use held::{HeldStore, MemoryHeld};
-use held_redb::{HeldOpenError, RedbHeld};
-use router::{Mode, Router};
+use held_redb::{HELD_FILE, HeldOpenError, RedbHeld};
+use router::{Mode, Router, Stores};
+use sessions::{NoSessions, SessionStore};
+use sessions_redb::RedbSessions;
 
 /// Commands queued ahead of the upstream task before the gateway waits.
 const COMMAND_QUEUE: usize = 1024;
@@ -110,25 +114,42 @@ pub struct Upstream {
 }
 
 /// Starts the upstream task for `gateway.mode`; with `[persistence]
-/// enabled` held messages live in `upstream.redb` and survive a restart.
+/// enabled` held messages and aggregating mode's persistent sensor sessions
+/// live in `upstream.redb` and survive a restart.
 pub fn spawn(
     config: &GatewayConfig,
     persistence: &PersistenceConfig,
     shutdown: CancellationToken,
 ) -> Result<Upstream, UpstreamError> {
     let max = config.upstream.max_queued;
-    let held: Box<dyn HeldStore> = if persistence.enabled {
-        Box::new(RedbHeld::open(&persistence.path, max)?)
-    } else {
-        Box::new(MemoryHeld::new(max))
-    };
-    spawn_with_store(config, held, shutdown)
+    if !persistence.enabled {
+        return spawn_with_store(config, Box::new(MemoryHeld::new(max)), shutdown);
+    }
+    let held = RedbHeld::open(&persistence.path, max)?;
+    let sessions = RedbSessions::open(held.database()).map_err(|why| HeldOpenError {
+        path: persistence.path.join(HELD_FILE),
+        why,
+    })?;
+    spawn_with_stores(config, Box::new(held), Box::new(sessions), shutdown)
 }
 
-/// Starts the upstream task with a given held-message store.
+/// Starts the upstream task with a given held-message store and no
+/// persistent sessions.
 pub fn spawn_with_store(
     config: &GatewayConfig,
     held: Box<dyn HeldStore>,
+    shutdown: CancellationToken,
+) -> Result<Upstream, UpstreamError> {
+    spawn_with_stores(config, held, Box::new(NoSessions), shutdown)
+}
+
+/// Starts the upstream task with given stores; a durable session store also
+/// makes the pool's own upstream sessions persistent (clean_start = 0), so
+/// what the upstream broker receives while sngate is down waits for it.
+pub fn spawn_with_stores(
+    config: &GatewayConfig,
+    held: Box<dyn HeldStore>,
+    sessions: Box<dyn SessionStore>,
     shutdown: CancellationToken,
 ) -> Result<Upstream, UpstreamError> {
     let mode = match config.mode {
@@ -144,6 +165,8 @@ pub fn spawn_with_store(
         .transpose()?;
     let mut factory = ConnectFactory::new(&config.upstream, credentials)?;
     factory.set_drain_expiry(u32::try_from(config.persistent_session_expiry).unwrap_or(u32::MAX));
+    // Transparent mode's shared connection only publishes: nothing to keep.
+    factory.set_persistent_pool(sessions.durable() && mode == Mode::Aggregating);
     let (cmd_tx, mut cmd_rx) = mpsc::channel(COMMAND_QUEUE);
     let (ev_tx, mut ev_rx) = mpsc::channel(EVENT_QUEUE);
     let (avail_tx, avail_rx) = watch::channel(false);
@@ -152,13 +175,13 @@ pub fn spawn_with_store(
         mode,
         factory,
         ev_tx,
-        held,
+        Stores { held, sessions },
         avail_tx,
         stats.clone(),
         shutdown.clone(),
     );
     let task = tokio::spawn(async move {
-        router.start();
+        router.start(Instant::now());
         loop {
             tokio::select! {
                 biased;

@@ -144,11 +144,9 @@ impl Router {
             }
             Mode::Aggregating => match step {
                 2 => {
-                    // Received by the sensor: never to be sent again.
-                    if let Some((_, m)) = c.out_inflight.get_mut(&packet_id) {
-                        *m = None;
-                    }
                     c.outbox.send(conn, Outbound::PubRel { packet_id });
+                    // Received by the sensor: never to be sent again.
+                    self.delivery_received(conn, packet_id);
                 }
                 _ => self.delivery_done(conn, packet_id),
             },

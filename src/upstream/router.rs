@@ -3,7 +3,7 @@
 //! messages travel over MQTT connections to an external broker — one per
 //! sensor (transparent mode) or a small shared pool (aggregating mode).
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -16,6 +16,7 @@ use super::UpstreamStats;
 use super::connect::ConnectFactory;
 use super::held::{HeldSeq, HeldStore};
 use super::link::{LinkEvent, LinkHandle, LinkId, LinkSpec, spawn_link_after};
+use super::sessions::SessionStore;
 use crate::bridge::session::UpstreamSession;
 use crate::broker::{
     ClientKind, Command, ConnId, ConnectRequest, DisconnectKind, Message, Outbound, Outbox,
@@ -23,7 +24,7 @@ use crate::broker::{
 };
 use crate::mqtt::codec::{Disconnect, DisconnectProperties, ReasonCode};
 use crate::qos::QoS;
-use aggregate::{Away, FilterEntry, bucket};
+use aggregate::{Away, FilterEntry, Queued, bucket};
 
 #[path = "aggregate.rs"]
 mod aggregate;
@@ -31,6 +32,8 @@ mod aggregate;
 mod events;
 #[path = "publish.rs"]
 mod publish;
+#[path = "restore.rs"]
+mod restore;
 #[path = "subscribe.rs"]
 mod subscribe;
 #[path = "will.rs"]
@@ -80,6 +83,12 @@ struct Link {
     incoming_qos2: HashSet<u16>,
     /// Close once everything held is delivered (the sensor has gone).
     closing: Option<Option<Disconnect>>,
+    /// Filters to subscribe at the next CONNACK even if the upstream kept
+    /// the session: restored ones it never had (aggregating mode).
+    fresh: BTreeSet<Arc<str>>,
+    /// Filters to unsubscribe at the next CONNACK if the upstream kept the
+    /// session: nobody wants them any more (aggregating mode).
+    stale: BTreeSet<Arc<str>>,
 }
 
 impl Link {
@@ -113,15 +122,24 @@ struct Conn {
     subs: BTreeMap<Arc<str>, QoS>,
     /// Deliveries sent and not completed, with their send order and, until
     /// the sensor's PUBREC, the message (aggregating mode).
-    out_inflight: HashMap<u16, (u64, Option<Message>)>,
+    out_inflight: HashMap<u16, (u64, Option<Queued>)>,
     /// Deliveries sent so far: orders `out_inflight`.
     sent: u64,
     /// Deliveries waiting for room in the window (aggregating mode).
-    backlog: VecDeque<Message>,
+    backlog: VecDeque<Queued>,
     next_packet_id: u16,
     receive_maximum: usize,
     /// Seconds a persistent session outlives the connection.
     session_expiry: u32,
+}
+
+/// What the router writes down: held sensor messages and persistent
+/// sensor sessions.
+pub struct Stores {
+    /// Sensor messages waiting for the upstream.
+    pub held: Box<dyn HeldStore>,
+    /// Aggregating mode's persistent sensor sessions.
+    pub sessions: Box<dyn SessionStore>,
 }
 
 /// The upstream task's whole state.
@@ -136,6 +154,8 @@ pub struct Router {
     conns: HashMap<ConnId, Conn>,
     by_client: HashMap<Arc<str>, ConnId>,
     held: Box<dyn HeldStore>,
+    /// Persistent sensors' sessions on disk (aggregating mode).
+    sessions: Box<dyn SessionStore>,
     available: watch::Sender<bool>,
     stats: Arc<UpstreamStats>,
     filters: HashMap<Arc<str>, FilterEntry>,
@@ -159,7 +179,7 @@ impl Router {
         mode: Mode,
         factory: ConnectFactory,
         events: mpsc::Sender<LinkEvent>,
-        held: Box<dyn HeldStore>,
+        stores: Stores,
         available: watch::Sender<bool>,
         stats: Arc<UpstreamStats>,
         shutdown: CancellationToken,
@@ -173,7 +193,8 @@ impl Router {
             pool: Vec::new(),
             conns: HashMap::new(),
             by_client: HashMap::new(),
-            held,
+            held: stores.held,
+            sessions: stores.sessions,
             available,
             stats,
             filters: HashMap::new(),
@@ -188,8 +209,9 @@ impl Router {
     /// connection for sessionless publishes (QoS −1) and the availability
     /// signal in transparent mode — and one connection for every other
     /// identity a previous run still held messages for, which ends once they
-    /// are delivered.
-    pub fn start(&mut self) {
+    /// are delivered. Aggregating mode then takes back the persistent
+    /// sessions a previous run wrote down.
+    pub fn start(&mut self, now: Instant) {
         let n = match self.mode {
             Mode::Aggregating => self.factory.pool_size(),
             Mode::Transparent => 1,
@@ -202,6 +224,9 @@ impl Router {
                 let id = self.open(spec, key, None);
                 self.pool.push(id);
             }
+        }
+        if self.mode == Mode::Aggregating {
+            self.restore_sessions(now);
         }
         let mut orphans = self.held.keys();
         orphans.retain(|k| !self.links.values().any(|l| &l.key == k));
@@ -247,6 +272,8 @@ impl Router {
             next_control_id: u16::MAX,
             incoming_qos2: HashSet::new(),
             closing: None,
+            fresh: BTreeSet::new(),
+            stale: BTreeSet::new(),
         };
         self.links.insert(id, link);
         id
@@ -395,7 +422,13 @@ impl Router {
         };
         let mut queued = VecDeque::new();
         if self.mode == Mode::Aggregating {
-            let resumed = self.resume(now, req.conn, &req.client_id, req.clean_start);
+            let resumed = self.resume(
+                now,
+                req.conn,
+                &req.client_id,
+                req.clean_start,
+                req.session_expiry,
+            );
             let session_present = resumed.is_some();
             if let Some(r) = resumed {
                 conn.subs = r.subs;
@@ -498,6 +531,9 @@ impl Router {
                 } else {
                     for filter in c.subs.keys() {
                         self.remove_filter(conn, filter);
+                    }
+                    if !c.clean {
+                        self.sessions.remove_session(&c.client_id);
                     }
                 }
             }

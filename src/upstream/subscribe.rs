@@ -130,6 +130,10 @@ impl Router {
             }
             results.push(SubscribeResult::Granted(granted));
         }
+        if self.mode == Mode::Aggregating {
+            // On disk before the SUBACK: the subscription is part of the session.
+            self.save_conn_session(conn);
+        }
         self.reply(conn, Outbound::SubAck { packet_id, results });
     }
 
@@ -169,6 +173,7 @@ impl Router {
                         false => UnsubscribeResult::NoSubscriptionExisted,
                     })
                     .collect();
+                self.save_conn_session(conn);
                 self.reply(conn, Outbound::UnsubAck { packet_id, results });
             }
         }
