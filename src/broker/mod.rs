@@ -33,3 +33,5 @@ mod tests;
 mod tests_persist;
 #[cfg(test)]
 mod tests_v5;
+#[cfg(test)]
+mod tests_pressure;

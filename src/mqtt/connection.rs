@@ -26,6 +26,10 @@ const READ_CHUNK: usize = 4096;
 /// connections' next packet is a PINGREQ, and 10,000 idle connections would
 /// otherwise hold 40 MB of empty read buffers.
 const IDLE_READ: usize = 256;
+/// Longest a publisher stops reading for a full subscriber queue before it
+/// reads once more: keeps its keep-alive PINGREQs flowing and breaks a cycle
+/// of clients each waiting for the other's acknowledgements.
+const PAUSE_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Everything a connection needs from the rest of the process.
 #[derive(Debug, Clone)]
@@ -68,6 +72,7 @@ where
     let (outbox, mut rx) = Outbox::channel();
     let conn = ConnId::next();
     let max_packet = ctx.settings.max_packet_size;
+    let flow = outbox.clone();
     let mut session = MqttSession::new(conn, outbox, ctx.settings.clone(), Instant::now());
     if !ctx.authorizer.is_open() {
         session.set_authorizer(ctx.authorizer.clone());
@@ -80,6 +85,7 @@ where
     let mut wbuf = BytesMut::new();
     let mut announced = false;
     let mut stop_at: Option<Instant> = None;
+    let mut paused_until: Option<Instant> = None;
     let mut throttle = (ctx.max_publish_rate > 0)
         .then(|| PublishThrottle::new(ctx.max_publish_rate, Instant::now()));
     loop {
@@ -136,6 +142,9 @@ where
         if wbuf.capacity() > READ_CHUNK * 4 {
             wbuf = BytesMut::new();
         }
+        if flow.is_blocked() {
+            paused_until.get_or_insert_with(|| Instant::now() + PAUSE_MAX);
+        }
         let deadline = match (session.poll_timeout(), stop_at) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -154,8 +163,9 @@ where
                     None => session.connection_lost("broker shutting down"),
                 }
             }
-            read = read_paced(&mut rd, &mut rbuf, busy, throttle.and_then(|t| t.resume_at())) => {
+            read = read_paced(&mut rd, &mut rbuf, busy, throttle.and_then(|t| t.resume_at()), &flow, paused_until) => {
                 let now = Instant::now();
+                paused_until = None;
                 match read {
                     Ok(0) => session.connection_lost("closed by client"),
                     Ok(n) => {
@@ -230,16 +240,23 @@ where
     debug!(conn = conn.0, "connection task ends");
 }
 
-/// Reads after `resume_at` (publish-rate pause); the caller's `select!`
-/// keeps writing deliveries meanwhile.
+/// Reads after `resume_at` (publish-rate pause) and, while the core blocks
+/// this publisher for a full subscriber queue, after it is unblocked or
+/// `paused_until` passes; TCP flow control then slows the client. The
+/// caller's `select!` keeps writing deliveries and acknowledgements meanwhile.
 async fn read_paced<R: AsyncRead + Unpin>(
     rd: &mut R,
     buf: &mut BytesMut,
     busy: bool,
     resume_at: Option<Instant>,
+    flow: &Outbox,
+    paused_until: Option<Instant>,
 ) -> std::io::Result<usize> {
     if let Some(at) = resume_at {
         tokio::time::sleep_until(at.into()).await;
+    }
+    if let Some(until) = paused_until {
+        let _ = tokio::time::timeout_at(until.into(), flow.unblocked()).await;
     }
     read_some(rd, buf, busy).await
 }
