@@ -2,9 +2,8 @@
 //! the MQTT-SN gateway, bridges). Nothing here knows a wire format.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::sync::{Notify, mpsc};
 
 use super::message::Message;
 use crate::qos::QoS;
@@ -223,113 +222,7 @@ pub enum Outbound {
     Disconnect(ServerDisconnect),
 }
 
-/// The sending half of a connection's outbound queue.
-///
-/// The channel itself is unbounded so that the core never waits on a slow
-/// consumer; memory is bounded instead by the core's accounting: QoS 1/2
-/// deliveries are limited by the in-flight window, and QoS 0 deliveries are
-/// dropped (and counted) once `pending` passes the configured limit. The
-/// connection decrements `pending` as it writes deliveries out.
-///
-/// The outbox also carries the connection's back-pressure state: the core
-/// blocks a publisher whose QoS 1/2 messages fill a subscriber's queue, and
-/// the connection stops reading its socket until [`Outbox::unblocked`].
-#[derive(Debug, Clone)]
-pub struct Outbox {
-    tx: mpsc::UnboundedSender<(ConnId, Outbound)>,
-    shared: Arc<OutboxShared>,
-}
-
-/// State shared between the core's side of an outbox and its connection.
-#[derive(Debug, Default)]
-struct OutboxShared {
-    pending: AtomicUsize,
-    /// Subscriber sessions over their queue bound because of this publisher.
-    blockers: AtomicUsize,
-    resume: Notify,
-}
-
-/// The receiving half paired with an [`Outbox`].
-pub type OutboxReceiver = mpsc::UnboundedReceiver<(ConnId, Outbound)>;
-
-impl Outbox {
-    /// A new outbox with its own channel (one per MQTT connection).
-    pub fn channel() -> (Outbox, OutboxReceiver) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        (Outbox::with_sender(tx), rx)
-    }
-
-    /// An outbox on a shared channel (the gateway multiplexes many sensors on one).
-    pub fn with_sender(tx: mpsc::UnboundedSender<(ConnId, Outbound)>) -> Outbox {
-        Outbox {
-            tx,
-            shared: Arc::default(),
-        }
-    }
-
-    /// Sends an event; returns false if the connection is gone.
-    pub fn send(&self, conn: ConnId, event: Outbound) -> bool {
-        if matches!(event, Outbound::Deliver(_)) {
-            self.shared.pending.fetch_add(1, Ordering::Relaxed);
-        }
-        self.tx.send((conn, event)).is_ok()
-    }
-
-    /// Deliveries sent but not yet written by the connection.
-    pub fn pending(&self) -> usize {
-        self.shared.pending.load(Ordering::Relaxed)
-    }
-
-    /// Called by the connection after it has written (or dropped) one delivery.
-    pub fn delivered(&self) {
-        // Saturating: a stale outbox must never wrap around.
-        let _ = self
-            .shared
-            .pending
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
-    }
-
-    /// True when the receiving side has gone away.
-    pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
-    }
-
-    /// One more subscriber queue is over its bound because of this
-    /// publisher: its connection should stop reading until unblocked.
-    pub fn block(&self) {
-        self.shared.blockers.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// One subscriber queue that blocked this publisher has drained (or gone).
-    pub fn unblock(&self) {
-        let before = self
-            .shared
-            .blockers
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
-        if before == Ok(1) {
-            self.shared.resume.notify_waiters();
-        }
-    }
-
-    /// True while some subscriber queue is over its bound because of this publisher.
-    pub fn is_blocked(&self) -> bool {
-        self.shared.blockers.load(Ordering::Relaxed) > 0
-    }
-
-    /// Waits until no subscriber queue blocks this publisher.
-    pub async fn unblocked(&self) {
-        loop {
-            let notified = self.shared.resume.notified();
-            tokio::pin!(notified);
-            // Registered before the check, so an unblock in between is not missed.
-            notified.as_mut().enable();
-            if !self.is_blocked() {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
+pub use super::outbox::{Outbox, OutboxQueue, OutboxReceiver};
 
 /// Why a connection ended, as told to the core.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

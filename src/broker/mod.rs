@@ -9,6 +9,7 @@ pub mod handle;
 pub mod message;
 pub mod metrics;
 pub mod out;
+pub mod outbox;
 pub mod persist;
 pub mod restore;
 pub mod retained;

@@ -69,7 +69,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (mut rd, mut wr) = tokio::io::split(stream);
-    let (outbox, mut rx) = Outbox::channel();
+    let (outbox, mut rx) = Outbox::queue();
     let conn = ConnId::next();
     let max_packet = ctx.settings.max_packet_size;
     let flow = outbox.clone();
@@ -139,7 +139,9 @@ where
             let _ = wr.shutdown().await;
             break;
         }
-        if wbuf.capacity() > READ_CHUNK * 4 {
+        // An idle connection holds no write buffer; a busy one keeps a
+        // modest one between writes.
+        if wbuf.capacity() > READ_CHUNK * 4 || (!busy && wbuf.capacity() > 0) {
             wbuf = BytesMut::new();
         }
         if flow.is_blocked() {
