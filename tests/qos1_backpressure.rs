@@ -106,7 +106,12 @@ async fn flood(addr: SocketAddr, tag: usize, n: u16) -> (Client, usize) {
     let mut batch = Vec::new();
     for id in 1..=n {
         let payload = format!("{tag}:{}", id - 1);
-        batch.extend(publish(format!("bp/{tag}").as_bytes(), payload.as_bytes(), 1, id));
+        batch.extend(publish(
+            format!("bp/{tag}").as_bytes(),
+            payload.as_bytes(),
+            1,
+            id,
+        ));
     }
     let (mut rd, mut wr) = c.stream.into_split();
     let writer = tokio::spawn(async move {

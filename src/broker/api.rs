@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-
 use super::message::Message;
 use crate::qos::QoS;
 

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info};
 
 use super::api::{
-    ClientKind, Command, ConnId, ConnectRequest, DisconnectKind, Outbound, PublishOutcome, ServerDisconnect,
-    Will,
+    ClientKind, Command, ConnId, ConnectRequest, DisconnectKind, Outbound, PublishOutcome,
+    ServerDisconnect, Will,
 };
 use super::message::Message;
 use super::metrics::Metrics;

@@ -10,6 +10,15 @@ use super::api::Command;
 #[error("the broker core has shut down")]
 pub struct BrokerClosed;
 
+/// Why [`BrokerHandle::try_send`] did not send.
+#[derive(Debug)]
+pub enum TrySendError {
+    /// The core's queue is full; the command is given back.
+    Full(Command),
+    /// The core has stopped.
+    Closed(BrokerClosed),
+}
+
 /// Sends commands to the broker core. The channel is bounded: a publisher that
 /// outruns the core waits here, which is how back-pressure reaches its socket.
 ///
@@ -39,7 +48,14 @@ impl BrokerHandle {
 
     /// Sends one command, waiting while the core's queue is full.
     pub async fn send(&self, command: Command) -> Result<(), BrokerClosed> {
-        let lane = match (&self.acks, &command) {
+        self.lane(&command)
+            .send(command)
+            .await
+            .map_err(|_| BrokerClosed)
+    }
+
+    fn lane(&self, command: &Command) -> &mpsc::Sender<Command> {
+        match (&self.acks, command) {
             // PUBREL stays in order with the client's own QoS 2 PUBLISH: it
             // must not overtake it [MQTT-4.3.3-2].
             (
@@ -47,8 +63,19 @@ impl BrokerHandle {
                 Command::PubAck { .. } | Command::PubRec { .. } | Command::PubComp { .. },
             ) => acks,
             _ => &self.tx,
-        };
-        lane.send(command).await.map_err(|_| BrokerClosed)
+        }
+    }
+
+    /// Sends one command if the core's queue has room now; gives it back
+    /// otherwise, so the caller can wait in [`BrokerHandle::send`] (boxed:
+    /// the waiting future is large and only the slow path needs it).
+    pub fn try_send(&self, command: Command) -> Result<(), TrySendError> {
+        use mpsc::error::TrySendError as E;
+        match self.lane(&command).try_send(command) {
+            Ok(()) => Ok(()),
+            Err(E::Full(command)) => Err(TrySendError::Full(command)),
+            Err(E::Closed(_)) => Err(TrySendError::Closed(BrokerClosed)),
+        }
     }
 
     /// True once the core has stopped.

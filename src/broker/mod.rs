@@ -23,7 +23,7 @@ pub mod sys;
 
 pub use api::*;
 pub use core::{Broker, BrokerSettings};
-pub use handle::{BrokerClosed, BrokerHandle};
+pub use handle::{BrokerClosed, BrokerHandle, TrySendError};
 pub use message::{Message, MessageProperties};
 pub use metrics::Metrics;
 pub use runner::{Persistence, SyncPolicy, spawn, spawn_with};
@@ -33,6 +33,6 @@ mod tests;
 #[cfg(test)]
 mod tests_persist;
 #[cfg(test)]
-mod tests_v5;
-#[cfg(test)]
 mod tests_pressure;
+#[cfg(test)]
+mod tests_v5;

@@ -124,11 +124,7 @@ impl Inbox {
     }
 }
 
-async fn run_plain(
-    mut broker: Broker,
-    mut rx: Inbox,
-    shutdown: CancellationToken,
-) {
+async fn run_plain(mut broker: Broker, mut rx: Inbox, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

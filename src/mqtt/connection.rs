@@ -15,7 +15,7 @@ use tracing::{Instrument, debug, field, info, info_span, warn};
 use super::codec::{DecodeError, Packet, decode_packet, encode_packet};
 use super::session::{MqttSession, SessionSettings};
 use crate::auth::Authorizer;
-use crate::broker::{BrokerHandle, ConnId, Metrics, Outbox};
+use crate::broker::{BrokerClosed, BrokerHandle, Command, ConnId, Metrics, Outbox, TrySendError};
 use crate::limits::{Limit, PublishThrottle};
 
 /// How long a connection waits for the core's goodbye at shutdown.
@@ -92,7 +92,7 @@ where
         // Commands first, so the core sees a client's packets in order before
         // anything it says back is written.
         while let Some(cmd) = session.poll_command() {
-            if ctx.broker.send(cmd).await.is_err() {
+            if send_command(&ctx.broker, cmd).await.is_err() {
                 session.connection_lost("broker shutting down");
                 break;
             }
@@ -128,7 +128,7 @@ where
             // Flush what the session queued last (e.g. a DISCONNECT) and drain
             // its final commands (e.g. the will) before closing.
             while let Some(cmd) = session.poll_command() {
-                let _ = ctx.broker.send(cmd).await;
+                let _ = send_command(&ctx.broker, cmd).await;
             }
             while let Some(packet) = session.poll_packet() {
                 let _ = encode_packet(&packet, session.version(), &mut wbuf);
@@ -240,6 +240,17 @@ where
         None => warn!("Connection from {peer} closed before CONNECT completed: {reason}."),
     }
     debug!(conn = conn.0, "connection task ends");
+}
+
+/// Sends a command to the core; only when its queue is full does the
+/// connection wait, in a boxed future, so that the connection task does not
+/// reserve the waiting future's ~700 bytes while idle.
+async fn send_command(broker: &BrokerHandle, cmd: Command) -> Result<(), BrokerClosed> {
+    match broker.try_send(cmd) {
+        Ok(()) => Ok(()),
+        Err(TrySendError::Full(cmd)) => Box::pin(broker.send(cmd)).await,
+        Err(TrySendError::Closed(closed)) => Err(closed),
+    }
 }
 
 /// Reads after `resume_at` (publish-rate pause) and, while the core blocks
