@@ -265,10 +265,12 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
             tasks.clone(),
             move |stream, peer| {
                 let counted = open.enter(protocol);
-                let connection = serve.clone().serve(stream, peer);
+                let serve = serve.clone();
+                // The connection future is created inside the block: awaiting
+                // one captured by value would store it twice in the task.
                 async move {
                     let _counted = counted;
-                    connection.await;
+                    serve.serve(stream, peer).await;
                 }
             },
         ));
