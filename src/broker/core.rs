@@ -77,7 +77,9 @@ pub struct CoreStats {
 pub struct Broker {
     pub(super) settings: BrokerSettings,
     pub(super) limits: SessionLimits,
-    pub(super) sessions: HashMap<SessionKey, Session>,
+    /// Boxed: a `Session` is ~530 bytes, and a hash table inline would
+    /// reserve that for every empty slot too (up to half the table).
+    pub(super) sessions: HashMap<SessionKey, Box<Session>>,
     pub(super) by_client: HashMap<Arc<str>, SessionKey>,
     pub(super) by_conn: HashMap<ConnId, SessionKey>,
     pub(super) next_key: u64,
@@ -371,7 +373,7 @@ impl Broker {
         let key = SessionKey(self.next_key);
         self.next_key += 1;
         self.sessions
-            .insert(key, Session::new(req.client_id.clone(), req.kind));
+            .insert(key, Box::new(Session::new(req.client_id.clone(), req.kind)));
         self.by_client.insert(req.client_id.clone(), key);
         key
     }
@@ -552,7 +554,7 @@ impl Broker {
             qos == QoS::ExactlyOnce && packet_id.is_some_and(|id| s.incoming_qos2.contains(&id))
         };
         if kind == Some(ClientKind::MqttSn)
-            && !publisher.is_some_and(retransmitted)
+            && !publisher.is_some_and(|s| retransmitted(s))
             && self.would_congest(key, &message)
         {
             self.stats.delivery.congested += 1;

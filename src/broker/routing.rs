@@ -20,7 +20,7 @@ impl Broker {
         let from_alive = self.sessions.contains_key(&from);
         for Unacked { message, origin } in unacked {
             let sessions = &self.sessions;
-            let online = |k: SessionKey| sessions.get(&k).is_some_and(Session::is_online);
+            let online = |k: SessionKey| sessions.get(&k).is_some_and(|s| s.is_online());
             let member = self
                 .tree
                 .pick_shared(&origin.filter, from, &online, !from_alive);
@@ -75,7 +75,7 @@ impl Broker {
         let sessions = &self.sessions;
         self.tree.matches(
             &message.topic,
-            &|k| sessions.get(&k).is_some_and(Session::is_online),
+            &|k| sessions.get(&k).is_some_and(|s| s.is_online()),
             &mut matched,
         );
         matched.retain(|sub| !(sub.options.no_local && Some(sub.session) == from));
@@ -167,7 +167,7 @@ impl Broker {
         let sessions = &self.sessions;
         self.tree.matches(
             &message.topic,
-            &|k| sessions.get(&k).is_some_and(Session::is_online),
+            &|k| sessions.get(&k).is_some_and(|s| s.is_online()),
             &mut matched,
         );
         let full = matched.iter().any(|sub| {
