@@ -538,7 +538,7 @@ impl Broker {
     /// publisher's connection is slowed (it stops reading its socket until
     /// the queue drains) and the message queued past the bound; an MQTT-SN
     /// sensor, which shares the gateway's socket, is refused with
-    /// "congestion" before anything is routed (MQTT-SN 1.2 §5.4.12, G-21).
+    /// "congestion" before anything is routed (MQTT-SN 1.2 §5.4.12, G-44).
     fn publish_with_pressure(
         &mut self,
         key: SessionKey,

@@ -69,6 +69,7 @@ impl BrokerHandle {
     /// Sends one command if the core's queue has room now; gives it back
     /// otherwise, so the caller can wait in [`BrokerHandle::send`] (boxed:
     /// the waiting future is large and only the slow path needs it).
+    #[allow(clippy::result_large_err)] // gives the command back, as tokio's try_send does
     pub fn try_send(&self, command: Command) -> Result<(), TrySendError> {
         use mpsc::error::TrySendError as E;
         match self.lane(&command).try_send(command) {

@@ -235,7 +235,7 @@ fn mqttsn_qos1_publish_meeting_a_full_queue_is_refused_not_dropped() {
     let mut sensor = connect(&mut b, "sensor", ClientKind::MqttSn, 0, now);
     let acks = publish_n(&mut b, &mut sensor, 10, now);
     // One in flight and MAX_QUEUED queued are accepted; the rest are refused
-    // (the gateway answers "rejected: congestion", MQTT-SN 1.2 §5.4.12).
+    // (the gateway answers "rejected: congestion", MQTT-SN 1.2 §5.4.12, G-44).
     let accepted = 1 + MAX_QUEUED;
     assert_eq!(
         acks,
