@@ -256,10 +256,12 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
             tasks.clone(),
             move |stream, peer| {
                 let counted = open.enter(protocol);
-                let connection = serve.clone().serve(stream, peer);
+                let serve = serve.clone();
+                // The connection future is created inside the block: awaiting
+                // one captured by value would store it twice in the task.
                 async move {
                     let _counted = counted;
-                    connection.await;
+                    serve.serve(stream, peer).await;
                 }
             },
         ));
@@ -480,32 +482,45 @@ impl Listener {
                 }
             }
             (ListenerProtocol::Mqtts | ListenerProtocol::Wss, Some(t)) => {
-                let stream = match Box::pin(t.accept(stream, timeout)).await {
-                    Ok(s) => s,
-                    Err(e) => return warn!("TLS handshake with {peer} failed: {e}"),
-                };
-                let mut ctx = self.ctx.clone();
-                if self.use_identity_as_username {
-                    match tls::client_common_name(&stream) {
-                        Some(cn) => ctx.identity = Some(Arc::from(cn.as_str())),
-                        None => {
-                            return warn!(
-                                "Connection from {peer} refused: no client certificate CN to use as user name."
-                            );
-                        }
-                    }
-                }
-                if self.protocol == ListenerProtocol::Wss {
-                    let max = self.max_ws_message();
-                    match Box::pin(websocket::accept(stream, &self.path, max, timeout)).await {
-                        Ok(ws) => Box::pin(run_connection(ws, peer, "wss", ctx)).await,
-                        Err(e) => warn!("WebSocket handshake with {peer} failed: {e}"),
-                    }
-                } else {
-                    Box::pin(run_connection(stream, peer, "tls", ctx)).await;
-                }
+                // Boxed whole: a TLS stream moved out of a local still
+                // reserves its room in the enclosing future.
+                Box::pin(self.clone().serve_tls(t.clone(), stream, peer)).await;
             }
             (_, None) => warn!("TLS listener without certificates; connection from {peer} dropped"),
+        }
+    }
+
+    /// A TLS (or WebSocket over TLS) connection: handshake, then serve.
+    async fn serve_tls(
+        self: Arc<Self>,
+        t: Arc<TlsSettings>,
+        stream: tokio::net::TcpStream,
+        peer: SocketAddr,
+    ) {
+        let timeout = self.handshake_timeout();
+        let stream = match Box::pin(t.accept(stream, timeout)).await {
+            Ok(s) => s,
+            Err(e) => return warn!("TLS handshake with {peer} failed: {e}"),
+        };
+        let mut ctx = self.ctx.clone();
+        if self.use_identity_as_username {
+            match tls::client_common_name(&stream) {
+                Some(cn) => ctx.identity = Some(Arc::from(cn.as_str())),
+                None => {
+                    return warn!(
+                        "Connection from {peer} refused: no client certificate CN to use as user name."
+                    );
+                }
+            }
+        }
+        if self.protocol == ListenerProtocol::Wss {
+            let max = self.max_ws_message();
+            match Box::pin(websocket::accept(stream, &self.path, max, timeout)).await {
+                Ok(ws) => Box::pin(run_connection(ws, peer, "wss", ctx)).await,
+                Err(e) => warn!("WebSocket handshake with {peer} failed: {e}"),
+            }
+        } else {
+            Box::pin(run_connection(stream, peer, "tls", ctx)).await;
         }
     }
 }

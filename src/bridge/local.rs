@@ -47,6 +47,10 @@ pub async fn attach(
         max_queued: usize::try_from(config.max_queued).unwrap_or(usize::MAX),
         max_inflight: config.max_inflight,
         max_queued_bytes: usize::try_from(config.max_queued_bytes).unwrap_or(usize::MAX),
+        // A remote outage can last for hours: slowing every local publisher
+        // for it would stall the site. A full bridge queue drops new MQTT
+        // messages (counted, logged) and answers MQTT-SN sensors "congestion".
+        overflow: false,
     };
     broker
         .send(Command::Connect(ConnectRequest {

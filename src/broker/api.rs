@@ -2,9 +2,7 @@
 //! the MQTT-SN gateway, bridges). Nothing here knows a wire format.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-
-use tokio::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::message::Message;
 use super::session::SessionLimits;
@@ -227,63 +225,7 @@ pub enum Outbound {
     Disconnect(ServerDisconnect),
 }
 
-/// The sending half of a connection's outbound queue.
-///
-/// The channel itself is unbounded so that the core never waits on a slow
-/// consumer; memory is bounded instead by the core's accounting: QoS 1/2
-/// deliveries are limited by the in-flight window, and QoS 0 deliveries are
-/// dropped (and counted) once `pending` passes the configured limit. The
-/// connection decrements `pending` as it writes deliveries out.
-#[derive(Debug, Clone)]
-pub struct Outbox {
-    tx: mpsc::UnboundedSender<(ConnId, Outbound)>,
-    pending: Arc<AtomicUsize>,
-}
-
-/// The receiving half paired with an [`Outbox`].
-pub type OutboxReceiver = mpsc::UnboundedReceiver<(ConnId, Outbound)>;
-
-impl Outbox {
-    /// A new outbox with its own channel (one per MQTT connection).
-    pub fn channel() -> (Outbox, OutboxReceiver) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        (Outbox::with_sender(tx), rx)
-    }
-
-    /// An outbox on a shared channel (the gateway multiplexes many sensors on one).
-    pub fn with_sender(tx: mpsc::UnboundedSender<(ConnId, Outbound)>) -> Outbox {
-        Outbox {
-            tx,
-            pending: Arc::new(AtomicUsize::new(0)),
-        }
-    }
-
-    /// Sends an event; returns false if the connection is gone.
-    pub fn send(&self, conn: ConnId, event: Outbound) -> bool {
-        if matches!(event, Outbound::Deliver(_)) {
-            self.pending.fetch_add(1, Ordering::Relaxed);
-        }
-        self.tx.send((conn, event)).is_ok()
-    }
-
-    /// Deliveries sent but not yet written by the connection.
-    pub fn pending(&self) -> usize {
-        self.pending.load(Ordering::Relaxed)
-    }
-
-    /// Called by the connection after it has written (or dropped) one delivery.
-    pub fn delivered(&self) {
-        // Saturating: a stale outbox must never wrap around.
-        let _ = self
-            .pending
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
-    }
-
-    /// True when the receiving side has gone away.
-    pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
-    }
-}
+pub use super::outbox::{Outbox, OutboxQueue, OutboxReceiver};
 
 /// Why a connection ended, as told to the core.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info};
 
 use super::api::{
-    Command, ConnId, ConnectRequest, DisconnectKind, Outbound, PublishOutcome, ServerDisconnect,
-    Will,
+    ClientKind, Command, ConnId, ConnectRequest, DisconnectKind, Outbound, PublishOutcome,
+    ServerDisconnect, Will,
 };
 use super::message::Message;
 use super::metrics::Metrics;
@@ -83,7 +83,9 @@ pub struct CoreStats {
 pub struct Broker {
     pub(super) settings: BrokerSettings,
     pub(super) limits: SessionLimits,
-    pub(super) sessions: HashMap<SessionKey, Session>,
+    /// Boxed: a `Session` is ~530 bytes, and a hash table inline would
+    /// reserve that for every empty slot too (up to half the table).
+    pub(super) sessions: HashMap<SessionKey, Box<Session>>,
     pub(super) by_client: HashMap<Arc<str>, SessionKey>,
     pub(super) by_conn: HashMap<ConnId, SessionKey>,
     pub(super) next_key: u64,
@@ -99,6 +101,9 @@ pub struct Broker {
     pub(super) journal: Option<Journal>,
     /// The last commit failed: QoS 1/2 publishes are refused until one succeeds.
     pub(super) store_failing: bool,
+    /// While a client's QoS 1/2 publish is routed: its connection, which a
+    /// full subscriber queue slows instead of dropping the message.
+    pub(super) pressure: Option<Link>,
 }
 
 impl Broker {
@@ -108,6 +113,7 @@ impl Broker {
             max_queued: settings.max_queued_messages,
             max_inflight: settings.max_inflight_messages,
             max_queued_bytes: settings.max_queued_bytes,
+            overflow: false,
         };
         let sys = SysTopics::new(now, settings.sys_interval);
         Broker {
@@ -126,6 +132,7 @@ impl Broker {
             out: Out::direct(),
             journal: None,
             store_failing: false,
+            pressure: None,
         }
     }
 
@@ -382,7 +389,7 @@ impl Broker {
         let key = SessionKey(self.next_key);
         self.next_key += 1;
         self.sessions
-            .insert(key, Session::new(req.client_id.clone(), req.kind));
+            .insert(key, Box::new(Session::new(req.client_id.clone(), req.kind)));
         self.by_client.insert(req.client_id.clone(), key);
         key
     }
@@ -396,6 +403,7 @@ impl Broker {
         let Some(link) = s.link.take() else {
             return;
         };
+        s.release_publishers();
         info!(client_id = %s.client_id, "session taken over by a new connection");
         self.out.send(
             &link.outbox,
@@ -422,6 +430,7 @@ impl Broker {
             return;
         };
         s.link = None;
+        s.release_publishers();
         let unacked = s.take_shared_unacked();
         self.redistribute(key, unacked, now);
         let Some(s) = self.sessions.get_mut(&key) else {
@@ -526,15 +535,7 @@ impl Broker {
             // than promise (MQTT 5 reason 0x97; a 3.1.1 client is disconnected).
             PublishOutcome::QuotaExceeded
         } else {
-            let duplicate_qos2 = qos == QoS::ExactlyOnce
-                && packet_id.is_some_and(|id| !self.note_incoming_qos2(key, id));
-            // A QoS 2 packet id seen before PUBREL is a retransmission: acknowledge
-            // it again but do not deliver twice [MQTT-4.3.3-2].
-            if duplicate_qos2 || self.route(Some(key), message, now) > 0 {
-                PublishOutcome::Delivered
-            } else {
-                PublishOutcome::NoMatchingSubscribers
-            }
+            self.publish_with_pressure(key, packet_id, message, now)
         };
         let (Some(packet_id), Some(s)) = (packet_id, self.sessions.get(&key)) else {
             return;
@@ -548,6 +549,53 @@ impl Broker {
             QoS::ExactlyOnce => Outbound::PubRec { packet_id, outcome },
         };
         self.out.send(&link.outbox, link.conn, event);
+    }
+
+    /// Routes a client's publish. A QoS 1/2 publish that meets a full
+    /// subscriber queue is never acknowledged-then-dropped: an MQTT
+    /// publisher's connection is slowed (it stops reading its socket until
+    /// the queue drains) and the message queued past the bound; an MQTT-SN
+    /// sensor, which shares the gateway's socket, is refused with
+    /// "congestion" before anything is routed (MQTT-SN 1.2 §5.4.12, G-44).
+    fn publish_with_pressure(
+        &mut self,
+        key: SessionKey,
+        packet_id: Option<u16>,
+        message: Message,
+        now: Instant,
+    ) -> PublishOutcome {
+        let qos = message.qos;
+        let publisher = self.sessions.get(&key).filter(|_| qos != QoS::AtMostOnce);
+        let kind = publisher.map(|s| s.kind);
+        let link = publisher.and_then(|s| s.link.clone());
+        let retransmitted = |s: &Session| {
+            qos == QoS::ExactlyOnce && packet_id.is_some_and(|id| s.incoming_qos2.contains(&id))
+        };
+        if kind == Some(ClientKind::MqttSn)
+            && !publisher.is_some_and(|s| retransmitted(s))
+            && self.would_congest(key, &message)
+        {
+            self.stats.delivery.congested += 1;
+            return PublishOutcome::QuotaExceeded;
+        }
+        let duplicate_qos2 = qos == QoS::ExactlyOnce
+            && packet_id.is_some_and(|id| !self.note_incoming_qos2(key, id));
+        // A QoS 2 packet id seen before PUBREL is a retransmission: acknowledge
+        // it again but do not deliver twice [MQTT-4.3.3-2].
+        if duplicate_qos2 {
+            return PublishOutcome::Delivered;
+        }
+        // Only a connection that reads its own socket can be slowed; bridges
+        // and the gateway keep the drop-when-full rule.
+        let link = link.filter(|_| matches!(kind, Some(ClientKind::Mqtt3 | ClientKind::Mqtt5)));
+        self.pressure = link;
+        let routed = self.route(Some(key), message, now);
+        self.pressure = None;
+        if routed > 0 {
+            PublishOutcome::Delivered
+        } else {
+            PublishOutcome::NoMatchingSubscribers
+        }
     }
 
     /// The will a session would publish if its connection dropped now (tests, status).

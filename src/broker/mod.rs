@@ -9,6 +9,7 @@ pub mod handle;
 pub mod message;
 pub mod metrics;
 pub mod out;
+pub mod outbox;
 pub mod persist;
 pub mod restore;
 pub mod retained;
@@ -22,7 +23,7 @@ pub mod sys;
 
 pub use api::*;
 pub use core::{Broker, BrokerSettings};
-pub use handle::{BrokerClosed, BrokerHandle};
+pub use handle::{BrokerClosed, BrokerHandle, TrySendError};
 pub use message::{Message, MessageProperties};
 pub use metrics::Metrics;
 pub use runner::{Persistence, SyncPolicy, spawn, spawn_with};
@@ -32,5 +33,7 @@ pub use status::{ClientStatus, StatusSnapshot};
 mod tests;
 #[cfg(test)]
 mod tests_persist;
+#[cfg(test)]
+mod tests_pressure;
 #[cfg(test)]
 mod tests_v5;

@@ -95,7 +95,7 @@ impl Broker {
                 s.incoming_qos2.insert(id);
             }
             self.by_client.insert(client_id, key);
-            self.sessions.insert(key, s);
+            self.sessions.insert(key, Box::new(s));
             n_sessions += 1;
         }
         if !queues.is_empty() {

@@ -7,7 +7,7 @@ use tracing::debug;
 
 use super::core::Broker;
 use super::message::Message;
-use super::session::{Session, SharedOrigin, Unacked};
+use super::session::{Link, Offered, Session, SessionLimits, SharedOrigin, Unacked};
 use super::subscriptions::SessionKey;
 use crate::qos::QoS;
 
@@ -20,7 +20,7 @@ impl Broker {
         let from_alive = self.sessions.contains_key(&from);
         for Unacked { message, origin } in unacked {
             let sessions = &self.sessions;
-            let online = |k: SessionKey| sessions.get(&k).is_some_and(Session::is_online);
+            let online = |k: SessionKey| sessions.get(&k).is_some_and(|s| s.is_online());
             let member = self
                 .tree
                 .pick_shared(&origin.filter, from, &online, !from_alive);
@@ -75,11 +75,15 @@ impl Broker {
         let sessions = &self.sessions;
         self.tree.matches(
             &message.topic,
-            &|k| sessions.get(&k).is_some_and(Session::is_online),
+            &|k| sessions.get(&k).is_some_and(|s| s.is_online()),
             &mut matched,
         );
         matched.retain(|sub| !(sub.options.no_local && Some(sub.session) == from));
         let mut delivered = 0;
+        let limits = SessionLimits {
+            overflow: self.pressure.is_some(),
+            ..self.limits
+        };
         // A shared subscription is a delivery of its own, even to a session
         // that also matches through an ordinary subscription (MQTT 5 §4.8.2).
         for sub in matched.iter().filter(|sub| sub.shared.is_some()) {
@@ -92,15 +96,16 @@ impl Broker {
                     qos: message.qos,
                     retain: message.retain,
                 });
-                s.offer_from(
+                let offered = s.offer_from(
                     copy,
                     sub.subscription_id.into_iter().collect(),
                     origin,
                     now,
-                    &self.limits,
+                    &limits,
                     &mut self.stats.delivery,
                     &mut self.out,
                 );
+                hold_if_over(s, offered, sub.session, from, self.pressure.as_ref());
                 if s.track
                     && let Some(j) = self.journal.as_mut()
                 {
@@ -133,14 +138,15 @@ impl Broker {
                 // Retain is cleared on normal forwarding unless Retain As
                 // Published [MQTT-3.3.1-9, MQTT 5 §3.8.3.1].
                 copy.retain = message.retain && retain_as_published;
-                s.offer(
+                let offered = s.offer(
                     copy,
                     ids,
                     now,
-                    &self.limits,
+                    &limits,
                     &mut self.stats.delivery,
                     &mut self.out,
                 );
+                hold_if_over(s, offered, session, from, self.pressure.as_ref());
                 if s.track
                     && let Some(j) = self.journal.as_mut()
                 {
@@ -151,5 +157,44 @@ impl Broker {
         }
         self.scratch = matched;
         delivered
+    }
+
+    /// Whether a QoS 1/2 message from `from` would meet a full queue of an
+    /// online subscriber (granted QoS 0 copies are never queued).
+    pub(super) fn would_congest(&mut self, from: SessionKey, message: &Message) -> bool {
+        let mut matched = std::mem::take(&mut self.scratch);
+        matched.clear();
+        let sessions = &self.sessions;
+        self.tree.matches(
+            &message.topic,
+            &|k| sessions.get(&k).is_some_and(|s| s.is_online()),
+            &mut matched,
+        );
+        let full = matched.iter().any(|sub| {
+            !(sub.options.no_local && sub.session == from)
+                && sub.options.qos != QoS::AtMostOnce
+                && sessions
+                    .get(&sub.session)
+                    .is_some_and(|s| s.is_congested(&self.limits))
+        });
+        self.scratch = matched;
+        full
+    }
+}
+
+/// Slows the publisher when its message took `session` past its queue bound.
+/// A client's own subscription never pauses it: it could not then read the
+/// acknowledgements that drain that very queue.
+fn hold_if_over(
+    s: &mut Session,
+    offered: Offered,
+    session: SessionKey,
+    from: Option<SessionKey>,
+    publisher: Option<&Link>,
+) {
+    if let (Offered::OverBound, Some(link)) = (offered, publisher)
+        && Some(session) != from
+    {
+        s.hold_publisher(link);
     }
 }

@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
+use super::api::Command;
 use super::core::{Broker, BrokerSettings};
 use super::handle::BrokerHandle;
 use super::metrics::Metrics;
@@ -22,6 +23,9 @@ use crate::store::{Snapshot, Store, StoreError, StoreOp, StoreStats};
 
 /// Commands waiting for the core before senders are made to wait.
 const COMMAND_QUEUE: usize = 4096;
+/// Acknowledgements waiting on their priority lane; bounded so that a client
+/// flooding bogus PUBACKs waits like any other sender.
+const ACK_QUEUE: usize = 4096;
 /// Commands applied before timers get a look-in.
 const BATCH: usize = 512;
 /// Ops kept for retry beyond which superseded ones are dropped.
@@ -72,7 +76,9 @@ pub fn spawn_with(
     persistence: Option<Persistence>,
     shutdown: CancellationToken,
 ) -> (BrokerHandle, Arc<Metrics>, JoinHandle<()>) {
-    let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+    let (tx, commands) = mpsc::channel(COMMAND_QUEUE);
+    let (ack_tx, acks) = mpsc::channel(ACK_QUEUE);
+    let rx = Inbox { commands, acks };
     let metrics = Arc::new(Metrics::default());
     let now = Instant::now();
     let mut broker = Broker::new(settings, metrics.clone(), now);
@@ -90,14 +96,35 @@ pub fn spawn_with(
             tokio::spawn(run_persistent(broker, rx, shutdown, committer))
         }
     };
-    (BrokerHandle::new(tx), metrics, task)
+    (BrokerHandle::with_ack_lane(tx, ack_tx), metrics, task)
 }
 
-async fn run_plain(
-    mut broker: Broker,
-    mut rx: mpsc::Receiver<super::api::Command>,
-    shutdown: CancellationToken,
-) {
+/// The core's two command lanes: acknowledgements are served first.
+struct Inbox {
+    commands: mpsc::Receiver<Command>,
+    acks: mpsc::Receiver<Command>,
+}
+
+impl Inbox {
+    /// The next command, acknowledgements first; `None` once every handle is gone.
+    async fn recv(&mut self) -> Option<Command> {
+        tokio::select! {
+            biased;
+            Some(ack) = self.acks.recv() => Some(ack),
+            cmd = self.commands.recv() => cmd,
+        }
+    }
+
+    /// A command that is already waiting, acknowledgements first.
+    fn try_recv(&mut self) -> Option<Command> {
+        self.acks
+            .try_recv()
+            .or_else(|_| self.commands.try_recv())
+            .ok()
+    }
+}
+
+async fn run_plain(mut broker: Broker, mut rx: Inbox, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -110,8 +137,8 @@ async fn run_plain(
                 broker.handle(cmd, now);
                 for _ in 0..BATCH {
                     match rx.try_recv() {
-                        Ok(cmd) => broker.handle(cmd, now),
-                        Err(_) => break,
+                        Some(cmd) => broker.handle(cmd, now),
+                        None => break,
                     }
                 }
             }
@@ -123,7 +150,7 @@ async fn run_plain(
 
 async fn run_persistent(
     mut broker: Broker,
-    mut rx: mpsc::Receiver<super::api::Command>,
+    mut rx: Inbox,
     shutdown: CancellationToken,
     mut committer: Committer,
 ) {
@@ -148,8 +175,8 @@ async fn run_persistent(
                 broker.handle(cmd, now);
                 for _ in 0..BATCH {
                     match rx.try_recv() {
-                        Ok(cmd) => broker.handle(cmd, now),
-                        Err(_) => break,
+                        Some(cmd) => broker.handle(cmd, now),
+                        None => break,
                     }
                 }
                 committer.finish_batch(&mut broker, false).await;
@@ -261,5 +288,52 @@ impl Committer {
             "persistence: {what}: {e}. New QoS 1/2 publishes are refused (QoS 0 still flows) \
              until a write succeeds; retrying every second"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::api::ConnId;
+
+    #[tokio::test]
+    async fn acknowledgements_are_served_before_waiting_publishes() {
+        let (tx, commands) = mpsc::channel(8);
+        let (ack_tx, acks) = mpsc::channel(8);
+        let handle = BrokerHandle::with_ack_lane(tx, ack_tx);
+        let mut inbox = Inbox { commands, acks };
+        let conn = ConnId(1);
+        handle
+            .send(Command::PublishInternal {
+                message: crate::broker::Message::new(
+                    "t",
+                    bytes::Bytes::new(),
+                    crate::qos::QoS::AtMostOnce,
+                    false,
+                ),
+            })
+            .await
+            .unwrap();
+        handle
+            .send(Command::PubRel { conn, packet_id: 1 })
+            .await
+            .unwrap();
+        handle
+            .send(Command::PubAck { conn, packet_id: 2 })
+            .await
+            .unwrap();
+        assert!(matches!(
+            inbox.recv().await,
+            Some(Command::PubAck { packet_id: 2, .. })
+        ));
+        assert!(matches!(
+            inbox.try_recv(),
+            Some(Command::PublishInternal { .. })
+        ));
+        // PUBREL keeps its place behind the client's own publishes.
+        assert!(matches!(
+            inbox.try_recv(),
+            Some(Command::PubRel { packet_id: 1, .. })
+        ));
     }
 }

@@ -23,6 +23,30 @@ pub struct SessionLimits {
     pub max_inflight: u16,
     /// Topic and payload bytes waiting behind the window; 0 = unlimited.
     pub max_queued_bytes: usize,
+    /// The message comes from a publisher the core can slow down: an online
+    /// session queues it past `max_queued` (up to [`overflow_cap`]) instead
+    /// of dropping what the publisher has been acknowledged.
+    pub overflow: bool,
+}
+
+/// The hard bound of a queue that overflows `max_queued` while its
+/// publishers are being slowed. Reaching it needs every paused publisher to
+/// have had a read buffer's worth in the pipeline, or a subscriber that stays
+/// stuck across many timed resumes (see `mqtt::connection`); past it the
+/// message is dropped and counted, as without back-pressure.
+pub fn overflow_cap(max_queued: usize) -> usize {
+    max_queued.saturating_mul(8).max(16_384)
+}
+
+/// What became of an offered message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offered {
+    /// Sent, queued within the bound, or skipped (expired, QoS 0 offline).
+    Accepted,
+    /// Queued past `max_queued`: the publisher should be slowed.
+    OverBound,
+    /// Dropped (and counted) because the queue was full.
+    Dropped,
 }
 
 /// Delivery counters the core reports in `$SYS`.
@@ -34,6 +58,11 @@ pub struct DeliveryStats {
     pub dropped: u64,
     /// Of those, dropped because of `max_queued_bytes`.
     pub dropped_queued_bytes: u64,
+    /// QoS 1/2 messages queued past `max_queued` while their publisher was slowed.
+    pub overflowed: u64,
+    /// MQTT-SN QoS 1/2 publishes refused with "congestion" because a
+    /// subscriber queue was full.
+    pub congested: u64,
 }
 
 /// The live connection attached to a session.
@@ -136,6 +165,8 @@ pub struct Session {
     pub own_limits: Option<SessionLimits>,
     /// QoS 1/2 messages refused because this session's own queue was full.
     refused: u64,
+    /// Publishers blocked because this queue went over its bound.
+    blocked: Vec<Link>,
 }
 
 /// One QoS 1/2 delivery owed to a session, as the store sees it.
@@ -185,6 +216,7 @@ impl Session {
             bytes_full: false,
             own_limits: None,
             refused: 0,
+            blocked: Vec::new(),
         }
     }
 
@@ -297,8 +329,8 @@ impl Session {
         limits: &SessionLimits,
         stats: &mut DeliveryStats,
         out: &mut Out,
-    ) {
-        self.offer_from(message, subscription_ids, None, now, limits, stats, out);
+    ) -> Offered {
+        self.offer_from(message, subscription_ids, None, now, limits, stats, out)
     }
 
     /// Like [`Session::offer`], remembering the shared subscription the
@@ -313,9 +345,9 @@ impl Session {
         limits: &SessionLimits,
         stats: &mut DeliveryStats,
         out: &mut Out,
-    ) {
+    ) -> Offered {
         if message.is_expired(now) {
-            return;
+            return Offered::Accepted;
         }
         let own = self.own_limits;
         let limits = own.as_ref().unwrap_or(limits);
@@ -333,18 +365,29 @@ impl Session {
                     out.send(&link.outbox, link.conn, Outbound::Deliver(delivery));
                     stats.sent += 1;
                 }
-                Some(_) => stats.dropped += 1,
+                Some(_) => {
+                    stats.dropped += 1;
+                    return Offered::Dropped;
+                }
                 None => {}
             }
-            return;
+            return Offered::Accepted;
         }
         if self.is_online() && self.queue.is_empty() && self.inflight.len() < self.window(limits) {
             self.next_seq += 1;
             let seq = self.next_seq;
             self.send_new(seq, message, subscription_ids, shared, out);
             stats.sent += 1;
-        } else if self.queue.len() < limits.max_queued && !self.over_queued_bytes(&message, limits)
-        {
+            return Offered::Accepted;
+        }
+        let full = self.queue.len() >= limits.max_queued;
+        // An online subscriber drains its queue, so the overflow is temporary
+        // while the publisher is slowed; an offline one may never come back,
+        // so its queue stays bounded and drops, as in Mosquitto.
+        let may_overflow = limits.overflow
+            && self.is_online()
+            && self.queue.len() < overflow_cap(limits.max_queued);
+        if (!full || may_overflow) && !self.over_queued_bytes(&message, limits) {
             self.bytes_full = false;
             self.next_seq += 1;
             let seq = self.next_seq;
@@ -355,24 +398,58 @@ impl Session {
                 shared,
             });
             self.touch(seq);
-        } else {
-            if self.bytes_full {
-                stats.dropped_queued_bytes += 1;
+            return if full {
+                stats.overflowed += 1;
+                Offered::OverBound
+            } else {
+                Offered::Accepted
+            };
+        }
+        if self.bytes_full {
+            stats.dropped_queued_bytes += 1;
+        }
+        stats.dropped += 1;
+        if own.is_some() {
+            self.refused += 1;
+            let n = self.refused;
+            // 1, 10, 100…: a long outage must not flood the log.
+            if 10u64.pow(n.ilog10()) == n {
+                tracing::warn!(
+                    client_id = %self.client_id,
+                    queued = self.queue.len(),
+                    refused = n,
+                    "Queue full: new QoS 1/2 messages for this session are dropped."
+                );
             }
-            stats.dropped += 1;
-            if own.is_some() {
-                self.refused += 1;
-                let n = self.refused;
-                // 1, 10, 100…: a long outage must not flood the log.
-                if 10u64.pow(n.ilog10()) == n {
-                    tracing::warn!(
-                        client_id = %self.client_id,
-                        queued = self.queue.len(),
-                        refused = n,
-                        "Queue full: new QoS 1/2 messages for this session are dropped."
-                    );
-                }
-            }
+        }
+        Offered::Dropped
+    }
+
+    /// True when a QoS 1/2 message offered now would find the queue full
+    /// (MQTT-SN publishers are refused with "congestion" rather than slowed).
+    pub fn is_congested(&self, limits: &SessionLimits) -> bool {
+        let limits = self.own_limits.as_ref().unwrap_or(limits);
+        self.is_online() && self.queue.len() >= limits.max_queued
+    }
+
+    /// Blocks `publisher` until this queue drains below half its bound,
+    /// once per publisher.
+    pub fn hold_publisher(&mut self, publisher: &Link) {
+        if !self.blocked.iter().any(|l| l.conn == publisher.conn) {
+            publisher.outbox.block();
+            self.blocked.push(publisher.clone());
+        }
+    }
+
+    /// Unblocks every publisher this session holds (the queue drained, or
+    /// the session went offline and no longer slows anyone).
+    pub fn release_publishers(&mut self) {
+        for link in self.blocked.drain(..) {
+            link.outbox.unblock();
+        }
+        // A long overflow episode may have left a large buffer behind.
+        if self.blocked.capacity() > 64 {
+            self.blocked = Vec::new();
         }
     }
 
@@ -466,6 +543,11 @@ impl Session {
                 out,
             );
             stats.sent += 1;
+        }
+        // Low-water mark at half the bound: resuming at the bound itself
+        // would pause and resume the publishers on every acknowledgement.
+        if !self.blocked.is_empty() && self.queue.len() <= limits.max_queued / 2 {
+            self.release_publishers();
         }
     }
 
@@ -572,6 +654,7 @@ impl Session {
 
     /// Drops all delivery state (clean start, or the session ended).
     pub fn clear_delivery_state(&mut self) {
+        self.release_publishers();
         self.inflight.clear();
         self.queue.clear();
         self.incoming_qos2.clear();

@@ -7,6 +7,7 @@ const LIMITS: SessionLimits = SessionLimits {
     max_queued: 3,
     max_queued_bytes: 0,
     max_inflight: 2,
+    overflow: false,
 };
 
 #[test]
@@ -17,6 +18,7 @@ fn queued_bytes_beyond_max_queued_bytes_are_dropped_and_counted() {
         max_queued: 100,
         max_queued_bytes: 5,
         max_inflight: 2,
+        overflow: false,
     };
     let mut st = DeliveryStats::default();
     let now = Instant::now();

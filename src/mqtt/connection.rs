@@ -15,7 +15,7 @@ use tracing::{Instrument, debug, field, info, info_span, warn};
 use super::codec::{DecodeError, Packet, decode_packet, encode_packet};
 use super::session::{MqttSession, SessionSettings};
 use crate::auth::Authorizer;
-use crate::broker::{BrokerHandle, ConnId, Metrics, Outbox};
+use crate::broker::{BrokerClosed, BrokerHandle, Command, ConnId, Metrics, Outbox, TrySendError};
 use crate::limits::{Limit, PublishThrottle};
 
 /// How long a connection waits for the core's goodbye at shutdown.
@@ -26,6 +26,10 @@ const READ_CHUNK: usize = 4096;
 /// connections' next packet is a PINGREQ, and 10,000 idle connections would
 /// otherwise hold 40 MB of empty read buffers.
 const IDLE_READ: usize = 256;
+/// Longest a publisher stops reading for a full subscriber queue before it
+/// reads once more: keeps its keep-alive PINGREQs flowing and breaks a cycle
+/// of clients each waiting for the other's acknowledgements.
+const PAUSE_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Everything a connection needs from the rest of the process.
 #[derive(Debug, Clone)]
@@ -65,9 +69,10 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (mut rd, mut wr) = tokio::io::split(stream);
-    let (outbox, mut rx) = Outbox::channel();
+    let (outbox, mut rx) = Outbox::queue();
     let conn = ConnId::next();
     let max_packet = ctx.settings.max_packet_size;
+    let flow = outbox.clone();
     let mut session = MqttSession::new(conn, outbox, ctx.settings.clone(), Instant::now());
     if !ctx.authorizer.is_open() {
         session.set_authorizer(ctx.authorizer.clone());
@@ -80,13 +85,14 @@ where
     let mut wbuf = BytesMut::new();
     let mut announced = false;
     let mut stop_at: Option<Instant> = None;
+    let mut paused_until: Option<Instant> = None;
     let mut throttle = (ctx.max_publish_rate > 0)
         .then(|| PublishThrottle::new(ctx.max_publish_rate, Instant::now()));
     loop {
         // Commands first, so the core sees a client's packets in order before
         // anything it says back is written.
         while let Some(cmd) = session.poll_command() {
-            if ctx.broker.send(cmd).await.is_err() {
+            if send_command(&ctx.broker, cmd).await.is_err() {
                 session.connection_lost("broker shutting down");
                 break;
             }
@@ -122,7 +128,7 @@ where
             // Flush what the session queued last (e.g. a DISCONNECT) and drain
             // its final commands (e.g. the will) before closing.
             while let Some(cmd) = session.poll_command() {
-                let _ = ctx.broker.send(cmd).await;
+                let _ = send_command(&ctx.broker, cmd).await;
             }
             while let Some(packet) = session.poll_packet() {
                 let _ = encode_packet(&packet, session.version(), &mut wbuf);
@@ -133,8 +139,13 @@ where
             let _ = wr.shutdown().await;
             break;
         }
-        if wbuf.capacity() > READ_CHUNK * 4 {
+        // An idle connection holds no write buffer; a busy one keeps a
+        // modest one between writes.
+        if wbuf.capacity() > READ_CHUNK * 4 || (!busy && wbuf.capacity() > 0) {
             wbuf = BytesMut::new();
+        }
+        if flow.is_blocked() {
+            paused_until.get_or_insert_with(|| Instant::now() + PAUSE_MAX);
         }
         let deadline = match (session.poll_timeout(), stop_at) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -154,8 +165,9 @@ where
                     None => session.connection_lost("broker shutting down"),
                 }
             }
-            read = read_paced(&mut rd, &mut rbuf, busy, throttle.and_then(|t| t.resume_at())) => {
+            read = read_paced(&mut rd, &mut rbuf, busy, throttle.and_then(|t| t.resume_at()), &flow, paused_until) => {
                 let now = Instant::now();
+                paused_until = None;
                 match read {
                     Ok(0) => session.connection_lost("closed by client"),
                     Ok(n) => {
@@ -230,16 +242,34 @@ where
     debug!(conn = conn.0, "connection task ends");
 }
 
-/// Reads after `resume_at` (publish-rate pause); the caller's `select!`
-/// keeps writing deliveries meanwhile.
+/// Sends a command to the core; only when its queue is full does the
+/// connection wait, in a boxed future, so that the connection task does not
+/// reserve the waiting future's ~700 bytes while idle.
+async fn send_command(broker: &BrokerHandle, cmd: Command) -> Result<(), BrokerClosed> {
+    match broker.try_send(cmd) {
+        Ok(()) => Ok(()),
+        Err(TrySendError::Full(cmd)) => Box::pin(broker.send(cmd)).await,
+        Err(TrySendError::Closed(closed)) => Err(closed),
+    }
+}
+
+/// Reads after `resume_at` (publish-rate pause) and, while the core blocks
+/// this publisher for a full subscriber queue, after it is unblocked or
+/// `paused_until` passes; TCP flow control then slows the client. The
+/// caller's `select!` keeps writing deliveries and acknowledgements meanwhile.
 async fn read_paced<R: AsyncRead + Unpin>(
     rd: &mut R,
     buf: &mut BytesMut,
     busy: bool,
     resume_at: Option<Instant>,
+    flow: &Outbox,
+    paused_until: Option<Instant>,
 ) -> std::io::Result<usize> {
     if let Some(at) = resume_at {
         tokio::time::sleep_until(at.into()).await;
+    }
+    if let Some(until) = paused_until {
+        let _ = tokio::time::timeout_at(until.into(), flow.unblocked()).await;
     }
     read_some(rd, buf, busy).await
 }

@@ -5,6 +5,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use futures_util::FutureExt;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -74,10 +75,9 @@ pub async fn accept_loop<F, Fut>(
         };
         let _ = stream.set_nodelay(true);
         debug!(%peer, "accepted");
-        let fut = serve(stream, peer);
-        tasks.spawn(async move {
-            fut.await;
-            drop(permit);
-        });
+        // `map`, not `async move { fut.await }`: an async block keeps the
+        // captured future and its awaited copy side by side, doubling the
+        // memory of every connection task.
+        tasks.spawn(serve(stream, peer).map(move |()| drop(permit)));
     }
 }

@@ -148,14 +148,23 @@ impl MqttSession {
         self.close.as_ref()
     }
 
-    /// The next packet to write.
+    /// The next packet to write. Once drained the queue gives its memory
+    /// back: a `Packet` is ~400 bytes, and an idle connection should hold none.
     pub fn poll_packet(&mut self) -> Option<Packet> {
-        self.packets.pop_front()
+        let next = self.packets.pop_front();
+        if next.is_none() && self.packets.capacity() > 0 {
+            self.packets = VecDeque::new();
+        }
+        next
     }
 
-    /// The next command for the broker core.
+    /// The next command for the broker core (its queue, too, is freed once drained).
     pub fn poll_command(&mut self) -> Option<Command> {
-        self.commands.pop_front()
+        let next = self.commands.pop_front();
+        if next.is_none() && self.commands.capacity() > 0 {
+            self.commands = VecDeque::new();
+        }
+        next
     }
 
     /// When [`MqttSession::handle_timeout`] should next be called.
