@@ -217,6 +217,10 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
     let (persistence, restored_topics) = open_store(config)?;
     let (broker, metrics, core) =
         broker::spawn_with(broker_settings(config), persistence, shutdown.clone());
+    // Bridges subscribe before any listener opens: a message published in
+    // the first moments must already find the bridge's out rules.
+    let bridges = crate::bridge::spawn_bridges(&config.bridge, &broker, &shutdown, &tasks).await?;
+    crate::bridge::retire_unconfigured(&config.bridge, &broker).await;
     let ctx = ConnectionContext {
         broker: broker.clone(),
         metrics: metrics.clone(),
@@ -380,8 +384,6 @@ pub async fn start(config: &Config) -> Result<Sngate, StartError> {
             ));
         }
     }
-    let bridges = crate::bridge::spawn_bridges(&config.bridge, &broker, &shutdown, &tasks).await?;
-    crate::bridge::retire_unconfigured(&config.bridge, &broker).await;
     let http = match &config.http {
         Some(h) => {
             let listener = http::bind(h.bind).map_err(|source| StartError::Bind {

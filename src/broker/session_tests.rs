@@ -212,11 +212,13 @@ fn own_limits_replace_the_broker_wide_ones() {
         max_queued: 1,
         max_queued_bytes: 0,
         max_inflight: 1,
+        overflow: false,
     });
     let broker_wide = SessionLimits {
         max_queued: 100,
         max_queued_bytes: 0,
         max_inflight: 100,
+        overflow: true,
     };
     let mut st = DeliveryStats::default();
     let now = Instant::now();

@@ -59,6 +59,7 @@ fn connect(b: &mut Broker, id: &str, kind: ClientKind, expiry: u32, now: Instant
             username: None,
             kind,
             outbox: outbox.clone(),
+            queue_limits: None,
         }),
         now,
     );
