@@ -11,6 +11,15 @@
 # Usage: scripts/bench.sh            (defaults below; override through the environment)
 #   REPS=3 DURATION=5 CONNS=10000 SENSORS=100 SN_RATE=2000 CAP_SENSORS=1000 \
 #   SCENARIOS="fanin fanout latency conns ready sn sncap" PAHO_GW=... OUT=dir scripts/bench.sh
+#
+# SNGATE_MODE=transparent runs sngate's `sn` and `sncap` cases as a pure
+# gateway (`[gateway] mode = "transparent"`) in front of a Mosquitto, the role
+# the Paho gateway plays: CPU and RSS are then the sum of sngate and that
+# Mosquitto, exactly as for Paho + Mosquitto.
+#
+# With PAHO_GW the whole run moves into a private network namespace (root
+# needed): the Paho UDP gateway always joins a multicast group, and its IGMP
+# report must stay on the loopback interface.
 set -euo pipefail
 
 REPS=${REPS:-3}
@@ -23,6 +32,7 @@ CAP_START=${CAP_START:-2000}
 CAP_STEP_S=${CAP_STEP_S:-2}
 SCENARIOS=${SCENARIOS:-"fanin fanout latency conns ready sn sncap"}
 PAHO_GW=${PAHO_GW:-}
+SNGATE_MODE=${SNGATE_MODE:-broker}
 BROKER_CPU=${BROKER_CPU:-0}
 TOOL_CPU=${TOOL_CPU:-1}
 MOSQUITTO=${MOSQUITTO:-mosquitto}
@@ -34,6 +44,13 @@ results="$OUT/results.jsonl"
 : >"$results"
 
 cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bin sngate --bin sngate-bench
+if [ -n "$PAHO_GW" ] && [ -z "${SNGATE_BENCH_NETNS:-}" ]; then
+    # Re-run this script (after the build, which may need the network) inside
+    # a namespace with only a loopback that also carries multicast.
+    exec unshare -n env SNGATE_BENCH_NETNS=1 OUT="$OUT" bash -c \
+        'ip link set lo up && ip link set lo multicast on &&
+         ip route add 224.0.0.0/4 dev lo && exec "$0" "$@"' "$0" "$@"
+fi
 SNGATE="$root/target/release/sngate"
 BENCH="$root/target/release/sngate-bench"
 # 10,000 connections need as many descriptors in the broker and in the tool.
@@ -42,7 +59,14 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 broker_pids=()
 cleanup() {
     for p in "${broker_pids[@]:-}"; do
-        [ -n "$p" ] && kill "$p" 2>/dev/null && { wait "$p" 2>/dev/null || true; }
+        [ -n "$p" ] || continue
+        # SIGINT: the Paho gateway ignores SIGTERM (it only stops on SIGINT);
+        # mosquitto and sngate stop on either. A process still up after 3 s is
+        # killed so a run never hangs here.
+        kill -INT "$p" 2>/dev/null || continue
+        for _ in $(seq 1 60); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
+        kill -KILL "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
     done
     broker_pids=()
 }
@@ -95,7 +119,9 @@ EOF
 }
 
 paho_conf() { # mqtt_port sn_port file
-    # Key names differ between Paho gateway releases; both spellings are given.
+    # Keys of the Paho gateway 1.3.x (UDP sensor network); the gateway matches
+    # keys by prefix, so no key may start with another key's name. The first
+    # ADVERTISE goes out after KeepAlive seconds: 3600 keeps runs free of them.
     cat >"$3" <<EOF
 BrokerName=127.0.0.1
 BrokerPortNo=$1
@@ -107,16 +133,28 @@ Forwarder=NO
 PredefinedTopic=NO
 GatewayID=1
 GatewayName=PahoGateway-bench
-KeepAlive=900
+KeepAlive=3600
 GatewayPortNo=$2
-GatewayUDP=YES
-GatewayUDPPortNo=$2
-GatewayUDPMulticastIP=225.1.1.1
-GatewayUDPMulticastPortNo=$((($2 % 60000) + 1))
 MulticastIP=225.1.1.1
-MulticastPortNo=$((($2 % 60000) + 1))
-MulticastTTL=1
+MulticastPortNo=$(free_port)
 ShearedMemory=NO
+EOF
+}
+
+sngate_transparent_conf() { # upstream_port sn_port file
+    cat >"$3" <<EOF
+listener = []
+[log]
+level = "warn"
+[broker]
+sys_interval = 0
+[gateway]
+mode = "transparent"
+advertise_interval = 0
+[gateway.upstream]
+addresses = ["127.0.0.1:$1"]
+[[gateway.udp]]
+bind = "127.0.0.1:$2"
 EOF
 }
 
@@ -125,6 +163,18 @@ start() {
     PORT=$(free_port)
     SN_PORT=$(free_port)
     case "$1" in
+    sngate-transparent)
+        mosquitto_conf "$PORT" "$OUT/mosquitto.conf"
+        taskset -c "$BROKER_CPU" "$MOSQUITTO" -c "$OUT/mosquitto.conf" >>"$OUT/mosquitto.log" 2>&1 &
+        broker_pids+=($!)
+        PIDS=$!
+        wait_tcp "$PORT"
+        sngate_transparent_conf "$PORT" "$SN_PORT" "$OUT/sngate.toml"
+        taskset -c "$BROKER_CPU" "$SNGATE" -c "$OUT/sngate.toml" >>"$OUT/sngate.log" 2>&1 &
+        broker_pids+=($!)
+        PIDS="$!,$PIDS"
+        sleep 0.2 # UDP: no readiness signal to wait for
+        ;;
     sngate)
         sngate_conf "$PORT" "$SN_PORT" "$OUT/sngate.toml"
         taskset -c "$BROKER_CPU" "$SNGATE" -c "$OUT/sngate.toml" >>"$OUT/sngate.log" 2>&1 &
@@ -152,9 +202,14 @@ start() {
 # measure CASE REP TARGET ARGS...: one run against a fresh broker; the JSON
 # line is tagged with the case and repetition and appended to results.
 measure() {
-    local case=$1 rep=$2 target=$3
+    local case=$1 rep=$2 target=$3 how=$3
     shift 3
-    start "$target"
+    # sngate's MQTT-SN cases in transparent mode keep the target name "sngate",
+    # so the ratios still read sngate/peer.
+    if [ "$target" = sngate ] && [ "$SNGATE_MODE" = transparent ] && [ "${case#sn}" != "$case" ]; then
+        how=sngate-transparent
+    fi
+    start "$how"
     local line
     line=$(taskset -c "$TOOL_CPU" "$BENCH" "$@" --port "$PORT" --sn-port "$SN_PORT" \
         --broker-pid "$PIDS" --target "$target" 2>>"$OUT/bench.err" | tee -a "$OUT/raw.txt" |
@@ -190,7 +245,7 @@ measure_ready() {
 sn_peer=""
 [ -n "$PAHO_GW" ] && sn_peer=paho
 
-echo "# results in $OUT; $(nproc) cores; $(lscpu | sed -n 's/^Model name: *//p')"
+echo "# results in $OUT; $(nproc) cores; $(lscpu | sed -n 's/^Model name: *//p'); sngate sn mode: $SNGATE_MODE"
 for rep in $(seq 1 "$REPS"); do
     if [ $((rep % 2)) -eq 1 ]; then order="sngate mosquitto"; sn_order="sngate $sn_peer"
     else order="mosquitto sngate"; sn_order="$sn_peer sngate"; fi
@@ -241,9 +296,9 @@ METRICS = {
     "latency-q1": [("p50_us", "lo"), ("p99_us", "lo"), ("p999_us", "lo"), ("max_us", "lo")],
     "conns": [("rss_per_conn_bytes", "lo"), ("connects_per_s", "hi")],
     "ready": [("ready_ms", "lo"), ("idle_rss_kib", "lo")],
-    "sn-q0": [("broker_cpu_pct", "lo"), ("p99_us", "lo"), ("setup_s", "lo"), ("lost", "lo"), ("tool_cpu_pct", "-")],
-    "sn-q1": [("broker_cpu_pct", "lo"), ("p99_us", "lo"), ("setup_s", "lo"), ("lost", "lo"), ("tool_cpu_pct", "-")],
-    "sn-capacity": [("capacity_msg_s", "hi")],
+    "sn-q0": [("broker_cpu_pct", "lo"), ("p99_us", "lo"), ("setup_s", "lo"), ("lost", "lo"), ("broker_rss_kib", "lo"), ("tool_cpu_pct", "-")],
+    "sn-q1": [("broker_cpu_pct", "lo"), ("p99_us", "lo"), ("setup_s", "lo"), ("lost", "lo"), ("broker_rss_kib", "lo"), ("tool_cpu_pct", "-")],
+    "sn-capacity": [("capacity_msg_s", "hi"), ("setup_s", "lo"), ("broker_rss_kib", "lo")],
 }
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 by = defaultdict(dict)  # (case, metric) -> target -> {rep: value}

@@ -29,8 +29,12 @@ use crate::stats::percentiles;
 
 /// Sensors set up at once.
 const SETUP_CONCURRENCY: usize = 100;
-/// A CONNECT or REGISTER unanswered for this long is sent again.
-const RETRY: Duration = Duration::from_millis(500);
+/// A CONNECT or REGISTER unanswered for this long is sent again. MQTT-SN 1.2
+/// §6.13 suggests 10-15 s; 2 s keeps setup quick while leaving a gateway that
+/// opens a broker connection per sensor time to answer (the Paho gateway polls
+/// a new broker socket only every 500 ms, and a CONNECT resent meanwhile makes
+/// it drop and reopen that connection).
+const RETRY: Duration = Duration::from_secs(2);
 /// Tries per setup message.
 const TRIES: usize = 4;
 /// Most capacity steps.
@@ -132,7 +136,8 @@ pub async fn run(o: &Opts) -> Result<()> {
             .num("tool_cpu_pct", cpu.own_pct)
             .opt("broker_cpu_pct", cpu.broker_pct)
             .opt("broker_cpu_s", cpu.broker_secs)
-            .opt("setup_broker_cpu_pct", setup_cpu.broker_pct);
+            .opt("setup_broker_cpu_pct", setup_cpu.broker_pct)
+            .opt("broker_rss_kib", meter.broker_rss_kib().map(|v| v as f64));
         r.say(&human(
             o,
             sensors.len(),
@@ -163,7 +168,9 @@ pub async fn run(o: &Opts) -> Result<()> {
         let mut r = Report::new("sn-capacity", &o.target);
         r.int("qos", u64::from(o.qos))
             .int("sensors", sensors.len() as u64)
-            .opt("capacity_msg_s", best);
+            .opt("capacity_msg_s", best)
+            .num("setup_s", setup_s)
+            .opt("broker_rss_kib", meter.broker_rss_kib().map(|v| v as f64));
         r.say(&format!(
             "qos{} {} sensors: highest rate without loss {}",
             o.qos,
@@ -211,7 +218,9 @@ async fn setup_all(o: &Opts, gw: SocketAddr, tag: &str) -> Result<Vec<Sensor>> {
     let mut set = JoinSet::new();
     for i in 0..o.sensors {
         let gate = gate.clone();
-        let id = format!("sn-{tag}-{i}");
+        // Fixed width: some gateways match client ids by prefix (the Paho
+        // gateway compares with strncmp), so "…-1" would take over "…-10".
+        let id = format!("sn-{tag}-{i:05}");
         let topic = format!("bench/{tag}/sn/{i}");
         let (q, payload_len) = (o.qos, o.payload);
         set.spawn(async move {
