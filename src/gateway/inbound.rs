@@ -7,7 +7,8 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::address::SensorAddr;
-use super::gateway::{Gateway, raw_topic_id, rejected_suback};
+use super::dispatch::{raw_topic_id, rejected_suback};
+use super::gateway::Gateway;
 use super::retransmit::Awaiting;
 use super::session::{PendingSub, Session, State, WillData};
 use super::topic_registry::{has_wildcard, valid_topic_filter, valid_topic_name};

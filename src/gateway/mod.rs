@@ -8,6 +8,7 @@ pub mod access;
 pub mod address;
 mod connect;
 pub mod discovery;
+mod dispatch;
 pub mod driver;
 #[allow(clippy::module_inception)]
 mod gateway;

@@ -106,10 +106,10 @@ impl Gateway {
                         }
                     }
                     (Some(SubscribeResult::QuotaExceeded), _) => {
-                        super::gateway::rejected_suback(packet_id, ReturnCode::Congestion)
+                        super::dispatch::rejected_suback(packet_id, ReturnCode::Congestion)
                     }
                     // Digest §5.7: broker refusals read as "not supported".
-                    _ => super::gateway::rejected_suback(packet_id, ReturnCode::NotSupported),
+                    _ => super::dispatch::rejected_suback(packet_id, ReturnCode::NotSupported),
                 };
                 self.send(&addr, &msg);
             }

@@ -96,7 +96,7 @@ fn wake_up_flushes_buffered_messages_then_pingresp() {
     h.send(
         1,
         Message::PubAck {
-            topic_id: super::super::gateway::raw_topic_id(*topic),
+            topic_id: super::super::dispatch::raw_topic_id(*topic),
             msg_id: 1,
             code: ReturnCode::Accepted,
         },
