@@ -5,11 +5,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::*;
-use crate::broker::{Delivery, OutboxReceiver};
+use crate::broker::{Delivery, Message, OutboxReceiver, SubscribeResult};
 use crate::broker::{Outbound, ServerDisconnect};
+use crate::mqtt::codec::Publish;
 use crate::mqtt::codec::{
     ConnectProperties, DecodeError, LastWill, PublishProperties, WillProperties,
 };
+use crate::qos::QoS;
 
 fn session(settings: SessionSettings) -> (MqttSession, OutboxReceiver, Instant) {
     let (outbox, rx) = Outbox::channel();

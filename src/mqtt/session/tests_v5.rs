@@ -6,9 +6,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::*;
-use crate::broker::OutboxReceiver;
 use crate::broker::{Delivery, Outbound};
+use crate::broker::{Message, OutboxReceiver};
+use crate::mqtt::codec::Publish;
 use crate::mqtt::codec::{ConnectProperties, DecodeError, PublishProperties};
+use crate::qos::QoS;
 
 fn session() -> (MqttSession, OutboxReceiver, Instant) {
     let (outbox, rx) = Outbox::channel();
