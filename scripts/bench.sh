@@ -10,12 +10,19 @@
 #
 # Usage: scripts/bench.sh            (defaults below; override through the environment)
 #   REPS=3 DURATION=5 CONNS=10000 SENSORS=100 SN_RATE=2000 CAP_SENSORS=1000 \
-#   SCENARIOS="fanin fanout latency conns ready sn sncap" PAHO_GW=... OUT=dir scripts/bench.sh
+#   SCENARIOS="fanin fanout latency conns ready sn sncap" PAHO_GW=... OUT=dir \
+#   MOSQUITTO_NODELAY=1 scripts/bench.sh
 #
 # SNGATE_MODE=transparent runs sngate's `sn` and `sncap` cases as a pure
 # gateway (`[gateway] mode = "transparent"`) in front of a Mosquitto, the role
 # the Paho gateway plays: CPU and RSS are then the sum of sngate and that
 # Mosquitto, exactly as for Paho + Mosquitto.
+#
+# MOSQUITTO_NODELAY=1 runs every Mosquitto with `set_tcp_nodelay true` (its
+# default is false): with Nagle on, a message Mosquitto receives while its
+# previous one to the same subscriber is unacknowledged waits for that
+# subscriber's (delayed) ACK, which dominates the QoS 0 tail of any gateway in
+# front of it (docs/performance.md).
 #
 # With PAHO_GW the whole run moves into a private network namespace (root
 # needed): the Paho UDP gateway always joins a multicast group, and its IGMP
@@ -36,6 +43,7 @@ SNGATE_MODE=${SNGATE_MODE:-broker}
 BROKER_CPU=${BROKER_CPU:-0}
 TOOL_CPU=${TOOL_CPU:-1}
 MOSQUITTO=${MOSQUITTO:-mosquitto}
+MOSQUITTO_NODELAY=${MOSQUITTO_NODELAY:-}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$(mktemp -d /tmp/sngate-bench.XXXXXX)}
@@ -116,6 +124,7 @@ allow_anonymous true
 persistence false
 log_type error
 EOF
+    if [ -n "$MOSQUITTO_NODELAY" ]; then echo "set_tcp_nodelay true" >>"$2"; fi
 }
 
 paho_conf() { # mqtt_port sn_port file
@@ -245,7 +254,7 @@ measure_ready() {
 sn_peer=""
 [ -n "$PAHO_GW" ] && sn_peer=paho
 
-echo "# results in $OUT; $(nproc) cores; $(lscpu | sed -n 's/^Model name: *//p'); sngate sn mode: $SNGATE_MODE"
+echo "# results in $OUT; $(nproc) cores; $(lscpu | sed -n 's/^Model name: *//p'); sngate sn mode: $SNGATE_MODE; mosquitto nodelay: ${MOSQUITTO_NODELAY:-no}"
 for rep in $(seq 1 "$REPS"); do
     if [ $((rep % 2)) -eq 1 ]; then order="sngate mosquitto"; sn_order="sngate $sn_peer"
     else order="mosquitto sngate"; sn_order="$sn_peer sngate"; fi

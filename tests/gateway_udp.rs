@@ -260,3 +260,27 @@ async fn sleeping_sensor_gets_buffered_messages_on_wake_up() {
     assert_eq!(s.recv().await, vec![0x02, 0x17]);
     r.stop().await;
 }
+
+#[tokio::test]
+async fn a_burst_longer_than_one_read_batch_arrives_complete_and_in_order() {
+    // The reader drains up to READ_BATCH datagrams per wake-up; a burst of
+    // several batches must still reach the core one by one, in order.
+    let burst = 3 * sngate::gateway::driver::READ_BATCH + 7;
+    let r = start(settings()).await;
+    let sub = Sensor::new(r.gw).await;
+    sub.connect("sub", 60, false).await;
+    sub.subscribe("pre/five", 0, 1).await;
+    let publ = Sensor::new(r.gw).await;
+    publ.connect("pub", 60, false).await;
+    for i in 0..burst {
+        let n = u16::try_from(i).unwrap().to_be_bytes();
+        // QoS 0, predefined topic id 5.
+        publ.send(&publish(0x01, 5, 0, &n)).await;
+    }
+    for i in 0..burst {
+        let d = sub.recv().await;
+        assert_eq!(d[1], 0x0C, "{d:?}");
+        assert_eq!(&d[7..], &u16::try_from(i).unwrap().to_be_bytes());
+    }
+    r.stop().await;
+}
