@@ -6,14 +6,19 @@
 
 mod bridge_support;
 mod common;
+#[path = "common/sn_sensor.rs"]
+mod sn_sensor;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bridge_support::free_port;
+use sn_sensor::SnSensor;
 use sngate::app::Sngate;
 use sngate::broker::{ClientStatus, Command};
 use sngate::config::Config;
+use sngate::mqttsn::codec::{ReturnCode, SnQos, TopicRef};
+use sngate::qos::QoS;
 
 /// A bridge to a port nobody listens on, so everything it forwards waits.
 fn bridge(name: &str, port: u16, pattern: &str) -> String {
@@ -149,5 +154,50 @@ async fn a_bridge_removed_between_two_runs_has_its_stored_session_discarded() {
         s.is_some_and(|s| s.queued + s.inflight == 1)
     })
     .await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_sensor_publishing_into_a_full_bridge_queue_gets_congestion_not_a_lost_puback() {
+    let port = free_port();
+    let bridges = bridge("full", port, "s/#")
+        .replace("max_inflight = 1\n", "max_inflight = 1\nmax_queued = 2\n");
+    let app = sngate::app::start(&config(None, &bridges)).await.unwrap();
+    let mut sensor = SnSensor::new(app.gateway_udp[0]).await;
+    assert_eq!(
+        sensor.connect("sensor-full", 60, true).await,
+        ReturnCode::Accepted
+    );
+    let id = sensor.register("s/t").await;
+    let mut codes = Vec::new();
+    for n in 0..5u8 {
+        let code = sensor
+            .publish(
+                SnQos::Level(QoS::AtLeastOnce),
+                TopicRef::Normal(id),
+                false,
+                &[n],
+            )
+            .await;
+        codes.push(code);
+    }
+    // One in flight to the (absent) remote and two queued are accepted; the
+    // queue is then full, and the sensor is told so instead of being acknowledged.
+    assert_eq!(
+        codes,
+        [
+            Some(ReturnCode::Accepted),
+            Some(ReturnCode::Accepted),
+            Some(ReturnCode::Accepted),
+            Some(ReturnCode::Congestion),
+            Some(ReturnCode::Congestion),
+        ]
+    );
+    let s = bridge_session(&app, "full").await.unwrap();
+    assert_eq!(
+        (s.queued, s.inflight),
+        (2, 1),
+        "every accepted message is held"
+    );
     app.stop().await;
 }
