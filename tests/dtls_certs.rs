@@ -14,8 +14,7 @@ use common::log_capture::{install, wait_for_line};
 use dimpl::ProtocolVersion;
 use dtls_support::pki::Pki;
 use dtls_support::*;
-use sngate::mqttsn::codec::{Message, ReturnCode, TopicFilterRef};
-use sngate::qos::QoS;
+use sngate::mqttsn::codec::{Message, ReturnCode};
 use sngate::transport::dtls::client::DtlsVersion;
 use tokio::net::UdpSocket;
 
@@ -242,29 +241,7 @@ async fn a_sleeping_certificate_sensor_woken_from_a_new_port_gets_its_buffered_m
         .await
         .unwrap();
     assert_eq!(s.mqtt_connect("sleeper", false).await, ReturnCode::Accepted);
-    let msg_id = s.msg_id();
-    s.send(&Message::Subscribe {
-        dup: false,
-        qos: QoS::AtMostOnce,
-        msg_id,
-        topic: TopicFilterRef::Short(*b"zz"),
-    })
-    .await;
-    assert!(matches!(
-        s.recv_within(WAIT).await,
-        Some(Message::SubAck {
-            code: ReturnCode::Accepted,
-            ..
-        })
-    ));
-    s.send(&Message::Disconnect {
-        duration: Some(120),
-    })
-    .await;
-    assert_eq!(
-        s.recv_within(WAIT).await,
-        Some(Message::Disconnect { duration: None })
-    );
+    s.subscribe_short_and_sleep(*b"zz", 120).await;
     drop(s);
     common::mosquitto_pub(app.mqtt_addr().unwrap(), &["-t", "zz", "-m", "held"]).await;
 

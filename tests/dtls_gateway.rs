@@ -15,7 +15,7 @@ use common::log_capture::{install, wait_for_line};
 use common::{Sub, mosquitto_pub};
 use dtls_support::*;
 use sn_sensor::SnSensor;
-use sngate::mqttsn::codec::{Message, ReturnCode, TopicFilterRef};
+use sngate::mqttsn::codec::{Message, ReturnCode};
 use sngate::qos::QoS;
 use tokio::net::UdpSocket;
 
@@ -299,29 +299,7 @@ async fn sleeping_sensor_woken_from_a_new_port_gets_its_buffered_messages_and_a_
         s.mqtt_connect("sensor-1", false).await,
         ReturnCode::Accepted
     );
-    let msg_id = s.msg_id();
-    s.send(&Message::Subscribe {
-        dup: false,
-        qos: QoS::AtMostOnce,
-        msg_id,
-        topic: TopicFilterRef::Short(*b"zz"),
-    })
-    .await;
-    assert!(matches!(
-        s.recv_within(WAIT).await,
-        Some(Message::SubAck {
-            code: ReturnCode::Accepted,
-            ..
-        })
-    ));
-    s.send(&Message::Disconnect {
-        duration: Some(120),
-    })
-    .await;
-    assert_eq!(
-        s.recv_within(WAIT).await,
-        Some(Message::Disconnect { duration: None })
-    );
+    s.subscribe_short_and_sleep(*b"zz", 120).await;
     drop(s);
 
     mosquitto_pub(mqtt, &["-t", "zz", "-m", "held"]).await;

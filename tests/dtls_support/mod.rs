@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use sngate::app::Sngate;
-use sngate::mqttsn::codec::{self, ConnectFlags, Frame, Message, ReturnCode, SnQos, TopicRef};
+use sngate::mqttsn::codec::{
+    self, ConnectFlags, Frame, Message, ReturnCode, SnQos, TopicFilterRef, TopicRef,
+};
 use sngate::qos::QoS;
 use sngate::transport::dtls::certs::ClientCertificates;
 use sngate::transport::dtls::client::{DtlsClient, DtlsVersion};
@@ -144,6 +146,34 @@ impl DtlsSensor {
             Some(Message::ConnAck { code }) => code,
             other => panic!("expected CONNACK, got {other:?}"),
         }
+    }
+
+    /// SUBSCRIBE at QoS 0 to a short topic, then DISCONNECT with a sleep
+    /// duration; both answers are checked.
+    pub async fn subscribe_short_and_sleep(&mut self, short: [u8; 2], seconds: u16) {
+        let msg_id = self.msg_id();
+        self.send(&Message::Subscribe {
+            dup: false,
+            qos: QoS::AtMostOnce,
+            msg_id,
+            topic: TopicFilterRef::Short(short),
+        })
+        .await;
+        assert!(matches!(
+            self.recv_within(WAIT).await,
+            Some(Message::SubAck {
+                code: ReturnCode::Accepted,
+                ..
+            })
+        ));
+        self.send(&Message::Disconnect {
+            duration: Some(seconds),
+        })
+        .await;
+        assert_eq!(
+            self.recv_within(WAIT).await,
+            Some(Message::Disconnect { duration: None })
+        );
     }
 
     /// QoS 1 PUBLISH to a short topic; the PUBACK code.
