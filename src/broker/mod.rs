@@ -30,6 +30,8 @@ pub use runner::{Persistence, SyncPolicy, spawn, spawn_with};
 pub use session::SessionLimits;
 pub use status::{ClientStatus, StatusSnapshot};
 #[cfg(test)]
+mod test_client;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_persist;

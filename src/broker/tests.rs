@@ -9,34 +9,8 @@ use super::api::*;
 use super::core::{Broker, BrokerSettings};
 use super::message::Message;
 use super::metrics::Metrics;
+use super::test_client::{Client, subscribe};
 use crate::qos::QoS;
-
-struct Client {
-    conn: ConnId,
-    rx: OutboxReceiver,
-}
-
-impl Client {
-    fn events(&mut self) -> Vec<Outbound> {
-        let mut out = Vec::new();
-        while let Ok((_, ev)) = self.rx.try_recv() {
-            out.push(ev);
-        }
-        out
-    }
-
-    fn payloads(&mut self) -> Vec<String> {
-        self.events()
-            .into_iter()
-            .filter_map(|e| match e {
-                Outbound::Deliver(d) => {
-                    Some(String::from_utf8_lossy(&d.message.payload).into_owned())
-                }
-                _ => None,
-            })
-            .collect()
-    }
-}
 
 fn broker() -> (Broker, Instant) {
     let now = Instant::now();
@@ -76,24 +50,6 @@ fn connect(
         now,
     );
     Client { conn, rx }
-}
-
-fn subscribe(b: &mut Broker, c: &Client, filter: &str, qos: QoS, now: Instant) {
-    b.handle(
-        Command::Subscribe {
-            conn: c.conn,
-            packet_id: 1,
-            filters: vec![SubscribeRequest {
-                filter: filter.into(),
-                options: SubscriptionOptions {
-                    qos,
-                    ..SubscriptionOptions::default()
-                },
-            }],
-            subscription_id: None,
-        },
-        now,
-    );
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -12,36 +12,12 @@ use super::api::*;
 use super::core::{Broker, BrokerSettings};
 use super::message::Message;
 use super::metrics::Metrics;
+use super::test_client::{Client, payloads, subscribe};
 use crate::qos::QoS;
 use crate::store::{MemoryStore, Store};
 
 /// Unix ms at the first start of every test.
 const WALL: u64 = 1_700_000_000_000;
-
-struct Client {
-    conn: ConnId,
-    rx: OutboxReceiver,
-}
-
-impl Client {
-    fn events(&mut self) -> Vec<Outbound> {
-        let mut out = Vec::new();
-        while let Ok((_, ev)) = self.rx.try_recv() {
-            out.push(ev);
-        }
-        out
-    }
-
-    fn deliveries(&mut self) -> Vec<Delivery> {
-        self.events()
-            .into_iter()
-            .filter_map(|e| match e {
-                Outbound::Deliver(d) => Some(d),
-                _ => None,
-            })
-            .collect()
-    }
-}
 
 fn settings() -> BrokerSettings {
     BrokerSettings {
@@ -88,24 +64,6 @@ fn connect(b: &mut Broker, id: &str, clean: bool, expiry: u32, now: Instant) -> 
     Client { conn, rx }
 }
 
-fn subscribe(b: &mut Broker, c: &Client, filter: &str, qos: QoS, now: Instant) {
-    b.handle(
-        Command::Subscribe {
-            conn: c.conn,
-            packet_id: 1,
-            filters: vec![SubscribeRequest {
-                filter: filter.into(),
-                options: SubscriptionOptions {
-                    qos,
-                    ..SubscriptionOptions::default()
-                },
-            }],
-            subscription_id: None,
-        },
-        now,
-    );
-}
-
 fn publish(b: &mut Broker, c: &Client, topic: &str, payload: &str, qos: QoS, pid: Option<u16>) {
     publish_retained(b, c, topic, payload, qos, pid, false);
 }
@@ -140,12 +98,6 @@ fn offline(b: &mut Broker, c: &Client, now: Instant) {
         },
         now,
     );
-}
-
-fn payloads(ds: &[Delivery]) -> Vec<String> {
-    ds.iter()
-        .map(|d| String::from_utf8_lossy(&d.message.payload).into_owned())
-        .collect()
 }
 
 /// A subscriber "sub" with a persistent session, now offline, and a connected publisher.

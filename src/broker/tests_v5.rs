@@ -10,39 +10,8 @@ use super::api::*;
 use super::core::{Broker, BrokerSettings};
 use super::message::Message;
 use super::metrics::Metrics;
+use super::test_client::Client;
 use crate::qos::QoS;
-
-struct Client {
-    conn: ConnId,
-    rx: OutboxReceiver,
-}
-
-impl Client {
-    fn events(&mut self) -> Vec<Outbound> {
-        let mut out = Vec::new();
-        while let Ok((_, ev)) = self.rx.try_recv() {
-            out.push(ev);
-        }
-        out
-    }
-
-    fn deliveries(&mut self) -> Vec<Delivery> {
-        self.events()
-            .into_iter()
-            .filter_map(|e| match e {
-                Outbound::Deliver(d) => Some(d),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn payloads(&mut self) -> Vec<String> {
-        self.deliveries()
-            .into_iter()
-            .map(|d| String::from_utf8_lossy(&d.message.payload).into_owned())
-            .collect()
-    }
-}
 
 fn broker() -> (Broker, Instant) {
     let now = Instant::now();
