@@ -4,8 +4,10 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 
-use tokio::sync::{Notify, mpsc};
+use futures_util::task::AtomicWaker;
+use tokio::sync::mpsc;
 
 use super::api::{ConnId, Outbound};
 
@@ -40,11 +42,14 @@ struct OutboxShared {
     pending: AtomicUsize,
     /// Subscriber sessions over their queue bound because of this publisher.
     blockers: AtomicUsize,
-    resume: Notify,
+    /// The one task waiting for the publisher to be unblocked (its
+    /// connection); a waker slot, not a `Notify`, because a hand-polled
+    /// connection has no room for a `Notified` future.
+    resume: AtomicWaker,
     /// [`Tx::Queue`] only: the events, the receiver's wake-up, the number of
     /// outboxes alive and whether the receiver is gone.
     events: Mutex<VecDeque<(ConnId, Outbound)>>,
-    ready: Notify,
+    ready: AtomicWaker,
     senders: AtomicUsize,
     receiver_gone: AtomicBool,
 }
@@ -105,8 +110,9 @@ impl Outbox {
                     return false;
                 }
                 self.shared.lock().push_back((conn, event));
-                // A stored permit: the receiver cannot miss it.
-                self.shared.ready.notify_one();
+                // The receiver registers before it re-checks the queue, so it
+                // cannot miss this.
+                self.shared.ready.wake();
                 true
             }
         }
@@ -147,7 +153,7 @@ impl Outbox {
             .blockers
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
         if before == Ok(1) {
-            self.shared.resume.notify_waiters();
+            self.shared.resume.wake();
         }
     }
 
@@ -156,18 +162,24 @@ impl Outbox {
         self.shared.blockers.load(Ordering::Relaxed) > 0
     }
 
+    /// Ready once no subscriber queue blocks this publisher. Only one task
+    /// (the connection) may wait at a time.
+    pub fn poll_unblocked(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.is_blocked() {
+            return Poll::Ready(());
+        }
+        // Registered before the second check, so an unblock in between is not missed.
+        self.shared.resume.register(cx.waker());
+        if self.is_blocked() {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    }
+
     /// Waits until no subscriber queue blocks this publisher.
     pub async fn unblocked(&self) {
-        loop {
-            let notified = self.shared.resume.notified();
-            tokio::pin!(notified);
-            // Registered before the check, so an unblock in between is not missed.
-            notified.as_mut().enable();
-            if !self.is_blocked() {
-                return;
-            }
-            notified.await;
-        }
+        std::future::poll_fn(|cx| self.poll_unblocked(cx)).await;
     }
 }
 
@@ -186,7 +198,7 @@ impl Clone for Outbox {
 impl Drop for Outbox {
     fn drop(&mut self) {
         if matches!(self.tx, Tx::Queue) && self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.shared.ready.notify_one();
+            self.shared.ready.wake();
         }
     }
 }
@@ -201,14 +213,22 @@ impl OutboxShared {
 impl OutboxQueue {
     /// The next event; `None` once every [`Outbox`] is gone and the queue is empty.
     pub async fn recv(&mut self) -> Option<(ConnId, Outbound)> {
-        loop {
-            if let Ok(event) = self.try_recv() {
-                return Some(event);
-            }
-            if self.shared.senders.load(Ordering::Acquire) == 0 {
-                return self.try_recv().ok();
-            }
-            self.shared.ready.notified().await;
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// The next event, or a registration to be woken when one arrives.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<(ConnId, Outbound)>> {
+        match self.try_recv() {
+            Ok(event) => return Poll::Ready(Some(event)),
+            Err(mpsc::error::TryRecvError::Disconnected) => return Poll::Ready(None),
+            Err(mpsc::error::TryRecvError::Empty) => {}
+        }
+        // Registered before the second look, so a send in between is not missed.
+        self.shared.ready.register(cx.waker());
+        match self.try_recv() {
+            Ok(event) => Poll::Ready(Some(event)),
+            Err(mpsc::error::TryRecvError::Disconnected) => Poll::Ready(None),
+            Err(mpsc::error::TryRecvError::Empty) => Poll::Pending,
         }
     }
 
