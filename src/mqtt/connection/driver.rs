@@ -416,6 +416,30 @@ impl<S: ConnStream> Connection<S> {
     }
 }
 
+/// What a connection holds between polls (for tests).
+#[cfg(test)]
+#[derive(Debug)]
+pub(super) struct Footprint {
+    pub read_buffer: usize,
+    pub write_buffer: usize,
+    pub timer: bool,
+    pub shutdown_wait: bool,
+    pub sending: bool,
+}
+
+#[cfg(test)]
+impl<S> Connection<S> {
+    pub(super) fn idle_footprint(&self) -> Footprint {
+        Footprint {
+            read_buffer: self.rbuf.capacity(),
+            write_buffer: self.wbuf.capacity(),
+            timer: self.timer.is_some(),
+            shutdown_wait: self.shutdown.is_some(),
+            sending: self.sending.is_some(),
+        }
+    }
+}
+
 impl<S: ConnStream> Future for Connection<S> {
     type Output = ();
 

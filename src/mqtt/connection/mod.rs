@@ -12,6 +12,8 @@
 
 mod driver;
 mod stream;
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
