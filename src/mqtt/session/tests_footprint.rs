@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::*;
 use crate::auth::{AclFile, Authorizer};
-use crate::broker::{Outbound, SubscribeResult};
+use crate::broker::{Delivery, Message, Outbound, SubscribeResult};
 use crate::mqtt::codec::{
     ConnectProperties, Publish, PublishProperties, Subscribe, SubscribeProperties,
     SubscriptionOptions,
@@ -68,6 +68,16 @@ fn session_state_fits_in_224_bytes() {
 fn a_session_without_aliases_allocates_no_alias_tables() {
     let (mut s, now) = connected(ConnectProperties::default());
     s.handle_packet(Packet::Publish(publish("a/b", None)), now);
+    s.handle_outbound(
+        Outbound::Deliver(Delivery {
+            packet_id: None,
+            message: Message::new("a/b", bytes::Bytes::new(), QoS::AtMostOnce, false),
+            dup: false,
+            subscription_ids: vec![],
+        }),
+        now,
+    );
+    assert!(matches!(s.poll_packet(), Some(Packet::Publish(_))));
     assert!(s.aliases.is_none());
 }
 
