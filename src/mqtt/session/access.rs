@@ -103,10 +103,16 @@ impl MqttSession {
         packet_id: u16,
         mut results: Vec<SubscribeResult>,
     ) -> Vec<SubscribeResult> {
-        if let Some(denied) = self.denied_filters.remove(&packet_id) {
+        let Some(pending) = self.denied_filters.as_mut() else {
+            return results;
+        };
+        if let Some(denied) = pending.remove(&packet_id) {
             for i in denied {
                 results.insert(i.min(results.len()), SubscribeResult::NotAuthorized);
             }
+        }
+        if pending.is_empty() {
+            self.denied_filters = None;
         }
         results
     }

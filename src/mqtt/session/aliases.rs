@@ -94,6 +94,17 @@ impl OutboundAliases {
     }
 }
 
+/// Both alias tables of one connection. A session boxes them on first use:
+/// aliases are MQTT 5 only and most clients use none, so an idle connection
+/// should not carry two maps inline.
+#[derive(Debug)]
+pub(super) struct AliasTables {
+    /// Aliases the client set.
+    pub inbound: InboundAliases,
+    /// Aliases sngate assigned.
+    pub outbound: OutboundAliases,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

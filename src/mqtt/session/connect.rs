@@ -7,7 +7,7 @@ use std::time::Instant;
 use rand::Rng;
 
 use super::convert;
-use super::settings::SessionSettings;
+use super::settings::Limits;
 use crate::broker::{Message, Will};
 use crate::mqtt::codec::{Connect, ProtocolVersion, ReasonCode};
 use crate::mqtt::topic;
@@ -32,10 +32,7 @@ fn refuse(v3_code: u8, v5_reason: ReasonCode, why: impl Into<String>) -> Refusal
 }
 
 /// The client identifier to use, or a refusal [MQTT-3.1.3-6..9].
-pub fn client_identifier(
-    c: &Connect,
-    settings: &SessionSettings,
-) -> Result<(Arc<str>, bool), Refusal> {
+pub fn client_identifier(c: &Connect, settings: &Limits) -> Result<(Arc<str>, bool), Refusal> {
     if !c.client_id.is_empty() {
         // MQTT 3.1 limited client ids to 23 characters (MQTT 3.1 §3.1).
         if c.protocol == ProtocolVersion::V31 && c.client_id.chars().count() > 23 {
@@ -88,11 +85,7 @@ pub fn keep_alive(requested: u16, max: u16) -> u16 {
 }
 
 /// The will of the CONNECT, validated [MQTT-3.1.2-9..15].
-pub fn will(
-    c: &Connect,
-    settings: &SessionSettings,
-    now: Instant,
-) -> Result<Option<Will>, Refusal> {
+pub fn will(c: &Connect, settings: &Limits, now: Instant) -> Result<Option<Will>, Refusal> {
     let Some(w) = &c.will else {
         return Ok(None);
     };
@@ -130,6 +123,7 @@ pub fn will(
 mod tests {
     use super::*;
     use crate::mqtt::codec::ConnectProperties;
+    use crate::mqtt::session::SessionSettings;
 
     fn connect(protocol: ProtocolVersion, id: &str, clean: bool) -> Connect {
         Connect {
@@ -146,7 +140,7 @@ mod tests {
 
     #[test]
     fn empty_client_id_with_clean_session_gets_an_assigned_id() {
-        let s = SessionSettings::default();
+        let s = Limits::from(&SessionSettings::default());
         let (id, assigned) =
             client_identifier(&connect(ProtocolVersion::V311, "", true), &s).expect("accepted");
         assert!(assigned);
@@ -155,17 +149,17 @@ mod tests {
 
     #[test]
     fn empty_client_id_without_clean_session_is_rejected_on_v311() {
-        let s = SessionSettings::default();
+        let s = Limits::from(&SessionSettings::default());
         let r = client_identifier(&connect(ProtocolVersion::V311, "", false), &s);
         assert_eq!(r.map_err(|e| e.v3_code), Err(2));
     }
 
     #[test]
     fn empty_client_id_is_rejected_when_not_allowed() {
-        let s = SessionSettings {
+        let s = Limits::from(&SessionSettings {
             allow_zero_length_clientid: false,
             ..SessionSettings::default()
-        };
+        });
         assert!(client_identifier(&connect(ProtocolVersion::V5, "", true), &s).is_err());
     }
 

@@ -16,9 +16,10 @@ impl MqttSession {
         if v5 && let Some(why) = publish_property_error(&p) {
             return self.protocol_error(why);
         }
-        let topic = if v5 {
+        let topic = if v5 && p.properties.topic_alias.is_some() {
             match self
-                .inbound_aliases
+                .aliases()
+                .inbound
                 .resolve(&p.topic, p.properties.topic_alias)
             {
                 Ok(t) => t,
@@ -41,7 +42,7 @@ impl MqttSession {
                 Some(ReasonCode::TopicNameInvalid),
             );
         }
-        if p.retain && !self.settings.retain_available {
+        if p.retain && !self.limits.retain_available {
             return self.close_error(
                 "retained PUBLISH but retain is not available",
                 Some(ReasonCode::RetainNotSupported),
@@ -52,9 +53,9 @@ impl MqttSession {
         }
         if let Some(id) = p.packet_id
             && p.qos != QoS::AtMostOnce
-            && !self.incoming_unacked.contains(&id)
+            && !self.incoming_unacked.contains(id)
         {
-            if v5 && self.incoming_unacked.len() >= usize::from(self.settings.receive_maximum) {
+            if v5 && self.incoming_unacked.len() >= usize::from(self.limits.receive_maximum) {
                 return self.close_error(
                     "[MQTT-3.3.4-9] Receive Maximum exceeded",
                     Some(ReasonCode::ReceiveMaximumExceeded),
@@ -114,7 +115,9 @@ impl MqttSession {
             return self.handle_outbound_suback(s.packet_id, results);
         }
         if !denied.is_empty() {
-            self.denied_filters.insert(s.packet_id, denied);
+            self.denied_filters
+                .get_or_insert_default()
+                .insert(s.packet_id, denied);
         }
         let subscription_id = if v5 {
             s.properties.subscription_identifier

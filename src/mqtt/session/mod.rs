@@ -8,13 +8,17 @@ mod connect;
 mod convert;
 mod inbound;
 mod outbound;
+mod packet_ids;
 mod settings;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use self::aliases::AliasTables;
 pub use self::aliases::{AliasError, InboundAliases, OutboundAliases, OutboundTopic};
+use self::packet_ids::PacketIds;
+use self::settings::Limits;
 pub use self::settings::SessionSettings;
 use crate::auth::Authorizer;
 use crate::broker::{ClientKind, Command, ConnId, ConnectRequest, DisconnectKind, Outbox};
@@ -42,9 +46,13 @@ pub struct Close {
 }
 
 /// Per-connection MQTT protocol state.
+///
+/// Held inline by every connection task, so its size is part of what an idle
+/// connection costs: state only some connections need (topic aliases, refused
+/// filters, the close reason) lives behind a `Box` created on first use.
 #[derive(Debug)]
 pub struct MqttSession {
-    settings: SessionSettings,
+    limits: Limits,
     conn: ConnId,
     outbox: Outbox,
     state: State,
@@ -56,21 +64,27 @@ pub struct MqttSession {
     requested_keep_alive: u16,
     session_expiry: u32,
     client_max_packet: u32,
-    inbound_aliases: InboundAliases,
-    outbound_aliases: OutboundAliases,
+    /// The client's Topic Alias Maximum (0 until an MQTT 5 CONNECT sets it).
+    client_topic_alias_max: u16,
+    /// Both alias directions, created by the first alias used.
+    aliases: Option<Box<AliasTables>>,
     /// Client QoS 1/2 publishes not yet fully acknowledged (Receive Maximum).
-    incoming_unacked: HashSet<u16>,
-    last_rx: Instant,
-    connect_deadline: Instant,
+    incoming_unacked: PacketIds,
+    /// The CONNECT deadline while awaiting CONNECT, afterwards the time the
+    /// last packet arrived: a packet received while awaiting CONNECT always
+    /// leaves that state, so the two are never needed at once.
+    timer: Instant,
     packets: VecDeque<Packet>,
     commands: VecDeque<Command>,
-    close: Option<Close>,
+    close: Option<Box<Close>>,
     /// The core knows this connection and must hear when it ends.
     attached: bool,
     /// Password and ACL checks; `None` allows everything.
     authorizer: Option<Arc<Authorizer>>,
-    /// SUBSCRIBE packet id → positions of filters the ACL refused.
-    denied_filters: HashMap<u16, Vec<usize>>,
+    /// SUBSCRIBE packet id → positions of filters the ACL refused; only
+    /// while such a SUBSCRIBE awaits its SUBACK.
+    #[allow(clippy::box_collection)] // the point: 8 bytes inline instead of 48
+    denied_filters: Option<Box<HashMap<u16, Vec<usize>>>>,
 }
 
 impl MqttSession {
@@ -81,10 +95,8 @@ impl MqttSession {
         settings: SessionSettings,
         now: Instant,
     ) -> MqttSession {
-        let connect_deadline = now + settings.connect_timeout;
         MqttSession {
-            inbound_aliases: InboundAliases::new(settings.max_topic_alias),
-            settings,
+            limits: Limits::from(&settings),
             conn,
             outbox,
             state: State::AwaitConnect,
@@ -96,16 +108,16 @@ impl MqttSession {
             requested_keep_alive: 0,
             session_expiry: 0,
             client_max_packet: u32::MAX,
-            outbound_aliases: OutboundAliases::new(0),
-            incoming_unacked: HashSet::new(),
-            last_rx: now,
-            connect_deadline,
+            client_topic_alias_max: 0,
+            aliases: None,
+            incoming_unacked: PacketIds::default(),
+            timer: now + settings.connect_timeout,
             packets: VecDeque::new(),
             commands: VecDeque::new(),
             close: None,
             attached: false,
             authorizer: None,
-            denied_filters: HashMap::new(),
+            denied_filters: None,
         }
     }
 
@@ -141,7 +153,7 @@ impl MqttSession {
 
     /// Why the session closed, if it has.
     pub fn close_reason(&self) -> Option<&Close> {
-        self.close.as_ref()
+        self.close.as_deref()
     }
 
     /// The next packet to write. Once drained the queue gives its memory
@@ -166,9 +178,9 @@ impl MqttSession {
     /// When [`MqttSession::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
-            State::AwaitConnect => Some(self.connect_deadline),
+            State::AwaitConnect => Some(self.timer),
             State::Attaching | State::Connected if self.keep_alive > 0 => {
-                Some(self.last_rx + keep_alive_limit(self.keep_alive))
+                Some(self.timer + keep_alive_limit(self.keep_alive))
             }
             _ => None,
         }
@@ -177,12 +189,11 @@ impl MqttSession {
     /// Checks the CONNECT deadline and keep-alive.
     pub fn handle_timeout(&mut self, now: Instant) {
         match self.state {
-            State::AwaitConnect if now >= self.connect_deadline => {
+            State::AwaitConnect if now >= self.timer => {
                 self.close_error("no CONNECT received in time", None);
             }
             State::Attaching | State::Connected
-                if self.keep_alive > 0
-                    && now >= self.last_rx + keep_alive_limit(self.keep_alive) =>
+                if self.keep_alive > 0 && now >= self.timer + keep_alive_limit(self.keep_alive) =>
             {
                 // [MQTT-3.1.2-24]: one and a half keep-alive periods without a packet.
                 self.close_error("exceeded timeout", Some(ReasonCode::KeepAliveTimeout));
@@ -243,7 +254,8 @@ impl MqttSession {
         if self.close.is_some() {
             return;
         }
-        self.last_rx = now;
+        // Ends the CONNECT deadline too: every branch below leaves AwaitConnect.
+        self.timer = now;
         if self.state == State::AwaitConnect {
             match packet {
                 Packet::Connect(c) => self.handle_connect(c, now),
@@ -307,6 +319,19 @@ impl MqttSession {
         self.commands.push_back(cmd);
     }
 
+    /// The alias tables, created on first use with both maximums: the
+    /// client's is known by then, since aliases only flow after CONNECT.
+    fn aliases(&mut self) -> &mut AliasTables {
+        let (inbound_max, outbound_max) =
+            (self.limits.max_topic_alias, self.client_topic_alias_max);
+        self.aliases.get_or_insert_with(|| {
+            Box::new(AliasTables {
+                inbound: InboundAliases::new(inbound_max),
+                outbound: OutboundAliases::new(outbound_max),
+            })
+        })
+    }
+
     fn handle_connect(&mut self, c: Connect, now: Instant) {
         self.version = c.protocol;
         if c.properties.authentication_method.is_some() {
@@ -315,11 +340,11 @@ impl MqttSession {
             self.close_error("extended authentication is not supported", None);
             return;
         }
-        let (client_id, assigned) = match connect::client_identifier(&c, &self.settings) {
+        let (client_id, assigned) = match connect::client_identifier(&c, &self.limits) {
             Ok(v) => v,
             Err(r) => return self.refuse(&r),
         };
-        let will = match connect::will(&c, &self.settings, now) {
+        let will = match connect::will(&c, &self.limits, now) {
             Ok(w) => w,
             Err(r) => return self.refuse(&r),
         };
@@ -327,7 +352,7 @@ impl MqttSession {
             return self.refuse(&r);
         }
         self.requested_keep_alive = c.keep_alive;
-        self.keep_alive = connect::keep_alive(c.keep_alive, self.settings.max_keepalive);
+        self.keep_alive = connect::keep_alive(c.keep_alive, self.limits.max_keepalive);
         let v5 = self.version.is_v5();
         self.session_expiry = if v5 {
             c.properties.session_expiry_interval.unwrap_or(0)
@@ -343,8 +368,7 @@ impl MqttSession {
         };
         if v5 {
             self.client_max_packet = c.properties.maximum_packet_size.unwrap_or(u32::MAX);
-            self.outbound_aliases =
-                OutboundAliases::new(c.properties.topic_alias_maximum.unwrap_or(0));
+            self.client_topic_alias_max = c.properties.topic_alias_maximum.unwrap_or(0);
         }
         if self.username.is_none() {
             self.username = c.username.as_deref().map(Arc::from);
@@ -393,14 +417,14 @@ impl MqttSession {
     fn connack(&mut self, session_present: bool) {
         let mut properties = ConnAckProperties::default();
         if self.version.is_v5() {
-            properties.receive_maximum = Some(self.settings.receive_maximum);
+            properties.receive_maximum = Some(self.limits.receive_maximum);
             // Absence means "the protocol's limit"; a larger value than a
             // remaining length can express is refused by clients (paho-mqtt
             // accepts 1..=268,435,455), so it is left out (MQTT 5 §3.2.2.3.6).
             properties.maximum_packet_size =
-                Some(self.settings.max_packet_size).filter(|&n| n <= MAX_ADVERTISED_PACKET_SIZE);
-            properties.topic_alias_maximum = Some(self.settings.max_topic_alias);
-            properties.retain_available = Some(self.settings.retain_available);
+                Some(self.limits.max_packet_size).filter(|&n| n <= MAX_ADVERTISED_PACKET_SIZE);
+            properties.topic_alias_maximum = Some(self.limits.max_topic_alias);
+            properties.retain_available = Some(self.limits.retain_available);
             properties.wildcard_subscription_available = Some(true);
             properties.subscription_identifiers_available = Some(true);
             properties.shared_subscription_available = Some(true);
@@ -444,10 +468,10 @@ impl MqttSession {
             self.attached = false;
         }
         self.state = State::Closed;
-        self.close = Some(Close {
+        self.close = Some(Box::new(Close {
             reason: "disconnected by client".into(),
             graceful: true,
-        });
+        }));
     }
 
     fn protocol_error(&mut self, why: &str) {
@@ -479,10 +503,10 @@ impl MqttSession {
             self.attached = false;
         }
         self.state = State::Closed;
-        self.close = Some(Close {
+        self.close = Some(Box::new(Close {
             reason: why,
             graceful: false,
-        });
+        }));
     }
 }
 
@@ -495,5 +519,7 @@ fn keep_alive_limit(keep_alive: u16) -> Duration {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_footprint;
 #[cfg(test)]
 mod tests_v5;

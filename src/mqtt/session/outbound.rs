@@ -32,7 +32,7 @@ impl MqttSession {
                 self.deliver(d, now);
             }
             Outbound::PubAck { packet_id, outcome } => {
-                self.incoming_unacked.remove(&packet_id);
+                self.incoming_unacked.remove(packet_id);
                 if !self.version.is_v5() && outcome == PublishOutcome::QuotaExceeded {
                     // 3.1.1 has no way to refuse a publish: close without PUBACK
                     // rather than acknowledge what was not stored.
@@ -44,7 +44,7 @@ impl MqttSession {
             }
             Outbound::PubRec { packet_id, outcome } => {
                 if !outcome.is_success() {
-                    self.incoming_unacked.remove(&packet_id);
+                    self.incoming_unacked.remove(packet_id);
                     if !self.version.is_v5() && outcome == PublishOutcome::QuotaExceeded {
                         return self.close_error("could not store message (quota exceeded)", None);
                     }
@@ -54,7 +54,7 @@ impl MqttSession {
                 ));
             }
             Outbound::PubComp { packet_id, found } => {
-                self.incoming_unacked.remove(&packet_id);
+                self.incoming_unacked.remove(packet_id);
                 let reason = if found {
                     ReasonCode::Success
                 } else {
@@ -162,8 +162,9 @@ impl MqttSession {
             self.discard_delivery(d.packet_id, m.qos);
             return;
         }
-        if v5 && !d.dup {
-            match self.outbound_aliases.choose(&m.topic) {
+        // A client without a Topic Alias Maximum gets no table: it could only answer `Name`.
+        if v5 && !d.dup && self.client_topic_alias_max > 0 {
+            match self.aliases().outbound.choose(&m.topic) {
                 OutboundTopic::Name => {}
                 OutboundTopic::NameAndAlias(a) => properties.topic_alias = Some(a),
                 OutboundTopic::AliasOnly(a) => {

@@ -34,3 +34,36 @@ impl Default for SessionSettings {
         }
     }
 }
+
+/// The settings a session still reads after it starts, packed into 12 bytes
+/// (the connect timeout is spent in [`super::MqttSession::new`]). Kept inline
+/// rather than shared: an `Arc` built from the by-value settings `new`
+/// receives would cost a heap block per connection.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Limits {
+    /// See [`SessionSettings::max_packet_size`].
+    pub max_packet_size: u32,
+    /// See [`SessionSettings::max_keepalive`].
+    pub max_keepalive: u16,
+    /// See [`SessionSettings::max_topic_alias`].
+    pub max_topic_alias: u16,
+    /// See [`SessionSettings::receive_maximum`].
+    pub receive_maximum: u16,
+    /// See [`SessionSettings::retain_available`].
+    pub retain_available: bool,
+    /// See [`SessionSettings::allow_zero_length_clientid`].
+    pub allow_zero_length_clientid: bool,
+}
+
+impl From<&SessionSettings> for Limits {
+    fn from(s: &SessionSettings) -> Limits {
+        Limits {
+            max_packet_size: s.max_packet_size,
+            max_keepalive: s.max_keepalive,
+            max_topic_alias: s.max_topic_alias,
+            receive_maximum: s.receive_maximum,
+            retain_available: s.retain_available,
+            allow_zero_length_clientid: s.allow_zero_length_clientid,
+        }
+    }
+}
