@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info};
 
+use self::counter_map::CounterMap;
 use super::api::{
     ClientKind, Command, ConnId, ConnectRequest, DisconnectKind, Outbound, PublishOutcome,
     ServerDisconnect, Will,
@@ -83,11 +84,13 @@ pub struct CoreStats {
 pub struct Broker {
     pub(super) settings: BrokerSettings,
     pub(super) limits: SessionLimits,
-    /// Boxed: a `Session` is ~530 bytes, and a hash table inline would
-    /// reserve that for every empty slot too (up to half the table).
-    pub(super) sessions: HashMap<SessionKey, Box<Session>>,
+    /// Boxed: a hash table inline would reserve a whole `Session` for every
+    /// empty slot too (up to half the table). Keyed by a local counter.
+    pub(super) sessions: CounterMap<SessionKey, Box<Session>>,
+    /// Keyed by the session's own `client_id` (the same `Arc`); client ids
+    /// come from peers, so this map keeps SipHash with random keys.
     pub(super) by_client: HashMap<Arc<str>, SessionKey>,
-    pub(super) by_conn: HashMap<ConnId, SessionKey>,
+    pub(super) by_conn: CounterMap<ConnId, SessionKey>,
     pub(super) next_key: u64,
     pub(super) tree: SubscriptionTree,
     pub(super) retained: RetainedStore,
@@ -119,9 +122,9 @@ impl Broker {
         Broker {
             settings,
             limits,
-            sessions: HashMap::new(),
+            sessions: CounterMap::default(),
             by_client: HashMap::new(),
-            by_conn: HashMap::new(),
+            by_conn: CounterMap::default(),
             next_key: 1,
             tree: SubscriptionTree::new(),
             retained: RetainedStore::new(),
@@ -604,3 +607,6 @@ impl Broker {
         self.sessions.get(key)?.will()
     }
 }
+
+#[path = "counter_map.rs"]
+mod counter_map;
