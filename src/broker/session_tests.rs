@@ -254,3 +254,19 @@ fn a_session_without_a_will_allocates_no_will_state() {
     s.set_will_due(None);
     assert!(s.will_state.is_none());
 }
+
+#[test]
+fn a_taken_will_frees_its_box_and_keeps_when_it_was_set() {
+    let mut s = Session::new("c".into(), ClientKind::Mqtt3);
+    let now = Instant::now();
+    let will = crate::broker::api::Will {
+        message: msg(QoS::AtLeastOnce, 1),
+        delay: 0,
+    };
+    s.set_will(Some(will), now);
+    assert_eq!(s.will_since(), Some(now));
+    let (_, since) = s.take_will().unwrap();
+    assert_eq!(since, Some(now));
+    assert!(s.will().is_none());
+    assert!(s.will_state.is_none());
+}
