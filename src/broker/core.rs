@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info};
 
+use self::counter_map::CounterMap;
 use super::api::{
     ClientKind, Command, ConnId, ConnectRequest, DisconnectKind, Outbound, PublishOutcome,
     ServerDisconnect, Will,
@@ -83,11 +84,13 @@ pub struct CoreStats {
 pub struct Broker {
     pub(super) settings: BrokerSettings,
     pub(super) limits: SessionLimits,
-    /// Boxed: a `Session` is ~530 bytes, and a hash table inline would
-    /// reserve that for every empty slot too (up to half the table).
-    pub(super) sessions: HashMap<SessionKey, Box<Session>>,
+    /// Boxed: a hash table inline would reserve a whole `Session` for every
+    /// empty slot too (up to half the table). Keyed by a local counter.
+    pub(super) sessions: CounterMap<SessionKey, Box<Session>>,
+    /// Keyed by the session's own `client_id` (the same `Arc`); client ids
+    /// come from peers, so this map keeps SipHash with random keys.
     pub(super) by_client: HashMap<Arc<str>, SessionKey>,
-    pub(super) by_conn: HashMap<ConnId, SessionKey>,
+    pub(super) by_conn: CounterMap<ConnId, SessionKey>,
     pub(super) next_key: u64,
     pub(super) tree: SubscriptionTree,
     pub(super) retained: RetainedStore,
@@ -119,9 +122,9 @@ impl Broker {
         Broker {
             settings,
             limits,
-            sessions: HashMap::new(),
+            sessions: CounterMap::default(),
             by_client: HashMap::new(),
-            by_conn: HashMap::new(),
+            by_conn: CounterMap::default(),
             next_key: 1,
             tree: SubscriptionTree::new(),
             retained: RetainedStore::new(),
@@ -199,8 +202,8 @@ impl Broker {
                 if let Some(&key) = self.by_conn.get(&conn)
                     && let Some(s) = self.sessions.get_mut(&key)
                 {
-                    s.will = will.map(|w| stamped(w, &s.client_id));
-                    s.will_since = Some(now);
+                    let will = will.map(|w| stamped(w, &s.client_id));
+                    s.set_will(will, now);
                     self.mark_record(key);
                 }
             }
@@ -247,9 +250,9 @@ impl Broker {
         let mut due_wills = Vec::new();
         let mut expired = Vec::new();
         for (key, s) in &mut self.sessions {
-            if let Some((at, _)) = &s.will_due
+            if let Some((at, _)) = s.will_due()
                 && *at <= now
-                && let Some((_, will)) = s.will_due.take()
+                && let Some((_, will)) = s.take_will_due()
             {
                 due_wills.push((*key, will));
                 if let Some(j) = self.journal.as_mut() {
@@ -362,12 +365,12 @@ impl Broker {
         s.username = req.username;
         s.expiry = req.session_expiry;
         s.expires_at = None;
-        s.will = req.will.map(|w| stamped(w, &s.client_id));
-        s.will_since = Some(now);
+        let will = req.will.map(|w| stamped(w, &s.client_id));
+        s.set_will(will, now);
         // A new connection to the session cancels a delayed will (MQTT 5 §3.1.3.2.2).
-        s.will_due = None;
+        s.set_will_due(None);
         s.receive_maximum = req.receive_maximum;
-        s.own_limits = req.queue_limits;
+        s.own_limits = req.queue_limits.map(Box::new);
         s.link = Some(Link {
             conn: req.conn,
             outbox: req.outbox.clone(),
@@ -414,10 +417,10 @@ impl Broker {
             j.records.insert(key);
         }
         self.by_conn.remove(&link.conn);
-        if let Some(will) = s.will.take()
+        if let Some((will, since)) = s.take_will()
             && (will.delay == 0 || clean_start)
         {
-            let message = will_message(will.message, s.will_since, now);
+            let message = will_message(will.message, since, now);
             self.route(Some(key), message, now);
         }
     }
@@ -450,16 +453,16 @@ impl Broker {
         if let Some(j) = self.journal.as_mut() {
             j.records.insert(key);
         }
-        let will = s.will.take().filter(|_| publish_will);
+        let will = s.take_will().filter(|_| publish_will);
         let mut will_now = None;
-        if let Some(mut will) = will {
+        if let Some((mut will, since)) = will {
             if will.delay > 0 && s.expiry > 0 {
                 let delay = will.delay.min(s.expiry);
                 let due = now + Duration::from_secs(u64::from(delay));
-                will.message = will_message(will.message, s.will_since, due);
-                s.will_due = Some((due, will));
+                will.message = will_message(will.message, since, due);
+                s.set_will_due(Some((due, will)));
             } else {
-                will_now = Some(will_message(will.message, s.will_since, now));
+                will_now = Some(will_message(will.message, since, now));
             }
         }
         if s.expiry == 0 {
@@ -500,7 +503,7 @@ impl Broker {
         let unacked = s.take_shared_unacked();
         s.clear_delivery_state();
         self.redistribute(key, unacked, now);
-        if let Some((due, will)) = s.will_due.take() {
+        if let Some((due, will)) = s.take_will_due() {
             // Published before its due time: its expiry starts now, not then.
             let mut message = will.message;
             let early = due.saturating_duration_since(now);
@@ -601,6 +604,9 @@ impl Broker {
     /// The will a session would publish if its connection dropped now (tests, status).
     pub fn will_of(&self, client_id: &str) -> Option<&Will> {
         let key = self.by_client.get(client_id)?;
-        self.sessions.get(key)?.will.as_ref()
+        self.sessions.get(key)?.will()
     }
 }
+
+#[path = "counter_map.rs"]
+mod counter_map;

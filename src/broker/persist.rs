@@ -161,9 +161,9 @@ pub fn session_record(s: &Session, clock: &WallClock) -> SessionRecord {
     subscriptions.sort_by(|a, b| a.filter.cmp(&b.filter));
     // A waiting delayed will is the one that matters after a restart; the
     // attached connection's will otherwise.
-    let (will, will_due_ms) = match &s.will_due {
+    let (will, will_due_ms) = match s.will_due() {
         Some((due, w)) => (Some(will_record(w, clock)), Some(clock.to_ms(*due))),
-        None => (s.will.as_ref().map(|w| will_record(w, clock)), None),
+        None => (s.will().map(|w| will_record(w, clock)), None),
     };
     SessionRecord {
         client_id: s.client_id.to_string(),

@@ -77,12 +77,12 @@ impl Broker {
                     delay: w.delay_secs,
                 };
                 match r.will_due_ms {
-                    Some(ms) => s.will_due = Some((clock.to_instant(ms), will)),
+                    Some(ms) => s.set_will_due(Some((clock.to_instant(ms), will))),
                     // The connection that set it ended with sngate: as after an
                     // abnormal close, the will is due after its delay [MQTT-3.1.2-8].
                     None => {
                         let delay = will.delay.min(s.expiry);
-                        s.will_due = Some((now + Duration::from_secs(u64::from(delay)), will));
+                        s.set_will_due(Some((now + Duration::from_secs(u64::from(delay)), will)));
                     }
                 }
             }

@@ -2,12 +2,12 @@
 //! ids, the queue behind the in-flight window, and the packet ids of the
 //! client's own QoS 2 publishes awaiting PUBREL.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::api::{
-    ClientKind, ConnId, Delivery, Outbound, Outbox, SessionExpiry, SubscriptionOptions, Will,
+    ClientKind, ConnId, Delivery, Outbound, Outbox, SessionExpiry, SubscriptionOptions,
 };
 use super::message::Message;
 use super::out::Out;
@@ -120,6 +120,15 @@ struct Queued {
     shared: Option<SharedOrigin>,
 }
 
+/// What a session keeps only once its queue has been full.
+#[derive(Debug, Default)]
+struct Pressure {
+    /// QoS 1/2 messages refused because this session's own queue was full.
+    refused: u64,
+    /// Publishers blocked because this queue went over its bound.
+    blocked: Vec<Link>,
+}
+
 /// A client session, attached or not.
 #[derive(Debug)]
 pub struct Session {
@@ -132,24 +141,18 @@ pub struct Session {
     /// The attached connection, if any.
     pub link: Option<Link>,
     /// Subscriptions by filter.
-    pub subscriptions: HashMap<Arc<str>, (SubscriptionOptions, Option<u32>)>,
+    pub subscriptions: BTreeMap<Arc<str>, (SubscriptionOptions, Option<u32>)>,
     /// Session expiry interval.
     pub expiry: SessionExpiry,
     /// When an offline session ends (`None` while online or when it never expires).
     pub expires_at: Option<Instant>,
-    /// The will of the attached connection.
-    pub will: Option<Will>,
-    /// When `will` was set: its message expiry is counted from when it is
-    /// published, not from CONNECT (MQTT 5 §3.1.3.2.4).
-    pub will_since: Option<Instant>,
-    /// A will waiting for its delay to pass (MQTT 5 §3.1.3.2.2); its expiry
-    /// is already counted from the due time.
-    pub will_due: Option<(Instant, Will)>,
+    /// The will state, boxed: present only while a will is set or due.
+    will_state: Option<Box<will::WillState>>,
     /// The client's Receive Maximum.
     pub receive_maximum: u16,
     /// Packet ids of the client's QoS 2 publishes awaiting PUBREL [MQTT-4.3.3-2].
-    pub incoming_qos2: HashSet<u16>,
-    inflight: HashMap<u16, Inflight>,
+    pub incoming_qos2: BTreeSet<u16>,
+    inflight: BTreeMap<u16, Inflight>,
     queue: VecDeque<Queued>,
     next_packet_id: u16,
     next_seq: u64,
@@ -161,11 +164,10 @@ pub struct Session {
     /// In a `max_queued_bytes` episode (logged once until the queue drains).
     bytes_full: bool,
     /// This session's own limits, replacing the broker-wide ones.
-    pub own_limits: Option<SessionLimits>,
-    /// QoS 1/2 messages refused because this session's own queue was full.
-    refused: u64,
-    /// Publishers blocked because this queue went over its bound.
-    blocked: Vec<Link>,
+    /// Boxed: few sessions have their own.
+    pub own_limits: Option<Box<SessionLimits>>,
+    /// Queue-pressure state, boxed: present only once this queue has been full.
+    pressure: Option<Box<Pressure>>,
 }
 
 impl Session {
@@ -176,15 +178,13 @@ impl Session {
             kind,
             username: None,
             link: None,
-            subscriptions: HashMap::new(),
+            subscriptions: BTreeMap::new(),
             expiry: 0,
             expires_at: None,
-            will: None,
-            will_since: None,
-            will_due: None,
+            will_state: None,
             receive_maximum: u16::MAX,
-            incoming_qos2: HashSet::new(),
-            inflight: HashMap::new(),
+            incoming_qos2: BTreeSet::new(),
+            inflight: BTreeMap::new(),
             queue: VecDeque::new(),
             next_packet_id: 1,
             next_seq: 0,
@@ -193,8 +193,7 @@ impl Session {
             dirty: Vec::new(),
             bytes_full: false,
             own_limits: None,
-            refused: 0,
-            blocked: Vec::new(),
+            pressure: None,
         }
     }
 
@@ -220,7 +219,7 @@ impl Session {
     }
 
     fn window(&self, limits: &SessionLimits) -> usize {
-        let limits = self.own_limits.as_ref().unwrap_or(limits);
+        let limits = self.own_limits.as_deref().unwrap_or(limits);
         usize::from(self.receive_maximum.min(limits.max_inflight).max(1))
     }
 
@@ -259,7 +258,7 @@ impl Session {
         if message.is_expired(now) {
             return Offered::Accepted;
         }
-        let own = self.own_limits;
+        let own = self.own_limits.as_deref().copied();
         let limits = own.as_ref().unwrap_or(limits);
         if message.qos == QoS::AtMostOnce {
             // QoS 0 is never queued for an offline session (as in Mosquitto),
@@ -320,8 +319,9 @@ impl Session {
         }
         stats.dropped += 1;
         if own.is_some() {
-            self.refused += 1;
-            let n = self.refused;
+            let pressure = self.pressure.get_or_insert_with(Box::default);
+            pressure.refused += 1;
+            let n = pressure.refused;
             // 1, 10, 100…: a long outage must not flood the log.
             if 10u64.pow(n.ilog10()) == n {
                 tracing::warn!(
@@ -338,28 +338,37 @@ impl Session {
     /// True when a QoS 1/2 message offered now would find the queue full
     /// (MQTT-SN publishers are refused with "congestion" rather than slowed).
     pub fn is_congested(&self, limits: &SessionLimits) -> bool {
-        let limits = self.own_limits.as_ref().unwrap_or(limits);
+        let limits = self.own_limits.as_deref().unwrap_or(limits);
         self.is_online() && self.queue.len() >= limits.max_queued
     }
 
     /// Blocks `publisher` until this queue drains below half its bound,
     /// once per publisher.
     pub fn hold_publisher(&mut self, publisher: &Link) {
-        if !self.blocked.iter().any(|l| l.conn == publisher.conn) {
+        let pressure = self.pressure.get_or_insert_with(Box::default);
+        if !pressure.blocked.iter().any(|l| l.conn == publisher.conn) {
             publisher.outbox.block();
-            self.blocked.push(publisher.clone());
+            pressure.blocked.push(publisher.clone());
         }
     }
 
     /// Unblocks every publisher this session holds (the queue drained, or
     /// the session went offline and no longer slows anyone).
     pub fn release_publishers(&mut self) {
-        for link in self.blocked.drain(..) {
+        let Some(pressure) = self.pressure.as_mut() else {
+            return;
+        };
+        for link in pressure.blocked.drain(..) {
             link.outbox.unblock();
         }
         // A long overflow episode may have left a large buffer behind.
-        if self.blocked.capacity() > 64 {
-            self.blocked = Vec::new();
+        if pressure.blocked.capacity() > 64 {
+            pressure.blocked = Vec::new();
+        }
+        // The refusal count only paces a log line; an episode that refused
+        // nothing leaves no box behind.
+        if pressure.refused == 0 {
+            self.pressure = None;
         }
     }
 
@@ -456,7 +465,12 @@ impl Session {
         }
         // Low-water mark at half the bound: resuming at the bound itself
         // would pause and resume the publishers on every acknowledgement.
-        if !self.blocked.is_empty() && self.queue.len() <= limits.max_queued / 2 {
+        if self
+            .pressure
+            .as_ref()
+            .is_some_and(|p| !p.blocked.is_empty())
+            && self.queue.len() <= limits.max_queued / 2
+        {
             self.release_publishers();
         }
     }
@@ -570,6 +584,9 @@ impl Session {
         self.incoming_qos2.clear();
     }
 }
+
+#[path = "session_will.rs"]
+mod will;
 
 #[path = "session_entries.rs"]
 mod entries;

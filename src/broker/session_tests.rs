@@ -208,12 +208,12 @@ fn slow_consumer_qos0_is_dropped_past_queue_limit() {
 #[test]
 fn own_limits_replace_the_broker_wide_ones() {
     let (mut s, mut rx) = online();
-    s.own_limits = Some(SessionLimits {
+    s.own_limits = Some(Box::new(SessionLimits {
         max_queued: 1,
         max_queued_bytes: 0,
         max_inflight: 1,
         overflow: false,
-    });
+    }));
     let broker_wide = SessionLimits {
         max_queued: 100,
         max_queued_bytes: 0,
@@ -235,4 +235,38 @@ fn own_limits_replace_the_broker_wide_ones() {
     assert_eq!(delivered(&mut rx), vec![(Some(1), 0, false)], "window of 1");
     assert_eq!(s.queued_len(), 1, "queue of 1");
     assert_eq!(st.dropped, 2, "the newest two are refused and counted");
+}
+
+#[test]
+fn an_idle_session_fits_in_256_bytes() {
+    // Idle connections are the bulk of a large broker: every session pays
+    // this size, so the rarely used state lives in lazily allocated boxes.
+    let size = std::mem::size_of::<Session>();
+    assert!(size <= 256, "Session is {size} bytes");
+}
+
+#[test]
+fn a_session_without_a_will_allocates_no_will_state() {
+    let mut s = Session::new("c".into(), ClientKind::Mqtt3);
+    let now = Instant::now();
+    s.set_will(None, now);
+    assert!(s.will_state.is_none());
+    s.set_will_due(None);
+    assert!(s.will_state.is_none());
+}
+
+#[test]
+fn a_taken_will_frees_its_box_and_keeps_when_it_was_set() {
+    let mut s = Session::new("c".into(), ClientKind::Mqtt3);
+    let now = Instant::now();
+    let will = crate::broker::api::Will {
+        message: msg(QoS::AtLeastOnce, 1),
+        delay: 0,
+    };
+    s.set_will(Some(will), now);
+    assert_eq!(s.will_since(), Some(now));
+    let (_, since) = s.take_will().unwrap();
+    assert_eq!(since, Some(now));
+    assert!(s.will().is_none());
+    assert!(s.will_state.is_none());
 }
