@@ -5,7 +5,9 @@
 pub mod api;
 pub mod compact;
 pub mod core;
+mod counter_map;
 pub mod handle;
+mod lifecycle;
 pub mod message;
 pub mod metrics;
 pub mod out;
