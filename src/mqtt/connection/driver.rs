@@ -51,7 +51,6 @@ pub(super) struct Connection<S> {
     flow: Outbox,
     ctx: Arc<ConnectionContext>,
     peer: SocketAddr,
-    span: Span,
     rbuf: BytesMut,
     wbuf: BytesMut,
     /// A command waiting for room in the core's queue; nothing else moves
@@ -74,12 +73,7 @@ pub(super) struct Connection<S> {
 
 impl<S: ConnStream> Connection<S> {
     /// A connection that has not yet received CONNECT.
-    pub(super) fn new(
-        stream: S,
-        peer: SocketAddr,
-        ctx: Arc<ConnectionContext>,
-        span: Span,
-    ) -> Connection<S> {
+    pub(super) fn new(stream: S, peer: SocketAddr, ctx: Arc<ConnectionContext>) -> Connection<S> {
         let (outbox, events) = Outbox::queue();
         let flow = outbox.clone();
         let now = Instant::now();
@@ -100,7 +94,6 @@ impl<S: ConnStream> Connection<S> {
             flow,
             ctx,
             peer,
-            span,
             rbuf: BytesMut::new(),
             wbuf: BytesMut::new(),
             sending: None,
@@ -167,7 +160,8 @@ impl<S: ConnStream> Connection<S> {
         self.announced = true;
         // From here on the core's goodbye reaches this connection at shutdown.
         self.shutdown = None;
-        self.span.record("client_id", field::display(id));
+        // The connection runs inside its span (`Instrument`).
+        Span::current().record("client_id", field::display(id));
         info!(
             "New client connected from {} as {id} (p{}, k{}).",
             self.peer,
@@ -445,8 +439,6 @@ impl<S: ConnStream> Future for Connection<S> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        let span = this.span.clone();
-        let _entered = span.enter();
         loop {
             if this.closing {
                 ready!(this.poll_close(cx));

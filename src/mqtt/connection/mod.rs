@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
-use tracing::{field, info_span};
+use tracing::{Instrument, field, info_span};
 
 pub use self::stream::ConnStream;
 use super::session::SessionSettings;
@@ -57,5 +57,5 @@ where
     S: ConnStream,
 {
     let span = info_span!("mqtt", transport, %peer, client_id = field::Empty);
-    driver::Connection::new(stream, peer, ctx, span)
+    driver::Connection::new(stream, peer, ctx).instrument(span)
 }

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio_util::sync::CancellationToken;
-use tracing::Span;
 
 use super::ConnectionContext;
 use super::driver::Connection;
@@ -32,7 +31,7 @@ fn context(shutdown: &CancellationToken) -> Arc<ConnectionContext> {
 fn connection(shutdown: &CancellationToken) -> (Connection<DuplexStream>, DuplexStream) {
     let (client, server) = tokio::io::duplex(4096);
     let peer = "127.0.0.1:1883".parse().unwrap();
-    let conn = Connection::new(server, peer, context(shutdown), Span::none());
+    let conn = Connection::new(server, peer, context(shutdown));
     (conn, client)
 }
 
