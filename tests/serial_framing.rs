@@ -91,7 +91,11 @@ proptest! {
 
     #[test]
     fn slip_with_crc_yields_exactly_the_valid_frames_among_noise(
-        items in proptest::collection::vec((message(), proptest::collection::vec(any::<u8>(), 0..40)), 1..6)
+        // Noise without END (0xC0): noise that happens to end in END after two octets matching
+        // the CRC of what precedes them is a valid frame (a 2^-16 chance), which no receiver can
+        // tell apart. Line noise between frames is dropped at the next frame's leading END.
+        items in proptest::collection::vec((message(), proptest::collection::vec(
+            any::<u8>().prop_filter("no END", |b| *b != 0xC0), 0..40)), 1..6)
     ) {
         let mut f = SlipFraming::new(true, MAX);
         let mut wire = BytesMut::new();

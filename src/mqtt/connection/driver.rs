@@ -47,8 +47,6 @@ pub(super) struct Connection<S> {
     stream: S,
     session: MqttSession,
     events: OutboxQueue,
-    /// The session's outbox, for the core's back-pressure state.
-    flow: Outbox,
     ctx: Arc<ConnectionContext>,
     peer: SocketAddr,
     rbuf: BytesMut,
@@ -75,7 +73,6 @@ impl<S: ConnStream> Connection<S> {
     /// A connection that has not yet received CONNECT.
     pub(super) fn new(stream: S, peer: SocketAddr, ctx: Arc<ConnectionContext>) -> Connection<S> {
         let (outbox, events) = Outbox::queue();
-        let flow = outbox.clone();
         let now = Instant::now();
         let mut session = MqttSession::new(ConnId::next(), outbox, ctx.settings.clone(), now);
         if !ctx.authorizer.is_open() {
@@ -91,7 +88,6 @@ impl<S: ConnStream> Connection<S> {
             stream,
             session,
             events,
-            flow,
             ctx,
             peer,
             rbuf: BytesMut::new(),
@@ -208,15 +204,18 @@ impl<S: ConnStream> Connection<S> {
     /// When reading must wait: a publish-rate pause, or the core holding
     /// this publisher back for a full subscriber queue (TCP flow control
     /// then slows the client; deliveries and acknowledgements still go out).
-    fn read_gate(&mut self, cx: &mut Context<'_>, now: Instant) -> Option<Instant> {
+    /// The clock is read only when a pause is in force, not on every round.
+    fn read_gate(&mut self, cx: &mut Context<'_>) -> Option<Instant> {
         if let Some(at) = self.throttle.as_ref().and_then(|t| t.resume_at())
-            && now < at
+            && Instant::now() < at
         {
             return Some(at);
         }
-        if self.flow.is_blocked() {
+        let flow = self.session.outbox();
+        if flow.is_blocked() {
+            let now = Instant::now();
             let until = *self.paused_until.get_or_insert(now + PAUSE_MAX);
-            if now < until && self.flow.poll_unblocked(cx).is_pending() {
+            if now < until && flow.poll_unblocked(cx).is_pending() {
                 return Some(until);
             }
         }
@@ -351,8 +350,7 @@ impl<S: ConnStream> Connection<S> {
             Poll::Pending => {}
         }
 
-        let now = Instant::now();
-        let gate = self.read_gate(cx, now);
+        let gate = self.read_gate(cx);
         if gate.is_none() {
             match self.poll_read_in(cx) {
                 Poll::Ready(Ok(0)) => {

@@ -61,6 +61,20 @@ async fn read_while_driving(
     got
 }
 
+/// A connection whose client has connected with `keep_alive` and read its
+/// CONNACK, left to settle into its idle state.
+async fn connected(
+    shutdown: &CancellationToken,
+    keep_alive: u16,
+) -> (Connection<DuplexStream>, DuplexStream) {
+    let (mut conn, mut client) = connection(shutdown);
+    client.write_all(&connect_packet(keep_alive)).await.unwrap();
+    let reply = read_while_driving(&mut conn, &mut client, 4).await;
+    assert_eq!(reply, CONNACK_ACCEPTED);
+    settle(&mut conn).await;
+    (conn, client)
+}
+
 /// Polls the connection until it waits on everything (or a little longer).
 async fn settle(conn: &mut Connection<DuplexStream>) {
     let _ = tokio::time::timeout(Duration::from_millis(50), &mut *conn).await;
@@ -69,11 +83,7 @@ async fn settle(conn: &mut Connection<DuplexStream>) {
 #[tokio::test]
 async fn an_idle_connected_client_holds_no_buffer_timer_or_shutdown_wait() {
     let shutdown = CancellationToken::new();
-    let (mut conn, mut client) = connection(&shutdown);
-    client.write_all(&connect_packet(0)).await.unwrap();
-    let reply = read_while_driving(&mut conn, &mut client, 4).await;
-    assert_eq!(reply, CONNACK_ACCEPTED);
-    settle(&mut conn).await;
+    let (conn, _client) = connected(&shutdown, 0).await;
     let idle = conn.idle_footprint();
     assert_eq!(idle.read_buffer, 0, "read buffer kept while idle");
     assert_eq!(idle.write_buffer, 0, "write buffer kept while idle");
@@ -85,10 +95,7 @@ async fn an_idle_connected_client_holds_no_buffer_timer_or_shutdown_wait() {
 #[tokio::test]
 async fn a_keep_alive_arms_the_one_timer() {
     let shutdown = CancellationToken::new();
-    let (mut conn, mut client) = connection(&shutdown);
-    client.write_all(&connect_packet(60)).await.unwrap();
-    read_while_driving(&mut conn, &mut client, 4).await;
-    settle(&mut conn).await;
+    let (conn, _client) = connected(&shutdown, 60).await;
     assert!(conn.idle_footprint().timer);
 }
 
@@ -107,10 +114,7 @@ async fn a_client_that_never_sends_connect_is_closed_at_shutdown() {
 #[tokio::test]
 async fn a_connected_client_hears_the_core_say_goodbye_at_shutdown() {
     let shutdown = CancellationToken::new();
-    let (mut conn, mut client) = connection(&shutdown);
-    client.write_all(&connect_packet(0)).await.unwrap();
-    read_while_driving(&mut conn, &mut client, 4).await;
-    settle(&mut conn).await;
+    let (mut conn, mut client) = connected(&shutdown, 0).await;
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(5), &mut conn)
         .await

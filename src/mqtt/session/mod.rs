@@ -121,6 +121,11 @@ impl MqttSession {
         }
     }
 
+    /// This connection's outbox, which carries the core's back-pressure state.
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
     /// The protocol version packets are encoded with.
     pub fn version(&self) -> ProtocolVersion {
         self.version

@@ -42,18 +42,11 @@ fn connected(properties: ConnectProperties) -> (MqttSession, Instant) {
 }
 
 fn publish(topic: &str, alias: Option<u16>) -> Publish {
-    Publish {
-        dup: false,
-        qos: QoS::AtMostOnce,
-        retain: false,
-        topic: topic.into(),
-        packet_id: None,
-        properties: PublishProperties {
-            topic_alias: alias,
-            ..PublishProperties::default()
-        },
-        payload: bytes::Bytes::new(),
-    }
+    let properties = PublishProperties {
+        topic_alias: alias,
+        ..PublishProperties::default()
+    };
+    super::tests_v5::publish(topic, properties)
 }
 
 /// Every connection task holds its session inline, so this size is part of

@@ -61,7 +61,7 @@ fn disconnect_reason(s: &mut MqttSession) -> Option<ReasonCode> {
     })
 }
 
-fn publish(topic: &str, properties: PublishProperties) -> Publish {
+pub(super) fn publish(topic: &str, properties: PublishProperties) -> Publish {
     Publish {
         dup: false,
         qos: QoS::AtMostOnce,
