@@ -127,10 +127,14 @@ impl Inbox {
 async fn run_plain(mut broker: Broker, mut rx: Inbox, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Pinned once: a fresh `cancelled()` in every round would join and
+    // leave the token's waiter list around every command.
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
     loop {
         tokio::select! {
             biased;
-            () = shutdown.cancelled() => break,
+            () = &mut cancelled => break,
             cmd = rx.recv() => {
                 let Some(cmd) = cmd else { break };
                 let now = Instant::now();
@@ -165,10 +169,12 @@ async fn run_persistent(
     };
     let mut sync = tokio::time::interval(sync_every);
     sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
     loop {
         tokio::select! {
             biased;
-            () = shutdown.cancelled() => break,
+            () = &mut cancelled => break,
             cmd = rx.recv() => {
                 let Some(cmd) = cmd else { break };
                 let now = Instant::now();

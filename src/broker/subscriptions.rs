@@ -169,9 +169,8 @@ impl SubscriptionTree {
         online: &dyn Fn(SessionKey) -> bool,
         out: &mut Vec<Subscriber>,
     ) {
-        let levels: Vec<&str> = topic.split('/').collect();
         let dollar = topic.starts_with('$');
-        walk(&mut self.root, &levels, 0, dollar, online, out);
+        walk(&mut self.root, Some(topic), true, dollar, online, out);
     }
 }
 
@@ -257,29 +256,35 @@ fn pick_member(group: &mut SharedGroup, online: &dyn Fn(SessionKey) -> bool) -> 
     group.members.get(i).cloned()
 }
 
+/// Walks the levels of `rest` (None once every level is consumed) without
+/// collecting them: this runs for every message routed.
 fn walk(
     node: &mut Node,
-    levels: &[&str],
-    idx: usize,
+    rest: Option<&str>,
+    first: bool,
     dollar: bool,
     online: &dyn Fn(SessionKey) -> bool,
     out: &mut Vec<Subscriber>,
 ) {
     // A wildcard in the first level never matches a `$` topic [MQTT-4.7.2-1].
-    let wildcard_ok = !(idx == 0 && dollar);
+    let wildcard_ok = !(first && dollar);
     if wildcard_ok && let Some(hash) = node.hash.as_deref_mut() {
         // `a/#` matches `a` and everything below it [MQTT-4.7.1-2].
         emit(hash, online, out);
     }
-    let Some(level) = levels.get(idx) else {
+    let Some(rest) = rest else {
         emit(node, online, out);
         return;
     };
-    if let Some(child) = node.children.get_mut(*level) {
-        walk(child, levels, idx + 1, dollar, online, out);
+    let (level, tail) = match rest.split_once('/') {
+        Some((level, tail)) => (level, Some(tail)),
+        None => (rest, None),
+    };
+    if let Some(child) = node.children.get_mut(level) {
+        walk(child, tail, false, dollar, online, out);
     }
     if wildcard_ok && let Some(plus) = node.plus.as_deref_mut() {
-        walk(plus, levels, idx + 1, dollar, online, out);
+        walk(plus, tail, false, dollar, online, out);
     }
 }
 

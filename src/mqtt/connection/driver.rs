@@ -292,7 +292,10 @@ impl<S: ConnStream> Connection<S> {
         };
         let at = tokio::time::Instant::from_std(at);
         match self.timer.as_mut() {
-            Some(t) if t.deadline() == at => {}
+            // A keep-alive deadline moves later with every packet: a timer
+            // armed for an earlier instant stays, fires early once and is
+            // re-armed then, instead of being re-registered per packet.
+            Some(t) if t.deadline() <= at && !t.is_elapsed() => {}
             Some(t) => t.as_mut().reset(at),
             None => self.timer = Some(Box::pin(tokio::time::sleep_until(at))),
         }
@@ -414,7 +417,8 @@ impl<S: ConnStream> Connection<S> {
 pub(super) struct Footprint {
     pub read_buffer: usize,
     pub write_buffer: usize,
-    pub timer: bool,
+    /// The armed timer's deadline.
+    pub timer: Option<tokio::time::Instant>,
     pub shutdown_wait: bool,
     pub sending: bool,
 }
@@ -425,7 +429,7 @@ impl<S> Connection<S> {
         Footprint {
             read_buffer: self.rbuf.capacity(),
             write_buffer: self.wbuf.capacity(),
-            timer: self.timer.is_some(),
+            timer: self.timer.as_ref().map(|t| t.deadline()),
             shutdown_wait: self.shutdown.is_some(),
             sending: self.sending.is_some(),
         }

@@ -87,7 +87,7 @@ async fn an_idle_connected_client_holds_no_buffer_timer_or_shutdown_wait() {
     let idle = conn.idle_footprint();
     assert_eq!(idle.read_buffer, 0, "read buffer kept while idle");
     assert_eq!(idle.write_buffer, 0, "write buffer kept while idle");
-    assert!(!idle.timer, "a timer armed with keep-alive 0");
+    assert!(idle.timer.is_none(), "a timer armed with keep-alive 0");
     assert!(!idle.shutdown_wait, "shutdown wait kept after CONNACK");
     assert!(!idle.sending, "a command still waiting for the core");
 }
@@ -96,7 +96,22 @@ async fn an_idle_connected_client_holds_no_buffer_timer_or_shutdown_wait() {
 async fn a_keep_alive_arms_the_one_timer() {
     let shutdown = CancellationToken::new();
     let (conn, _client) = connected(&shutdown, 60).await;
-    assert!(conn.idle_footprint().timer);
+    assert!(conn.idle_footprint().timer.is_some());
+}
+
+#[tokio::test]
+async fn a_packet_leaves_the_armed_keep_alive_timer_in_place() {
+    let shutdown = CancellationToken::new();
+    let (mut conn, mut client) = connected(&shutdown, 60).await;
+    let armed = conn.idle_footprint().timer;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    client.write_all(&[0xC0, 0x00]).await.unwrap(); // PINGREQ
+    let reply = read_while_driving(&mut conn, &mut client, 2).await;
+    assert_eq!(reply, [0xD0, 0x00]); // PINGRESP
+    settle(&mut conn).await;
+    // The keep-alive deadline moved 20 ms later; the timer fires at the old
+    // one and is re-armed only then.
+    assert_eq!(conn.idle_footprint().timer, armed);
 }
 
 #[tokio::test]
