@@ -263,20 +263,33 @@ pub async fn run_gateway_full(
         gw.set_broker_available(Instant::now(), now_available);
     }
     let mut status_tick = tokio::time::interval(STATUS_INTERVAL);
+    // Both pinned once: a fresh shutdown wait or timer in every round would
+    // join and leave a waiter list and the timer wheel around every datagram.
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
+    let timer = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(timer);
+    let mut armed = false;
     let result = loop {
         if let Err(e) = flush(&mut gw, &broker, &mut out).await {
             break Err(e);
         }
-        let deadline = gw.poll_timeout();
-        let timer = async {
-            match deadline {
-                Some(at) => tokio::time::sleep_until(at.into()).await,
-                None => std::future::pending().await,
+        // Deadlines move later with every datagram (keep-alive): a timer
+        // armed for an earlier instant stays, fires early once and is
+        // re-armed then. An early `handle_timeout` finds nothing due.
+        match gw.poll_timeout() {
+            Some(at) => {
+                let at = tokio::time::Instant::from_std(at);
+                if !armed || timer.is_elapsed() || timer.deadline() > at {
+                    timer.as_mut().reset(at);
+                    armed = true;
+                }
             }
-        };
+            None => armed = false,
+        }
         tokio::select! {
             biased;
-            () = shutdown.cancelled() => break Ok(()),
+            () = &mut cancelled => break Ok(()),
             ev = outbox.recv() => {
                 // The gateway holds a sender itself, so the channel never closes.
                 if let Some((conn, ev)) = ev {
@@ -300,7 +313,10 @@ pub async fn run_gateway_full(
                 }
                 None => break Ok(()),
             },
-            () = timer => gw.handle_timeout(Instant::now()),
+            () = &mut timer, if armed => {
+                armed = false;
+                gw.handle_timeout(Instant::now());
+            }
             up = availability(&mut available) => gw.set_broker_available(Instant::now(), up),
             change = next_reload(&mut reload) => apply_reload(&mut gw, change),
             _ = status_tick.tick(), if status.is_some() => {
