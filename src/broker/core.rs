@@ -351,6 +351,11 @@ impl Broker {
         message.publisher = self.sessions.get(&key).map(|s| s.client_id.clone());
         self.stats.messages_received += 1;
         let qos = message.qos;
+        let acknowledged = qos != QoS::AtMostOnce && packet_id.is_some();
+        if acknowledged {
+            // Deliver before acknowledging (see `Out::defer_delivery_wakes`).
+            self.out.defer_delivery_wakes();
+        }
         let outcome = if qos != QoS::AtMostOnce && self.store_failing {
             // The store cannot keep what we would acknowledge: refuse rather
             // than promise (MQTT 5 reason 0x97; a 3.1.1 client is disconnected).
@@ -358,18 +363,21 @@ impl Broker {
         } else {
             self.publish_with_pressure(key, packet_id, message, now)
         };
-        let (Some(packet_id), Some(s)) = (packet_id, self.sessions.get(&key)) else {
-            return;
-        };
-        let Some(link) = &s.link else {
-            return;
-        };
-        let event = match qos {
-            QoS::AtMostOnce => return,
-            QoS::AtLeastOnce => Outbound::PubAck { packet_id, outcome },
-            QoS::ExactlyOnce => Outbound::PubRec { packet_id, outcome },
-        };
-        self.out.send(&link.outbox, link.conn, event);
+        if let (Some(packet_id), Some(s)) = (packet_id, self.sessions.get(&key))
+            && let Some(link) = &s.link
+        {
+            let event = match qos {
+                QoS::AtMostOnce => None,
+                QoS::AtLeastOnce => Some(Outbound::PubAck { packet_id, outcome }),
+                QoS::ExactlyOnce => Some(Outbound::PubRec { packet_id, outcome }),
+            };
+            if let Some(event) = event {
+                self.out.send(&link.outbox, link.conn, event);
+            }
+        }
+        if acknowledged {
+            self.out.wake_deliveries();
+        }
     }
 
     /// Routes a client's publish. A QoS 1/2 publish that meets a full

@@ -41,3 +41,5 @@ mod tests_persist;
 mod tests_pressure;
 #[cfg(test)]
 mod tests_v5;
+#[cfg(test)]
+mod tests_wake_order;

@@ -2,6 +2,7 @@
 //! back until the batch that produced them is on disk (durable persistence).
 
 use super::api::{ConnId, Outbound, Outbox};
+use super::outbox::OutboxWake;
 
 /// The core's outbound events of the current batch.
 ///
@@ -13,6 +14,10 @@ use super::api::{ConnId, Outbound, Outbox};
 pub struct Out {
     hold: bool,
     held: Vec<(Outbox, ConnId, Outbound)>,
+    /// Between [`Out::defer_delivery_wakes`] and [`Out::wake_deliveries`]:
+    /// the subscribers' wake-ups owed for deliveries already queued.
+    deferring: bool,
+    owed: Vec<OutboxWake>,
 }
 
 impl Out {
@@ -25,7 +30,7 @@ impl Out {
     pub fn holding() -> Out {
         Out {
             hold: true,
-            held: Vec::new(),
+            ..Out::default()
         }
     }
 
@@ -38,8 +43,32 @@ impl Out {
     pub fn send(&mut self, outbox: &Outbox, conn: ConnId, event: Outbound) {
         if self.hold {
             self.held.push((outbox.clone(), conn, event));
+        } else if self.deferring && matches!(event, Outbound::Deliver(_)) {
+            self.owed.extend(outbox.send_quiet(conn, event));
         } else {
             outbox.send(conn, event);
+        }
+    }
+
+    /// Queues deliveries without waking their subscribers until
+    /// [`Out::wake_deliveries`], so that a publisher's acknowledgement can be
+    /// sent in between and its connection woken first.
+    ///
+    /// Why: the runtime runs the task woken last first. Woken after its
+    /// subscribers, a publisher would write its PUBACK before they write the
+    /// message, and on loopback that write (which wakes the publisher's
+    /// process) costs the delivery 10–20 µs. Subscribers woken last write
+    /// first, as Mosquitto delivers before it acknowledges.
+    pub fn defer_delivery_wakes(&mut self) {
+        self.deferring = !self.hold;
+    }
+
+    /// Wakes the subscribers of the deliveries queued since
+    /// [`Out::defer_delivery_wakes`], in the order they were queued.
+    pub fn wake_deliveries(&mut self) {
+        self.deferring = false;
+        for w in self.owed.drain(..) {
+            w.wake();
         }
     }
 

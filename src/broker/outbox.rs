@@ -118,6 +118,24 @@ impl Outbox {
         }
     }
 
+    /// Sends an event without waking the connection, which the returned
+    /// [`OutboxWake`] does later; a channel outbox wakes its receiver at once
+    /// and returns None, as does an outbox whose connection is gone.
+    pub fn send_quiet(&self, conn: ConnId, event: Outbound) -> Option<OutboxWake> {
+        if !matches!(self.tx, Tx::Queue) {
+            self.send(conn, event);
+            return None;
+        }
+        if self.shared.receiver_gone.load(Ordering::Acquire) {
+            return None;
+        }
+        if matches!(event, Outbound::Deliver(_)) {
+            self.shared.pending.fetch_add(1, Ordering::Relaxed);
+        }
+        self.shared.lock().push_back((conn, event));
+        Some(OutboxWake(self.shared.clone()))
+    }
+
     /// Deliveries sent but not yet written by the connection.
     pub fn pending(&self) -> usize {
         self.shared.pending.load(Ordering::Relaxed)
@@ -180,6 +198,17 @@ impl Outbox {
     /// Waits until no subscriber queue blocks this publisher.
     pub async fn unblocked(&self) {
         std::future::poll_fn(|cx| self.poll_unblocked(cx)).await;
+    }
+}
+
+/// A connection's wake-up owed for events sent with [`Outbox::send_quiet`].
+#[derive(Debug)]
+pub struct OutboxWake(Arc<OutboxShared>);
+
+impl OutboxWake {
+    /// Wakes the connection, which then finds its events.
+    pub fn wake(self) {
+        self.0.ready.wake();
     }
 }
 

@@ -1,0 +1,178 @@
+//! The order in which the core wakes connections: for an acknowledged
+//! publish, the publisher before its subscribers, so that the runtime (which
+//! runs the task woken last first) has subscribers write the message before
+//! the publisher writes its PUBACK.
+
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::api::*;
+use super::core::{Broker, BrokerSettings};
+use super::message::Message;
+use super::metrics::Metrics;
+use super::outbox::OutboxQueue;
+use crate::qos::QoS;
+
+/// Records the name of every connection woken, in order.
+struct Named {
+    name: &'static str,
+    log: Arc<Mutex<Vec<&'static str>>>,
+}
+
+impl Wake for Named {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.log.lock().unwrap().push(self.name);
+    }
+}
+
+struct Conn {
+    conn: ConnId,
+    queue: OutboxQueue,
+}
+
+impl Conn {
+    /// Takes every queued event and leaves the connection waiting (its waker registered).
+    fn drain_and_wait(
+        &mut self,
+        name: &'static str,
+        log: &Arc<Mutex<Vec<&'static str>>>,
+    ) -> Vec<Outbound> {
+        let waker = Waker::from(Arc::new(Named {
+            name,
+            log: log.clone(),
+        }));
+        let mut cx = Context::from_waker(&waker);
+        let mut events = Vec::new();
+        while let Poll::Ready(Some((_, ev))) = self.queue.poll_recv(&mut cx) {
+            events.push(ev);
+        }
+        events
+    }
+}
+
+fn broker() -> (Broker, Instant) {
+    let now = Instant::now();
+    let settings = BrokerSettings {
+        sys_interval: Duration::ZERO,
+        ..BrokerSettings::default()
+    };
+    (
+        Broker::new(settings, Arc::new(Metrics::default()), now),
+        now,
+    )
+}
+
+fn connect(b: &mut Broker, id: &str, now: Instant) -> Conn {
+    let (outbox, queue) = Outbox::queue();
+    let conn = ConnId::next();
+    b.handle(
+        Command::Connect(ConnectRequest {
+            conn,
+            client_id: id.into(),
+            clean_start: true,
+            session_expiry: 0,
+            will: None,
+            receive_maximum: u16::MAX,
+            username: None,
+            kind: ClientKind::Mqtt3,
+            outbox,
+            queue_limits: None,
+        }),
+        now,
+    );
+    Conn { conn, queue }
+}
+
+/// A publisher and a subscriber to `t` at `sub_qos`, both drained and waiting.
+fn pair(
+    b: &mut Broker,
+    sub_qos: QoS,
+    log: &Arc<Mutex<Vec<&'static str>>>,
+    now: Instant,
+) -> (Conn, Conn) {
+    let mut publisher = connect(b, "pub", now);
+    let mut subscriber = connect(b, "sub", now);
+    b.handle(
+        Command::Subscribe {
+            conn: subscriber.conn,
+            packet_id: 1,
+            filters: vec![SubscribeRequest {
+                filter: "t".into(),
+                options: SubscriptionOptions {
+                    qos: sub_qos,
+                    ..SubscriptionOptions::default()
+                },
+            }],
+            subscription_id: None,
+        },
+        now,
+    );
+    publisher.drain_and_wait("publisher", log);
+    subscriber.drain_and_wait("subscriber", log);
+    log.lock().unwrap().clear();
+    (publisher, subscriber)
+}
+
+fn publish(b: &mut Broker, c: &Conn, qos: QoS, packet_id: Option<u16>, now: Instant) {
+    b.handle(
+        Command::Publish {
+            conn: c.conn,
+            packet_id,
+            message: Message::new("t", Bytes::from_static(b"m"), qos, false),
+        },
+        now,
+    );
+}
+
+#[test]
+fn qos1_publisher_is_woken_before_its_subscriber() {
+    let (mut b, now) = broker();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (mut publisher, mut subscriber) = pair(&mut b, QoS::AtLeastOnce, &log, now);
+    publish(&mut b, &publisher, QoS::AtLeastOnce, Some(7), now);
+    assert_eq!(*log.lock().unwrap(), ["publisher", "subscriber"]);
+    let acks = publisher.drain_and_wait("publisher", &log);
+    assert!(
+        matches!(acks[..], [Outbound::PubAck { packet_id: 7, .. }]),
+        "{acks:?}"
+    );
+    let got = subscriber.drain_and_wait("subscriber", &log);
+    assert!(matches!(got[..], [Outbound::Deliver(_)]), "{got:?}");
+}
+
+#[test]
+fn qos2_publisher_is_woken_before_its_subscriber() {
+    let (mut b, now) = broker();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (publisher, _subscriber) = pair(&mut b, QoS::ExactlyOnce, &log, now);
+    publish(&mut b, &publisher, QoS::ExactlyOnce, Some(9), now);
+    assert_eq!(*log.lock().unwrap(), ["publisher", "subscriber"]);
+}
+
+#[test]
+fn qos0_subscriber_is_woken_once_and_the_publisher_not_at_all() {
+    let (mut b, now) = broker();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (publisher, _subscriber) = pair(&mut b, QoS::AtMostOnce, &log, now);
+    publish(&mut b, &publisher, QoS::AtMostOnce, None, now);
+    assert_eq!(*log.lock().unwrap(), ["subscriber"]);
+}
+
+#[test]
+fn a_delivery_after_an_acknowledged_publish_wakes_its_subscriber_at_once() {
+    let (mut b, now) = broker();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (publisher, mut subscriber) = pair(&mut b, QoS::AtLeastOnce, &log, now);
+    publish(&mut b, &publisher, QoS::AtLeastOnce, Some(1), now);
+    subscriber.drain_and_wait("subscriber", &log);
+    log.lock().unwrap().clear();
+    // Deferral ends with the publish that started it.
+    publish(&mut b, &publisher, QoS::AtMostOnce, None, now);
+    assert_eq!(*log.lock().unwrap(), ["subscriber"]);
+}
