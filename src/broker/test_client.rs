@@ -1,12 +1,14 @@
 //! A connection as the broker core's unit tests see it: its id and the
 //! events the core sent it, plus the SUBSCRIBE most tests need.
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::api::{
     Command, ConnId, Delivery, Outbound, OutboxReceiver, SubscribeRequest, SubscriptionOptions,
 };
-use super::core::Broker;
+use super::core::{Broker, BrokerSettings};
+use super::metrics::Metrics;
 use crate::qos::QoS;
 
 /// One test connection.
@@ -66,4 +68,18 @@ pub(super) fn subscribe(b: &mut Broker, c: &Client, filter: &str, qos: QoS, now:
         },
         now,
     );
+}
+
+/// A core with `$SYS` off and every other setting at its default, and the
+/// instant its tests start from.
+pub(super) fn broker() -> (Broker, Instant) {
+    let now = Instant::now();
+    let settings = BrokerSettings {
+        sys_interval: Duration::ZERO,
+        ..BrokerSettings::default()
+    };
+    (
+        Broker::new(settings, Arc::new(Metrics::default()), now),
+        now,
+    )
 }

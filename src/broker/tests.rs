@@ -1,28 +1,14 @@
 //! Scenario tests of the broker core with a hand-driven clock.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use super::api::*;
-use super::core::{Broker, BrokerSettings};
+use super::core::Broker;
 use super::message::Message;
-use super::metrics::Metrics;
-use super::test_client::{Client, subscribe};
+use super::test_client::{Client, broker, subscribe};
 use crate::qos::QoS;
-
-fn broker() -> (Broker, Instant) {
-    let now = Instant::now();
-    let settings = BrokerSettings {
-        sys_interval: Duration::ZERO,
-        ..BrokerSettings::default()
-    };
-    (
-        Broker::new(settings, Arc::new(Metrics::default()), now),
-        now,
-    )
-}
 
 fn connect(
     b: &mut Broker,

@@ -1,29 +1,15 @@
 //! MQTT 5 scenarios of the broker core with a hand-driven clock: session and
 //! message expiry, will delay, Receive Maximum and shared subscriptions.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use super::api::*;
-use super::core::{Broker, BrokerSettings};
+use super::core::Broker;
 use super::message::Message;
-use super::metrics::Metrics;
-use super::test_client::Client;
+use super::test_client::{Client, broker};
 use crate::qos::QoS;
-
-fn broker() -> (Broker, Instant) {
-    let now = Instant::now();
-    let settings = BrokerSettings {
-        sys_interval: Duration::ZERO,
-        ..BrokerSettings::default()
-    };
-    (
-        Broker::new(settings, Arc::new(Metrics::default()), now),
-        now,
-    )
-}
 
 struct Opts {
     clean: bool,

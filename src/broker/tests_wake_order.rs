@@ -5,15 +5,15 @@
 
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 
 use super::api::*;
-use super::core::{Broker, BrokerSettings};
+use super::core::Broker;
 use super::message::Message;
-use super::metrics::Metrics;
 use super::outbox::OutboxQueue;
+use super::test_client::broker;
 use crate::qos::QoS;
 
 /// Records the name of every connection woken, in order.
@@ -54,18 +54,6 @@ impl Conn {
         }
         events
     }
-}
-
-fn broker() -> (Broker, Instant) {
-    let now = Instant::now();
-    let settings = BrokerSettings {
-        sys_interval: Duration::ZERO,
-        ..BrokerSettings::default()
-    };
-    (
-        Broker::new(settings, Arc::new(Metrics::default()), now),
-        now,
-    )
 }
 
 fn connect(b: &mut Broker, id: &str, now: Instant) -> Conn {
