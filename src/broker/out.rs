@@ -18,6 +18,8 @@ pub struct Out {
     /// the subscribers' wake-ups owed for deliveries already queued.
     deferring: bool,
     owed: Vec<OutboxWake>,
+    /// [`Out::release`]: wake-ups owed for events other than deliveries.
+    owed_first: Vec<OutboxWake>,
 }
 
 impl Out {
@@ -82,10 +84,27 @@ impl Out {
         std::mem::take(&mut self.held)
     }
 
-    /// Sends every held event, oldest first.
+    /// Sends every held event, oldest first, and then wakes the connections:
+    /// those with deliveries last, so that a batch's PUBACKs do not go out
+    /// ahead of its messages (see [`Out::defer_delivery_wakes`]).
     pub fn release(&mut self) {
+        let mut first = std::mem::take(&mut self.owed_first);
         for (outbox, conn, event) in self.held.drain(..) {
-            outbox.send(conn, event);
+            let deliver = matches!(event, Outbound::Deliver(_));
+            if let Some(w) = outbox.send_quiet(conn, event) {
+                if deliver {
+                    self.owed.push(w);
+                } else {
+                    first.push(w);
+                }
+            }
+        }
+        for w in first.drain(..) {
+            w.wake();
+        }
+        self.owed_first = first;
+        for w in self.owed.drain(..) {
+            w.wake();
         }
     }
 }

@@ -101,6 +101,8 @@ fn pair(
         },
         now,
     );
+    // With persistence on, the events above are held until released.
+    b.release_held();
     publisher.drain_and_wait("publisher", log);
     subscriber.drain_and_wait("subscriber", log);
     log.lock().unwrap().clear();
@@ -163,4 +165,20 @@ fn a_delivery_after_an_acknowledged_publish_wakes_its_subscriber_at_once() {
     // Deferral ends with the publish that started it.
     publish(&mut b, &publisher, QoS::AtMostOnce, None, now);
     assert_eq!(*log.lock().unwrap(), ["subscriber"]);
+}
+
+#[test]
+fn with_persistence_a_committed_batch_wakes_the_publisher_before_its_subscriber() {
+    let (mut b, now) = broker();
+    b.enable_persistence(now, 1_700_000_000_000);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (publisher, _subscriber) = pair(&mut b, QoS::AtLeastOnce, &log, now);
+    publish(&mut b, &publisher, QoS::AtLeastOnce, Some(3), now);
+    assert!(
+        log.lock().unwrap().is_empty(),
+        "woken before the batch was committed"
+    );
+    let _ = b.take_ops();
+    b.commit_succeeded();
+    assert_eq!(*log.lock().unwrap(), ["publisher", "subscriber"]);
 }
