@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::api::{
-    Command, ConnId, Delivery, Outbound, OutboxReceiver, SubscribeRequest, SubscriptionOptions,
+    ClientKind, Command, ConnId, ConnectRequest, Delivery, Outbound, Outbox, OutboxReceiver,
+    SubscribeRequest, SubscriptionOptions,
 };
 use super::core::{Broker, BrokerSettings};
 use super::metrics::Metrics;
@@ -82,4 +83,21 @@ pub(super) fn broker() -> (Broker, Instant) {
         Broker::new(settings, Arc::new(Metrics::default()), now),
         now,
     )
+}
+
+/// A CONNECT of an MQTT 3.1.1 client with a clean, non-persistent session
+/// and no will; tests override what they are about with `..`.
+pub(super) fn connect_request(conn: ConnId, client_id: &str, outbox: Outbox) -> ConnectRequest {
+    ConnectRequest {
+        conn,
+        client_id: client_id.into(),
+        clean_start: true,
+        session_expiry: 0,
+        will: None,
+        receive_maximum: u16::MAX,
+        username: None,
+        kind: ClientKind::Mqtt3,
+        outbox,
+        queue_limits: None,
+    }
 }

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use super::api::*;
 use super::core::Broker;
 use super::message::Message;
-use super::test_client::{Client, broker, subscribe};
+use super::test_client::{Client, broker, connect_request, subscribe};
 use crate::qos::QoS;
 
 fn connect(
@@ -22,16 +22,10 @@ fn connect(
     let conn = ConnId::next();
     b.handle(
         Command::Connect(ConnectRequest {
-            conn,
-            client_id: id.into(),
             clean_start: clean,
             session_expiry: expiry,
             will,
-            receive_maximum: u16::MAX,
-            username: None,
-            kind: ClientKind::Mqtt3,
-            outbox,
-            queue_limits: None,
+            ..connect_request(conn, id, outbox)
         }),
         now,
     );

@@ -12,7 +12,7 @@ use super::api::*;
 use super::core::{Broker, BrokerSettings};
 use super::message::Message;
 use super::metrics::Metrics;
-use super::test_client::{Client, payloads, subscribe};
+use super::test_client::{Client, connect_request, payloads, subscribe};
 use crate::qos::QoS;
 use crate::store::{MemoryStore, Store};
 
@@ -48,16 +48,10 @@ fn connect(b: &mut Broker, id: &str, clean: bool, expiry: u32, now: Instant) -> 
     let conn = ConnId::next();
     b.handle(
         Command::Connect(ConnectRequest {
-            conn,
-            client_id: id.into(),
             clean_start: clean,
             session_expiry: expiry,
-            will: None,
-            receive_maximum: u16::MAX,
-            username: None,
             kind: ClientKind::Mqtt5,
-            outbox,
-            queue_limits: None,
+            ..connect_request(conn, id, outbox)
         }),
         now,
     );

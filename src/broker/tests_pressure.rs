@@ -11,6 +11,7 @@ use super::api::*;
 use super::core::{Broker, BrokerSettings};
 use super::message::Message;
 use super::metrics::Metrics;
+use super::test_client::connect_request;
 use crate::qos::QoS;
 
 const MAX_QUEUED: usize = 4;
@@ -50,16 +51,10 @@ fn connect(b: &mut Broker, id: &str, kind: ClientKind, expiry: u32, now: Instant
     let conn = ConnId::next();
     b.handle(
         Command::Connect(ConnectRequest {
-            conn,
-            client_id: id.into(),
             clean_start: false,
             session_expiry: expiry,
-            will: None,
-            receive_maximum: u16::MAX,
-            username: None,
             kind,
-            outbox: outbox.clone(),
-            queue_limits: None,
+            ..connect_request(conn, id, outbox.clone())
         }),
         now,
     );

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use super::api::*;
 use super::core::Broker;
 use super::message::Message;
-use super::test_client::{Client, broker};
+use super::test_client::{Client, broker, connect_request};
 use crate::qos::QoS;
 
 struct Opts {
@@ -30,16 +30,12 @@ fn connect(b: &mut Broker, id: &str, o: Opts, now: Instant) -> Client {
     let conn = ConnId::next();
     b.handle(
         Command::Connect(ConnectRequest {
-            conn,
-            client_id: id.into(),
             clean_start: o.clean,
             session_expiry: o.expiry,
             will: o.will,
             receive_maximum: o.receive_maximum,
-            username: None,
             kind: ClientKind::Mqtt5,
-            outbox,
-            queue_limits: None,
+            ..connect_request(conn, id, outbox)
         }),
         now,
     );

@@ -13,7 +13,7 @@ use super::api::*;
 use super::core::Broker;
 use super::message::Message;
 use super::outbox::OutboxQueue;
-use super::test_client::broker;
+use super::test_client::{broker, connect_request};
 use crate::qos::QoS;
 
 /// Records the name of every connection woken, in order.
@@ -59,21 +59,7 @@ impl Conn {
 fn connect(b: &mut Broker, id: &str, now: Instant) -> Conn {
     let (outbox, queue) = Outbox::queue();
     let conn = ConnId::next();
-    b.handle(
-        Command::Connect(ConnectRequest {
-            conn,
-            client_id: id.into(),
-            clean_start: true,
-            session_expiry: 0,
-            will: None,
-            receive_maximum: u16::MAX,
-            username: None,
-            kind: ClientKind::Mqtt3,
-            outbox,
-            queue_limits: None,
-        }),
-        now,
-    );
+    b.handle(Command::Connect(connect_request(conn, id, outbox)), now);
     Conn { conn, queue }
 }
 
