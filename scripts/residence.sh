@@ -23,17 +23,8 @@ cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bin sngate --
 SNGATE="$root/target/release/sngate"
 BENCH="$root/target/release/sngate-bench"
 
-free_port() {
-    python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'
-}
-wait_tcp() {
-    for _ in $(seq 1 500); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.01
-    done
-    echo "port $1 never opened" >&2
-    return 1
-}
+# shellcheck source=scripts/common.sh
+. "$root/scripts/common.sh"
 
 events=""
 for s in epoll_wait epoll_pwait read recvfrom write sendto; do
