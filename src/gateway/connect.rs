@@ -274,6 +274,26 @@ impl Gateway {
         self.finish_handshake(now, s);
     }
 
+    /// WILLTOPIC with QoS bits 0b11 during setup: QoS −1 is not a will QoS, so
+    /// the connection is refused with CONNACK 0x03 rather than left to time out
+    /// (digest §5.9 [REC]).
+    pub(super) fn refuse_will_qos(&mut self, now: Instant, s: &mut Session) {
+        let State::Connecting(h) = &s.state else {
+            return;
+        };
+        if h.stage != Stage::WillTopic {
+            return;
+        }
+        tracing::info!(client_id = %s.client_id, "CONNECT refused: will QoS -1 is not supported");
+        self.send(
+            &s.addr.clone(),
+            &Message::ConnAck {
+                code: ReturnCode::NotSupported,
+            },
+        );
+        self.abandon_handshake(now, s);
+    }
+
     fn abandon_handshake(&mut self, now: Instant, s: &mut Session) {
         let kind = DisconnectKind::Graceful {
             publish_will: false,

@@ -95,11 +95,17 @@ impl Gateway {
     }
 
     /// Replies the codec still allows for a message it could not fully decode
-    /// (reserved TopicIdType, G-45, G-59; QoS −1 in SUBSCRIBE, digest §5.9).
-    pub(super) fn answer_undecodable(&mut self, addr: SensorAddr, e: DecodeError) {
+    /// (reserved TopicIdType, G-45, G-59; QoS −1 in SUBSCRIBE or a will, digest §5.9).
+    pub(super) fn answer_undecodable(&mut self, now: Instant, addr: SensorAddr, e: DecodeError) {
         let Some(&key) = self.by_addr.get(&addr) else {
             return;
         };
+        if let DecodeError::QosMinusOneNotAllowed { msg_type, .. } = e
+            && msg_type == MsgType::WillTopic.as_u8()
+        {
+            self.with_session(key, |gw, s| gw.refuse_will_qos(now, s));
+            return;
+        }
         let active = self
             .sessions
             .get(&key)
@@ -136,6 +142,13 @@ impl Gateway {
                 msg_id: Some(msg_id),
             } if msg_type == MsgType::Subscribe.as_u8() => {
                 rejected_suback(msg_id, ReturnCode::NotSupported)
+            }
+            DecodeError::QosMinusOneNotAllowed { msg_type, .. }
+                if msg_type == MsgType::WillTopicUpd.as_u8() =>
+            {
+                Message::WillTopicResp {
+                    code: ReturnCode::NotSupported,
+                }
             }
             _ => return,
         };

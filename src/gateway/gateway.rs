@@ -266,7 +266,7 @@ impl Gateway {
                     },
                     _ => (SensorAddr::direct(peer), e),
                 };
-                self.answer_undecodable(addr, e);
+                self.answer_undecodable(now, addr, e);
                 return;
             }
         };

@@ -325,6 +325,17 @@ impl Gateway {
                             normal: false,
                         },
                     )
+                } else if let Some(id) = self.predefined.id_of(&s.client_id, f) {
+                    // Digest §4.10 step 1: deliveries on a predefined name use the
+                    // predefined id, so the SUBACK announces that id (as the Paho
+                    // gateway does) rather than a normal id the client would never see.
+                    (
+                        Arc::from(f),
+                        PendingSub {
+                            topic_id: id,
+                            normal: false,
+                        },
+                    )
                 } else {
                     match s.topics.register(f) {
                         // G-51, G-60: the same name keeps its id.

@@ -37,6 +37,10 @@ impl UdpListenerSettings {
 #[derive(Debug)]
 pub struct UdpListener {
     socket: UdpSocket,
+    /// Bound to the multicast group's own port when it differs from the bind
+    /// port, so a SEARCHGW sent to `group:port` is heard (as with the Paho
+    /// gateway's separate `MulticastPortNo`); replies still leave from `socket`.
+    discovery: Option<UdpSocket>,
     local: SocketAddr,
     group: Option<SocketAddr>,
     ttl: u32,
@@ -71,8 +75,13 @@ impl UdpListener {
             .filter(|g| join_group(&socket, *g, settings.multicast_ttl));
         let socket = UdpSocket::from_std(socket.into())?;
         let local = socket.local_addr()?;
+        let discovery = match group {
+            Some(g) if g.port() != local.port() => discovery_socket(g)?,
+            _ => None,
+        };
         Ok(UdpListener {
             socket,
+            discovery,
             local,
             group,
             ttl: settings.multicast_ttl,
@@ -89,9 +98,23 @@ impl UdpListener {
         self.group
     }
 
-    /// Receives one datagram.
+    /// Receives one datagram, from the bind address or the group's port.
     pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.socket.recv_from(buf).await
+        let Some(d) = &self.discovery else {
+            return self.socket.recv_from(buf).await;
+        };
+        loop {
+            // `readable` is cancel-safe; a readiness that turns out spurious
+            // is cleared by the `WouldBlock` of `try_recv_from`.
+            tokio::select! {
+                r = self.socket.readable() => r?,
+                r = d.readable() => r?,
+            }
+            match self.try_recv_from(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return r,
+            }
+        }
     }
 
     /// Receives one datagram that has already arrived, without waiting:
@@ -99,7 +122,10 @@ impl UdpListener {
     /// wake-up, a reader drains the socket with this until `WouldBlock` and
     /// hands the whole batch on at once, paying one task hop per batch.
     pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.socket.try_recv_from(buf)
+        match (self.socket.try_recv_from(buf), &self.discovery) {
+            (Err(e), Some(d)) if e.kind() == io::ErrorKind::WouldBlock => d.try_recv_from(buf),
+            (r, _) => r,
+        }
     }
 
     /// Sends one datagram.
@@ -127,6 +153,37 @@ impl UdpListener {
         self.socket.send_to(buf, g).await?;
         Ok(())
     }
+}
+
+/// A socket on the multicast group's port, joined to the group. Bound to the
+/// group address where the OS allows it (Linux: only that group's datagrams
+/// arrive), else to the wildcard address. Failing is a warning, as for joining.
+fn discovery_socket(group: SocketAddr) -> io::Result<Option<UdpSocket>> {
+    let open = |bind: SocketAddr| -> io::Result<Socket> {
+        let socket = Socket::new(Domain::for_address(bind), Type::DGRAM, Some(Protocol::UDP))?;
+        if bind.is_ipv6() {
+            socket.set_only_v6(true)?;
+        }
+        socket.set_reuse_address(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&bind.into())?;
+        Ok(socket)
+    };
+    let wildcard = match group.ip() {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+    };
+    let socket = match open(group).or_else(|_| open(SocketAddr::new(wildcard, group.port()))) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(%group, error = %e, "cannot listen on the multicast group's port; SEARCHGW sent there goes unanswered");
+            return Ok(None);
+        }
+    };
+    if !join_group(&socket, group, 1) {
+        return Ok(None);
+    }
+    Ok(Some(UdpSocket::from_std(socket.into())?))
 }
 
 /// Joins `group` and sets its TTL; logs and returns false on failure.

@@ -274,3 +274,33 @@ fn predefined_topic_is_preferred_for_deliveries_matching_a_wildcard() {
         "{r:?}"
     );
 }
+
+#[test]
+fn subscribe_by_name_to_a_predefined_topic_announces_and_uses_the_predefined_id() {
+    // Digest §4.10 step 1 with G-52: the SUBACK's id is the id deliveries carry.
+    let mut h = Harness::new();
+    let (conn, ack) = h.connect_and_subscribe(1, "cl1", "pre/five", QoS::AtMostOnce);
+    assert!(
+        matches!(
+            ack,
+            Message::SubAck {
+                topic_id: 5,
+                code: ReturnCode::Accepted,
+                ..
+            }
+        ),
+        "{ack:?}"
+    );
+    h.outbound(conn, delivery("pre/five", b"v", QoS::AtMostOnce, None));
+    let r = h.replies_to(1);
+    assert!(
+        matches!(
+            &r[..],
+            [Message::Publish {
+                topic: TopicRef::Predefined(5),
+                ..
+            }]
+        ),
+        "{r:?}"
+    );
+}

@@ -140,3 +140,26 @@ fn willmsgupd_without_will_topic_is_not_supported() {
     assert_eq!(h.raw_replies_to(1), vec![vec![0x03, 0x1D, 0x03]]);
     assert_eq!(set_will(&h.commands()), None);
 }
+
+#[test]
+fn willtopic_with_qos_minus_one_refuses_the_connection() {
+    // Digest §5.9: QoS −1 is not a will QoS; CONNACK 0x03 instead of silence.
+    let mut h = Harness::new();
+    connect_will(&mut h);
+    h.replies_to(1);
+    h.raw(1, &[0x06, 0x07, 0x60, b'w', b'/', b't']);
+    assert_eq!(h.raw_replies_to(1), vec![vec![0x03, 0x05, 0x03]]);
+    assert!(connect_request_will(&h.commands()).is_none());
+    h.advance(Duration::from_secs(10));
+    assert!(h.replies_to(1).is_empty(), "no further will prompt");
+}
+
+#[test]
+fn willtopicupd_with_qos_minus_one_is_not_supported_and_keeps_the_will() {
+    // Digest §5.9
+    let mut h = Harness::new();
+    connected_with_will(&mut h);
+    h.raw(1, &[0x06, 0x1A, 0x60, b'x', b'/', b'y']);
+    assert_eq!(h.raw_replies_to(1), vec![vec![0x03, 0x1B, 0x03]]);
+    assert_eq!(set_will(&h.commands()), None);
+}
