@@ -82,10 +82,15 @@ fn reset_store(config: &Config) -> Result<(), ExitCode> {
 }
 
 fn run(config: Config, reloader: Option<ConfigReloader>) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    // Sockets that became readable together are served in the order the
+    // kernel reports them, as a single-threaded broker does: with tokio's
+    // LIFO slot the last-woken connection runs first, so a PUBLISH could
+    // overtake another client's SUBSCRIBE that arrived before it.
+    #[cfg(tokio_unstable)]
+    builder.disable_lifo_slot();
+    let runtime = builder.build().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         info!("sngate version {} starting", env!("CARGO_PKG_VERSION"));
         // Watched before anything starts: a SIGHUP or SIGTERM arriving while

@@ -103,7 +103,23 @@ fn addr_after(line: &str, marker: &str) -> Option<SocketAddr> {
 impl Gate {
     /// Starts sngate with `-c config` and waits until both listeners are up.
     pub fn start(config: &Path, extra_args: &[&str]) -> Gate {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sngate"))
+        Gate::start_with(
+            Command::new(env!("CARGO_BIN_EXE_sngate")),
+            config,
+            extra_args,
+        )
+    }
+
+    /// As [`Gate::start`], with sngate allowed onto CPU 0 only (`taskset`):
+    /// its runtime then has a single worker thread.
+    pub fn start_on_one_cpu(config: &Path, extra_args: &[&str]) -> Gate {
+        let mut cmd = Command::new("taskset");
+        cmd.args(["-c", "0", env!("CARGO_BIN_EXE_sngate")]);
+        Gate::start_with(cmd, config, extra_args)
+    }
+
+    fn start_with(mut cmd: Command, config: &Path, extra_args: &[&str]) -> Gate {
+        let mut child = cmd
             .arg("-c")
             .arg(config)
             .args(extra_args)
@@ -373,15 +389,20 @@ impl Mqtt {
         }
     }
 
-    /// SUBSCRIBE one filter and wait for the SUBACK.
-    pub fn subscribe(&mut self, filter: &str, qos: u8) -> Result<(), Gone> {
+    /// Sends SUBSCRIBE for one filter (packet id 1) without waiting.
+    pub fn send_subscribe(&mut self, filter: &str, qos: u8) -> Result<(), Gone> {
         let mut body = 1u16.to_be_bytes().to_vec();
         if self.v5 {
             body.push(0);
         }
         string(&mut body, filter.as_bytes());
         body.push(qos);
-        self.send(&packet(0x82, &body))?;
+        self.send(&packet(0x82, &body))
+    }
+
+    /// SUBSCRIBE one filter and wait for the SUBACK.
+    pub fn subscribe(&mut self, filter: &str, qos: u8) -> Result<(), Gone> {
+        self.send_subscribe(filter, qos)?;
         let ack = self.expect(9, Duration::from_secs(5))?;
         let code = *ack.body.last().unwrap();
         assert!(code <= 2, "subscription granted: {ack:?}");
