@@ -17,6 +17,23 @@ fn subscribe(h: &mut Harness, p: u16, qos: QoS, msg_id: u16, topic: TopicFilterR
     h.replies_to(p).remove(0)
 }
 
+/// A message on `pre/five` (predefined id 5 in the harness) reaches sensor 1
+/// as one PUBLISH with TopicIdType 0b01 and id 5.
+fn assert_pre_five_is_delivered_with_its_predefined_id(h: &mut Harness, conn: ConnId) {
+    h.outbound(conn, delivery("pre/five", b"v", QoS::AtMostOnce, None));
+    let r = h.replies_to(1);
+    assert!(
+        matches!(
+            &r[..],
+            [Message::Publish {
+                topic: TopicRef::Predefined(5),
+                ..
+            }]
+        ),
+        "{r:?}"
+    );
+}
+
 #[test]
 fn subscribe_to_a_plain_name_gets_suback_with_topic_id() {
     // G-51
@@ -111,18 +128,7 @@ fn subscribe_to_a_predefined_id_echoes_it_and_deliveries_use_it() {
             code: ReturnCode::Accepted
         }
     );
-    h.outbound(conn, delivery("pre/five", b"v", QoS::AtMostOnce, None));
-    let r = h.replies_to(1);
-    assert!(
-        matches!(
-            &r[..],
-            [Message::Publish {
-                topic: TopicRef::Predefined(5),
-                ..
-            }]
-        ),
-        "{r:?}"
-    );
+    assert_pre_five_is_delivered_with_its_predefined_id(&mut h, conn);
 }
 
 #[test]
@@ -291,16 +297,5 @@ fn subscribe_by_name_to_a_predefined_topic_announces_and_uses_the_predefined_id(
         ),
         "{ack:?}"
     );
-    h.outbound(conn, delivery("pre/five", b"v", QoS::AtMostOnce, None));
-    let r = h.replies_to(1);
-    assert!(
-        matches!(
-            &r[..],
-            [Message::Publish {
-                topic: TopicRef::Predefined(5),
-                ..
-            }]
-        ),
-        "{r:?}"
-    );
+    assert_pre_five_is_delivered_with_its_predefined_id(&mut h, conn);
 }
