@@ -275,7 +275,12 @@ impl MqttSession {
             return;
         }
         match packet {
-            Packet::Connect(_) => self.protocol_error("[MQTT-3.1.0-2] second CONNECT"),
+            // Closed without a DISCONNECT, as Mosquitto does: a client that sent
+            // CONNECT reads for a CONNACK, and one whose receiver thread reads
+            // the same socket can split a DISCONNECT between the two readers
+            // and wait forever for the rest (the Paho interoperability client
+            // does); a plain close reads as end of stream to both.
+            Packet::Connect(_) => self.close_error("[MQTT-3.1.0-2] second CONNECT", None),
             Packet::Publish(p) => self.handle_publish(p, now),
             Packet::PubAck(r) => self.command(Command::PubAck {
                 conn: self.conn,

@@ -90,14 +90,14 @@ fn first_packet_other_than_connect_closes_without_reply() {
 }
 
 #[test]
-fn second_connect_is_a_protocol_error_that_publishes_the_will() {
+fn second_connect_closes_without_disconnect_and_publishes_the_will() {
     let (mut s, _rx, now) = connected(ProtocolVersion::V5);
     s.handle_packet(
         Packet::Connect(connect_packet(ProtocolVersion::V5, "c", 60)),
         now,
     );
     assert!(s.is_closing());
-    assert_eq!(disconnect_reason(&mut s), Some(ReasonCode::ProtocolError));
+    assert_eq!(disconnect_reason(&mut s), None);
     assert!(matches!(
         commands(&mut s).as_slice(),
         [Command::Disconnect {
