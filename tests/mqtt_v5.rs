@@ -308,6 +308,30 @@ async fn client_exceeding_the_brokers_receive_maximum_gets_disconnect_0x93() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_still_acknowledging_after_disconnect_0x93_is_not_reset() {
+    // As in the Paho MQTT 5 interoperability suite (test_flow_control2): the
+    // client answers PUBRECs it reads after the broker has closed. The broker
+    // half-closes and keeps reading for a moment, so those writes are not
+    // refused by a reset and the client still reads the DISCONNECT.
+    let gw = start("max_inflight_messages = 2").await;
+    let addr = gw.mqtt_addr().expect("mqtt");
+    let mut c = Raw::connected(addr, "late-acks", &[]).await;
+    for id in 1..=3 {
+        c.send(&raw::publish("rmx/q", 2, id, &[], b"x")).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for id in 1..=2u8 {
+        assert!(
+            c.try_send(&raw::packet(0x62, &[0, id])).await,
+            "PUBREL {id} refused: the broker reset the connection"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(c.disconnect_reason().await, Some(0x93));
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn message_over_the_clients_maximum_packet_size_is_not_sent_to_it() {
     let gw = start("").await;
     let addr = gw.mqtt_addr().expect("mqtt");

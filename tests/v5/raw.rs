@@ -110,6 +110,11 @@ impl Raw {
         self.stream.write_all(bytes).await.expect("writes");
     }
 
+    /// Sends bytes; false if the socket refused them (reset by the peer).
+    pub async fn try_send(&mut self, bytes: &[u8]) -> bool {
+        self.stream.write_all(bytes).await.is_ok()
+    }
+
     /// The next packet, or `None` on close or after 5 s.
     pub async fn read(&mut self) -> Option<RawPacket> {
         tokio::time::timeout(Duration::from_secs(5), self.read_inner())

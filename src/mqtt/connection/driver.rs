@@ -35,6 +35,13 @@ const READ_CHUNK: usize = 4096;
 /// Read buffer of a connection that is waiting for its next packet on a
 /// stream that cannot report readiness without reading (TLS, WebSocket).
 const IDLE_READ: usize = 256;
+/// How long a connection the server closes keeps reading (and discarding)
+/// after its last packet: packets the client sent before it saw that last
+/// packet then meet a half-closed socket instead of a reset, so the client
+/// still reads the DISCONNECT's reason (lingering close).
+const LINGER: Duration = Duration::from_millis(500);
+/// Most a lingering connection reads before it closes regardless.
+const LINGER_MAX_BYTES: usize = 64 * 1024;
 /// Longest a publisher stops reading for a full subscriber queue before it
 /// reads once more: keeps its keep-alive PINGREQs flowing and breaks a cycle
 /// of clients each waiting for the other's acknowledgements.
@@ -67,6 +74,12 @@ pub(super) struct Connection<S> {
     announced: bool,
     /// The session has closed: flush, shut the stream down, end.
     closing: bool,
+    /// The stream is shut down for writing; what is left is the linger.
+    shut: bool,
+    /// The peer closed or failed: nothing to linger for.
+    peer_gone: bool,
+    /// Bytes discarded while lingering.
+    lingered: usize,
 }
 
 impl<S: ConnStream> Connection<S> {
@@ -101,6 +114,9 @@ impl<S: ConnStream> Connection<S> {
             busy: false,
             announced: false,
             closing: false,
+            shut: false,
+            peer_gone: false,
+            lingered: 0,
         }
     }
 
@@ -192,13 +208,44 @@ impl<S: ConnStream> Connection<S> {
     /// The closing steps: last commands (e.g. the will), last packets (e.g.
     /// a DISCONNECT), then shut the stream down. Errors no longer matter.
     fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        ready!(self.poll_commands(cx));
-        self.encode_packets();
-        if ready!(self.poll_write_out(cx)).is_err() {
-            self.wbuf = BytesMut::new();
+        if !self.shut {
+            ready!(self.poll_commands(cx));
+            self.encode_packets();
+            if ready!(self.poll_write_out(cx)).is_err() {
+                self.wbuf = BytesMut::new();
+                self.peer_gone = true;
+            }
+            let _ = ready!(Pin::new(&mut self.stream).poll_shutdown(cx));
+            self.shut = true;
+            // Not while the process stops: shutdown has its own grace.
+            if self.peer_gone || self.stop_at.is_some() {
+                return Poll::Ready(());
+            }
+            self.stop_at = Some(Instant::now() + LINGER);
+            self.rbuf = BytesMut::new();
         }
-        let _ = ready!(Pin::new(&mut self.stream).poll_shutdown(cx));
-        Poll::Ready(())
+        self.poll_linger(cx)
+    }
+
+    /// Reads and discards until the peer closes, `LINGER` passes or
+    /// `LINGER_MAX_BYTES` arrive, whichever is first.
+    fn poll_linger(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut scratch = [0u8; 1024];
+        loop {
+            let mut buf = tokio::io::ReadBuf::new(&mut scratch);
+            match Pin::new(&mut self.stream).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(()),
+                Poll::Ready(Ok(())) => {
+                    self.lingered += buf.filled().len();
+                    if self.lingered >= LINGER_MAX_BYTES {
+                        return Poll::Ready(());
+                    }
+                }
+                Poll::Ready(Err(_)) => return Poll::Ready(()),
+                Poll::Pending => break,
+            }
+        }
+        self.poll_timer(cx, self.stop_at)
     }
 
     /// When reading must wait: a publish-rate pause, or the core holding
@@ -328,6 +375,7 @@ impl<S: ConnStream> Connection<S> {
         if self.wbuf.has_remaining()
             && let Err(e) = ready!(self.poll_write_out(cx))
         {
+            self.peer_gone = true;
             self.session.connection_lost(&format!("write failed: {e}"));
             self.wbuf = BytesMut::new();
         }
@@ -357,6 +405,7 @@ impl<S: ConnStream> Connection<S> {
         if gate.is_none() {
             match self.poll_read_in(cx) {
                 Poll::Ready(Ok(0)) => {
+                    self.peer_gone = true;
                     self.session.connection_lost("closed by client");
                     return Poll::Ready(());
                 }
@@ -365,6 +414,7 @@ impl<S: ConnStream> Connection<S> {
                     return Poll::Ready(());
                 }
                 Poll::Ready(Err(e)) => {
+                    self.peer_gone = true;
                     self.session.connection_lost(&format!("read failed: {e}"));
                     return Poll::Ready(());
                 }
