@@ -54,22 +54,7 @@ impl UdpListener {
     /// joins the multicast group if one is configured. Failing to join is a
     /// warning, not an error: unicast keeps working. Needs a tokio runtime.
     pub fn bind(settings: &UdpListenerSettings) -> io::Result<UdpListener> {
-        let bind = settings.bind;
-        let socket = Socket::new(Domain::for_address(bind), Type::DGRAM, Some(Protocol::UDP))?;
-        if bind.is_ipv6() {
-            // One socket per family: a v6 wildcard must not swallow v4 traffic.
-            socket.set_only_v6(true)?;
-        }
-        socket.set_reuse_address(true)?;
-        socket.set_nonblocking(true)?;
-        // Bursts from many sensors arrive faster than one task drains them;
-        // with the kernel's default buffer (~200 KiB) the excess is lost before
-        // sngate sees it. The kernel caps this at net.core.rmem_max, so a
-        // refusal is only worth a debug line.
-        if let Err(e) = socket.set_recv_buffer_size(RECEIVE_BUFFER) {
-            tracing::debug!(%bind, error = %e, "cannot enlarge the UDP receive buffer");
-        }
-        socket.bind(&bind.into())?;
+        let socket = open_socket(settings.bind)?;
         let group = settings
             .multicast_group
             .filter(|g| join_group(&socket, *g, settings.multicast_ttl));
@@ -155,25 +140,38 @@ impl UdpListener {
     }
 }
 
+/// A non-blocking UDP socket bound to `bind` (SO_REUSEADDR, IPV6_V6ONLY for
+/// IPv6, a large receive buffer).
+fn open_socket(bind: SocketAddr) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(bind), Type::DGRAM, Some(Protocol::UDP))?;
+    if bind.is_ipv6() {
+        // One socket per family: a v6 wildcard must not swallow v4 traffic.
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    // Bursts from many sensors arrive faster than one task drains them;
+    // with the kernel's default buffer (~200 KiB) the excess is lost before
+    // sngate sees it. The kernel caps this at net.core.rmem_max, so a
+    // refusal is only worth a debug line.
+    if let Err(e) = socket.set_recv_buffer_size(RECEIVE_BUFFER) {
+        tracing::debug!(%bind, error = %e, "cannot enlarge the UDP receive buffer");
+    }
+    socket.bind(&bind.into())?;
+    Ok(socket)
+}
+
 /// A socket on the multicast group's port, joined to the group. Bound to the
 /// group address where the OS allows it (Linux: only that group's datagrams
 /// arrive), else to the wildcard address. Failing is a warning, as for joining.
 fn discovery_socket(group: SocketAddr) -> io::Result<Option<UdpSocket>> {
-    let open = |bind: SocketAddr| -> io::Result<Socket> {
-        let socket = Socket::new(Domain::for_address(bind), Type::DGRAM, Some(Protocol::UDP))?;
-        if bind.is_ipv6() {
-            socket.set_only_v6(true)?;
-        }
-        socket.set_reuse_address(true)?;
-        socket.set_nonblocking(true)?;
-        socket.bind(&bind.into())?;
-        Ok(socket)
-    };
     let wildcard = match group.ip() {
         IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
     };
-    let socket = match open(group).or_else(|_| open(SocketAddr::new(wildcard, group.port()))) {
+    let socket = match open_socket(group)
+        .or_else(|_| open_socket(SocketAddr::new(wildcard, group.port())))
+    {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(%group, error = %e, "cannot listen on the multicast group's port; SEARCHGW sent there goes unanswered");
