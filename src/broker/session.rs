@@ -1,6 +1,8 @@
 //! One session's delivery state: in-flight QoS 1/2 messages with their packet
 //! ids, the queue behind the in-flight window, and the packet ids of the
-//! client's own QoS 2 publishes awaiting PUBREL.
+//! client's own QoS 2 publishes awaiting PUBREL. Offering and sending live
+//! here; the client's acknowledgements in `session_acks.rs`, queue pressure
+//! in `session_pressure.rs`, the will in `session_will.rs`.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -120,15 +122,6 @@ struct Queued {
     shared: Option<SharedOrigin>,
 }
 
-/// What a session keeps only once its queue has been full.
-#[derive(Debug, Default)]
-struct Pressure {
-    /// QoS 1/2 messages refused because this session's own queue was full.
-    refused: u64,
-    /// Publishers blocked because this queue went over its bound.
-    blocked: Vec<Link>,
-}
-
 /// A client session, attached or not.
 #[derive(Debug)]
 pub struct Session {
@@ -167,7 +160,7 @@ pub struct Session {
     /// Boxed: few sessions have their own.
     pub own_limits: Option<Box<SessionLimits>>,
     /// Queue-pressure state, boxed: present only once this queue has been full.
-    pressure: Option<Box<Pressure>>,
+    pressure: Option<Box<pressure::Pressure>>,
 }
 
 impl Session {
@@ -335,65 +328,6 @@ impl Session {
         Offered::Dropped
     }
 
-    /// True when a QoS 1/2 message offered now would find the queue full
-    /// (MQTT-SN publishers are refused with "congestion" rather than slowed).
-    pub fn is_congested(&self, limits: &SessionLimits) -> bool {
-        let limits = self.own_limits.as_deref().unwrap_or(limits);
-        self.is_online() && self.queue.len() >= limits.max_queued
-    }
-
-    /// Blocks `publisher` until this queue drains below half its bound,
-    /// once per publisher.
-    pub fn hold_publisher(&mut self, publisher: &Link) {
-        let pressure = self.pressure.get_or_insert_with(Box::default);
-        if !pressure.blocked.iter().any(|l| l.conn == publisher.conn) {
-            publisher.outbox.block();
-            pressure.blocked.push(publisher.clone());
-        }
-    }
-
-    /// Unblocks every publisher this session holds (the queue drained, or
-    /// the session went offline and no longer slows anyone).
-    pub fn release_publishers(&mut self) {
-        let Some(pressure) = self.pressure.as_mut() else {
-            return;
-        };
-        for link in pressure.blocked.drain(..) {
-            link.outbox.unblock();
-        }
-        // A long overflow episode may have left a large buffer behind.
-        if pressure.blocked.capacity() > 64 {
-            pressure.blocked = Vec::new();
-        }
-        // The refusal count only paces a log line; an episode that refused
-        // nothing leaves no box behind.
-        if pressure.refused == 0 {
-            self.pressure = None;
-        }
-    }
-
-    /// Whether queueing `message` would pass `max_queued_bytes`; counted and
-    /// logged once per episode. Summed on demand so that sessions without
-    /// the limit carry no extra state.
-    fn over_queued_bytes(&mut self, message: &Message, limits: &SessionLimits) -> bool {
-        if limits.max_queued_bytes == 0 {
-            return false;
-        }
-        let size = |m: &Message| m.topic.len() + m.payload.len();
-        let queued: usize = self.queue.iter().map(|q| size(&q.message)).sum();
-        let over = queued.saturating_add(size(message)) > limits.max_queued_bytes;
-        if over && !self.bytes_full {
-            self.bytes_full = true;
-            tracing::info!(
-                client_id = %self.client_id,
-                queued_bytes = queued,
-                max_queued_bytes = limits.max_queued_bytes,
-                "Outgoing messages dropped: max_queued_bytes reached."
-            );
-        }
-        over
-    }
-
     fn allocate_packet_id(&mut self) -> u16 {
         loop {
             let id = self.next_packet_id;
@@ -475,107 +409,6 @@ impl Session {
         }
     }
 
-    /// Re-sends unacknowledged deliveries after a reconnect, in their original
-    /// order, PUBLISH with DUP set and PUBREL for those already PUBREC'd
-    /// [MQTT-4.4.0-1].
-    pub fn resend_inflight(&mut self, out: &mut Out) {
-        let mut order: Vec<(u64, u16)> = self.inflight.iter().map(|(id, f)| (f.seq, *id)).collect();
-        order.sort_unstable();
-        for (_, packet_id) in order {
-            let Some(f) = self.inflight.get(&packet_id) else {
-                continue;
-            };
-            // Onward delivery has started, so an unacknowledged message is
-            // resent even if it has expired since [MQTT-3.3.2-5, MQTT-4.4.0-1];
-            // skipping it would also hold its window slot for ever.
-            let event = match f.awaiting {
-                Awaiting::PubComp => Outbound::PubRel { packet_id },
-                _ => Outbound::Deliver(Delivery {
-                    packet_id: Some(packet_id),
-                    message: f.message.clone(),
-                    dup: true,
-                    subscription_ids: f.subscription_ids.clone(),
-                }),
-            };
-            self.send(out, event);
-        }
-    }
-
-    /// PUBACK from the client: the QoS 1 delivery is done.
-    pub fn puback(&mut self, packet_id: u16) -> bool {
-        self.complete(packet_id, Awaiting::PubAck)
-    }
-
-    /// PUBCOMP from the client: the QoS 2 delivery is done.
-    pub fn pubcomp(&mut self, packet_id: u16) -> bool {
-        self.complete(packet_id, Awaiting::PubComp)
-    }
-
-    fn complete(&mut self, packet_id: u16, expected: Awaiting) -> bool {
-        match self.inflight.get(&packet_id) {
-            Some(f) if f.awaiting == expected => {
-                let seq = f.seq;
-                self.inflight.remove(&packet_id);
-                self.touch(seq);
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// PUBREC from the client: answer PUBREL and wait for PUBCOMP [MQTT-4.3.3-1].
-    pub fn pubrec(&mut self, packet_id: u16, out: &mut Out) {
-        if let Some(f) = self.inflight.get_mut(&packet_id)
-            && f.awaiting != Awaiting::PubAck
-        {
-            f.awaiting = Awaiting::PubComp;
-            let seq = f.seq;
-            self.touch(seq);
-        }
-        self.send(out, Outbound::PubRel { packet_id });
-    }
-
-    /// Takes back every message that came through a shared subscription and
-    /// that the client has not yet received: queued, or in flight without a
-    /// PUBACK/PUBREC. Oldest first. (A PUBREC'd QoS 2 message has arrived and
-    /// stays to finish its PUBREL/PUBCOMP exchange.)
-    pub fn take_shared_unacked(&mut self) -> Vec<Unacked> {
-        let mut ids: Vec<(u64, u16)> = self
-            .inflight
-            .iter()
-            .filter(|(_, f)| f.shared.is_some() && f.awaiting != Awaiting::PubComp)
-            .map(|(id, f)| (f.seq, *id))
-            .collect();
-        ids.sort_unstable();
-        let mut out = Vec::new();
-        for (_, id) in ids {
-            if let Some(Inflight {
-                seq,
-                message,
-                shared: Some(origin),
-                ..
-            }) = self.inflight.remove(&id)
-            {
-                self.touch(seq);
-                out.push(Unacked { message, origin });
-            }
-        }
-        let queue = std::mem::take(&mut self.queue);
-        for q in queue {
-            match q.shared {
-                Some(origin) => {
-                    self.touch(q.seq);
-                    out.push(Unacked {
-                        message: q.message,
-                        origin,
-                    });
-                }
-                None => self.queue.push_back(q),
-            }
-        }
-        out
-    }
-
     /// Drops all delivery state (clean start, or the session ended).
     pub fn clear_delivery_state(&mut self) {
         self.release_publishers();
@@ -584,6 +417,12 @@ impl Session {
         self.incoming_qos2.clear();
     }
 }
+
+#[path = "session_pressure.rs"]
+mod pressure;
+
+#[path = "session_acks.rs"]
+mod acks;
 
 #[path = "session_will.rs"]
 mod will;
