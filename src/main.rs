@@ -31,6 +31,7 @@ fn main() -> ExitCode {
         None => Config::builtin(),
     };
     let log = init_logging(config.log.level);
+    sngate::app::raise_open_files_limit();
     // SIGHUP re-reads the file started with; the built-in config has none.
     let reloader = cli.config.map(|path| {
         let started = std::fs::read_to_string(&path).unwrap_or_default();

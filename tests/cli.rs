@@ -226,3 +226,65 @@ async fn sigint_stops_sngate_with_exit_code_0() {
         "{log}"
     );
 }
+
+/// The soft open-files limit sngate is started with in the test below: far
+/// fewer descriptors than the clients the test connects.
+const LOW_SOFT_LIMIT: usize = 128;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_clients_than_the_soft_open_files_limit_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("sngate.toml");
+    std::fs::write(
+        &config,
+        format!("[log]\nlevel = \"info\"\n\n[[listener]]\nprotocol = \"mqtt\"\nbind = \"127.0.0.1:{port}\"\n"),
+    )
+    .unwrap();
+    // The hard limit stays as inherited (well above the clients below); only
+    // the soft one is lowered, as a login shell's 1,024 usually is.
+    let mut child = Command::new("sh")
+        .args([
+            "-c",
+            &format!("ulimit -Sn {LOW_SOFT_LIMIT} && exec \"$0\" -c \"$1\""),
+            env!("CARGO_BIN_EXE_sngate"),
+            &config.display().to_string(),
+        ])
+        .env_remove("RUST_LOG")
+        .kill_on_drop(true)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("sngate starts");
+    let mut log = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    let listening = tokio::time::timeout(WAIT, async {
+        while let Ok(Some(line)) = log.next_line().await {
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains("listen socket on") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(listening, Ok(true), "sngate listens; log so far:\n{seen}");
+    assert!(
+        seen.contains(&format!("open files limit raised from {LOW_SOFT_LIMIT} to")),
+        "the raise is logged:\n{seen}"
+    );
+
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut clients = Vec::new();
+    for i in 0..LOW_SOFT_LIMIT * 2 {
+        clients.push(common::raw::RawClient::connected(addr, &format!("fd-{i}")).await);
+    }
+    // Every one of them stays served, the first as well as the last.
+    let last = clients.len() - 1;
+    for i in [0, last] {
+        let c = &mut clients[i];
+        c.send(&[0xC0, 0x00]).await;
+        assert_eq!(c.read_exact(2).await, Some(vec![0xD0, 0x00]), "PINGRESP");
+    }
+}

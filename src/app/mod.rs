@@ -3,11 +3,13 @@
 //! through [`start`].
 
 mod logging;
+mod open_files;
 mod reload;
 mod restart_keys;
 mod settings;
 
 pub use self::logging::{LevelChange, LogControl, init_logging};
+pub use self::open_files::raise_open_files_limit;
 pub use self::reload::{ConfigReloader, ReloadSummary};
 use self::settings::{broker_settings, open_store};
 pub use self::settings::{
