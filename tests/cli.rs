@@ -234,19 +234,50 @@ const LOW_SOFT_LIMIT: usize = 128;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn more_clients_than_the_soft_open_files_limit_are_served() {
     let dir = tempfile::tempdir().unwrap();
+    // The hard limit stays as inherited (well above the clients below); only
+    // the soft one is lowered, as a login shell's 1,024 usually is.
+    let (_child, addr, seen, _log) =
+        start_with_ulimit(&format!("-Sn {LOW_SOFT_LIMIT}"), dir.path()).await;
+    assert!(
+        seen.contains(&format!("open files limit raised from {LOW_SOFT_LIMIT} to")),
+        "the raise is logged:\n{seen}"
+    );
+
+    let mut clients = Vec::new();
+    for i in 0..LOW_SOFT_LIMIT * 2 {
+        clients.push(common::raw::RawClient::connected(addr, &format!("fd-{i}")).await);
+    }
+    // Every one of them stays served, the first as well as the last.
+    let last = clients.len() - 1;
+    for i in [0, last] {
+        let c = &mut clients[i];
+        c.send(&[0xC0, 0x00]).await;
+        assert_eq!(c.read_exact(2).await, Some(vec![0xD0, 0x00]), "PINGRESP");
+    }
+}
+
+/// Starts `sngate -c FILE` through `sh` with `ulimit_args` applied first,
+/// waits until it listens and returns it, its address and the log so far.
+async fn start_with_ulimit(
+    ulimit_args: &str,
+    dir: &Path,
+) -> (
+    tokio::process::Child,
+    std::net::SocketAddr,
+    String,
+    tokio::io::Lines<BufReader<tokio::process::ChildStderr>>,
+) {
     let port = free_port();
-    let config = dir.path().join("sngate.toml");
+    let config = dir.join("sngate.toml");
     std::fs::write(
         &config,
         format!("[log]\nlevel = \"info\"\n\n[[listener]]\nprotocol = \"mqtt\"\nbind = \"127.0.0.1:{port}\"\n"),
     )
     .unwrap();
-    // The hard limit stays as inherited (well above the clients below); only
-    // the soft one is lowered, as a login shell's 1,024 usually is.
     let mut child = Command::new("sh")
         .args([
             "-c",
-            &format!("ulimit -Sn {LOW_SOFT_LIMIT} && exec \"$0\" -c \"$1\""),
+            &format!("ulimit {ulimit_args} && exec \"$0\" -c \"$1\""),
             env!("CARGO_BIN_EXE_sngate"),
             &config.display().to_string(),
         ])
@@ -270,21 +301,46 @@ async fn more_clients_than_the_soft_open_files_limit_are_served() {
     })
     .await;
     assert_eq!(listening, Ok(true), "sngate listens; log so far:\n{seen}");
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    (child, addr, seen, log)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_past_the_open_files_limit_is_closed_not_left_waiting() {
+    use common::raw::{RawClient, connect};
+    let dir = tempfile::tempdir().unwrap();
+    // Soft and hard limit both low: nothing left to raise.
+    let (_child, addr, seen, _log) = start_with_ulimit("-n 48", dir.path()).await;
     assert!(
-        seen.contains(&format!("open files limit raised from {LOW_SOFT_LIMIT} to")),
-        "the raise is logged:\n{seen}"
+        seen.contains("open files limit is 48"),
+        "a low hard limit is warned about:\n{seen}"
     );
 
-    let addr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut clients = Vec::new();
-    for i in 0..LOW_SOFT_LIMIT * 2 {
-        clients.push(common::raw::RawClient::connected(addr, &format!("fd-{i}")).await);
+    let mut served = Vec::new();
+    let mut refused = None;
+    for i in 0..100 {
+        let mut c = RawClient::open(addr).await;
+        c.send(&connect(&format!("fd-{i}"), 60)).await;
+        match c.read_exact(4).await {
+            Some(connack) => {
+                assert_eq!(connack, [0x20, 0x02, 0x00, 0x00], "CONNACK accepted");
+                served.push(c);
+            }
+            None => {
+                refused = Some(c);
+                break;
+            }
+        }
     }
-    // Every one of them stays served, the first as well as the last.
-    let last = clients.len() - 1;
-    for i in [0, last] {
-        let c = &mut clients[i];
-        c.send(&[0xC0, 0x00]).await;
-        assert_eq!(c.read_exact(2).await, Some(vec![0xD0, 0x00]), "PINGRESP");
-    }
+    let mut refused = refused.expect("the descriptor table fills before 100 clients");
+    assert!(
+        refused.closed_within(Duration::from_secs(2)).await,
+        "the client past the limit sees its connection closed"
+    );
+    assert!(served.len() > 10, "{} clients served first", served.len());
+
+    // Descriptors freed by leaving clients serve new ones again.
+    served.truncate(served.len() - 5);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    RawClient::connected(addr, "after").await;
 }

@@ -45,6 +45,7 @@ pub async fn accept_loop<F, Fut>(
     Fut: Future<Output = ()> + Send + 'static,
 {
     let limit = (max_connections > 0).then(|| Arc::new(Semaphore::new(max_connections)));
+    let mut reserve = FdReserve::open();
     loop {
         let accepted = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -53,8 +54,15 @@ pub async fn accept_loop<F, Fut>(
         let (stream, peer) = match accepted {
             Ok(v) => v,
             Err(e) => {
-                // EMFILE and friends: back off briefly instead of spinning.
-                warn!("accept failed: {e}");
+                if is_out_of_descriptors(&e) && reserve.shed(&listener) {
+                    Metrics::inc(&metrics.connections_refused);
+                    warn!(
+                        "Connection refused: out of file descriptors ({e}); raise the open files limit or set max_connections."
+                    );
+                } else {
+                    warn!("accept failed: {e}");
+                }
+                // Back off briefly instead of spinning on a full descriptor table.
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 continue;
             }
@@ -79,5 +87,46 @@ pub async fn accept_loop<F, Fut>(
         // captured future and its awaited copy side by side, doubling the
         // memory of every connection task.
         tasks.spawn(serve(stream, peer).map(move |()| drop(permit)));
+    }
+}
+
+/// `accept` failed for want of a file descriptor (process or system table full).
+fn is_out_of_descriptors(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(EMFILE | ENFILE))
+}
+
+/// EMFILE (the process's table is full), the same number on Linux and the BSDs.
+const EMFILE: i32 = 24;
+/// ENFILE (the system's table is full).
+const ENFILE: i32 = 23;
+
+/// One descriptor held back for the day the table is full: closing it lets
+/// the listener accept the waiting connection and close it at once, so the
+/// client sees its connection end instead of hanging in the backlog.
+struct FdReserve(Option<std::fs::File>);
+
+impl FdReserve {
+    fn open() -> FdReserve {
+        FdReserve(std::fs::File::open("/dev/null").ok())
+    }
+
+    /// Frees the reserve, accepts and closes one waiting connection, and
+    /// takes the reserve back; true if a connection was shed.
+    fn shed(&mut self, listener: &TcpListener) -> bool {
+        if self.0.take().is_none() {
+            *self = FdReserve::open();
+            return false;
+        }
+        // Polled once: the failed accept means a connection is waiting.
+        let shed = match listener.accept().now_or_never() {
+            Some(Ok((stream, peer))) => {
+                debug!(%peer, "closed at once: out of file descriptors");
+                drop(stream);
+                true
+            }
+            _ => false,
+        };
+        *self = FdReserve::open();
+        shed
     }
 }
