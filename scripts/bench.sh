@@ -11,7 +11,10 @@
 # Usage: scripts/bench.sh            (defaults below; override through the environment)
 #   REPS=3 DURATION=5 CONNS=10000 SENSORS=100 SN_RATE=2000 CAP_SENSORS=1000 \
 #   SCENARIOS="fanin fanout latency conns ready sn sncap" PAHO_GW=... OUT=dir \
-#   MOSQUITTO_NODELAY=1 scripts/bench.sh
+#   MOSQUITTO_NODELAY=1 FLOOD_QOS="0 1 2" scripts/bench.sh
+#
+# FLOOD_QOS lists the QoS levels fanin and fanout run at (default "0 1", the
+# levels the targets name; 2 adds the PUBREC/PUBREL/PUBCOMP exchange).
 #
 # SNGATE_MODE=transparent runs sngate's `sn` and `sncap` cases as a pure
 # gateway (`[gateway] mode = "transparent"`) in front of a Mosquitto, the role
@@ -44,6 +47,7 @@ BROKER_CPU=${BROKER_CPU:-0}
 TOOL_CPU=${TOOL_CPU:-1}
 MOSQUITTO=${MOSQUITTO:-mosquitto}
 MOSQUITTO_NODELAY=${MOSQUITTO_NODELAY:-}
+FLOOD_QOS=${FLOOD_QOS:-"0 1"}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$(mktemp -d /tmp/sngate-bench.XXXXXX)}
@@ -243,7 +247,9 @@ for rep in $(seq 1 "$REPS"); do
     for s in $SCENARIOS; do
         case "$s" in
         fanin | fanout | latency)
-            for q in 0 1; do
+            levels="0 1"
+            [ "$s" = latency ] || levels=$FLOOD_QOS
+            for q in $levels; do
                 for t in $order; do
                     measure "$s-q$q" "$rep" "$t" "$s" --qos "$q" --duration "$DURATION"
                 done
@@ -283,6 +289,8 @@ METRICS = {
     "fanin-q1": [("delivered_per_s", "hi"), ("lost", "lo"), ("broker_cpu_pct", "-"), ("tool_cpu_pct", "-")],
     "fanout-q0": [("delivered_per_s", "hi"), ("lost", "lo"), ("broker_cpu_pct", "-"), ("tool_cpu_pct", "-")],
     "fanout-q1": [("delivered_per_s", "hi"), ("lost", "lo"), ("broker_cpu_pct", "-"), ("tool_cpu_pct", "-")],
+    "fanin-q2": [("delivered_per_s", "hi"), ("lost", "lo"), ("broker_cpu_pct", "-"), ("tool_cpu_pct", "-")],
+    "fanout-q2": [("delivered_per_s", "hi"), ("lost", "lo"), ("broker_cpu_pct", "-"), ("tool_cpu_pct", "-")],
     "latency-q0": [("p50_us", "lo"), ("p99_us", "lo"), ("p999_us", "lo"), ("max_us", "lo")],
     "latency-q1": [("p50_us", "lo"), ("p99_us", "lo"), ("p999_us", "lo"), ("max_us", "lo")],
     "conns": [("rss_per_conn_bytes", "lo"), ("connects_per_s", "hi")],

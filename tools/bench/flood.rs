@@ -1,6 +1,6 @@
 //! The two halves of the throughput scenarios: a publisher that sends as fast
-//! as the broker takes (QoS 0 in batches, QoS 1 within a window of unacked
-//! messages) and a subscriber that counts deliveries per source.
+//! as the broker takes (QoS 0 in batches, QoS 1 and 2 within a window of
+//! unfinished messages) and a subscriber that counts deliveries per source.
 
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use sngate::mqtt::codec::Packet;
 use tokio::io::AsyncWriteExt;
 use tokio::time::{Instant, sleep_until, timeout};
 
-use crate::mqtt::{Client, Incoming, PublishTemplate, put_puback};
+use crate::mqtt::{Client, Incoming, PublishTemplate, put_ack};
 use crate::payload::{self, now_ns};
 use crate::stats::SeqTracker;
 
@@ -26,7 +26,7 @@ const IDLE: Duration = Duration::from_millis(700);
 pub struct Sent {
     /// Messages completely written.
     pub sent: u64,
-    /// QoS 1 messages acknowledged by the broker.
+    /// QoS 1 messages acknowledged (PUBACK), QoS 2 messages completed (PUBCOMP).
     pub acked: u64,
 }
 
@@ -80,7 +80,8 @@ pub async fn publish(
     Ok(out)
 }
 
-/// Waits for at least one read and counts the PUBACKs it brought.
+/// Waits for at least one read and counts the PUBACKs (QoS 1) or PUBCOMPs
+/// (QoS 2) it brought, answering each PUBREC with PUBREL.
 async fn read_acks(client: &mut Client, outstanding: &mut usize, until: Instant) -> Result<u64> {
     let left = until.saturating_duration_since(Instant::now());
     match timeout(left, client.reader.fill()).await {
@@ -90,11 +91,19 @@ async fn read_acks(client: &mut Client, outstanding: &mut usize, until: Instant)
         Err(_) => return Ok(0),
     }
     let mut acked = 0;
+    let mut rels = BytesMut::new();
     while let Some(f) = client.reader.frame()? {
-        if let Incoming::Other(Packet::PubAck(_)) = f {
-            acked += 1;
-            *outstanding = outstanding.saturating_sub(1);
+        match f {
+            Incoming::Other(Packet::PubAck(_) | Packet::PubComp(_)) => {
+                acked += 1;
+                *outstanding = outstanding.saturating_sub(1);
+            }
+            Incoming::Other(Packet::PubRec(r)) => put_ack(0x62, r.packet_id, &mut rels),
+            _ => {}
         }
+    }
+    if !rels.is_empty() {
+        client.writer.write_all(&rels).await?;
     }
     Ok(acked)
 }
@@ -147,22 +156,27 @@ pub async fn subscribe(
         let now_n = now_ns();
         let mut got = false;
         while let Some(f) = client.reader.frame()? {
-            if let Incoming::Publish {
-                qos,
-                packet_id,
-                payload,
-            } = f
-            {
-                got = true;
-                if qos == 1 {
-                    put_puback(packet_id, &mut acks)?;
-                }
-                if let Some((src, seq, sent)) = payload::parse(&payload) {
-                    r.seq.record(src as usize, seq);
-                    if keep_latency {
-                        r.latencies.push(now_n.saturating_sub(sent));
+            match f {
+                Incoming::Publish {
+                    qos,
+                    packet_id,
+                    payload,
+                } => {
+                    got = true;
+                    match qos {
+                        1 => put_ack(0x40, packet_id, &mut acks),
+                        2 => put_ack(0x50, packet_id, &mut acks),
+                        _ => {}
+                    }
+                    if let Some((src, seq, sent)) = payload::parse(&payload) {
+                        r.seq.record(src as usize, seq);
+                        if keep_latency {
+                            r.latencies.push(now_n.saturating_sub(sent));
+                        }
                     }
                 }
+                Incoming::Other(Packet::PubRel(r)) => put_ack(0x70, r.packet_id, &mut acks),
+                Incoming::Other(_) => {}
             }
         }
         if got {

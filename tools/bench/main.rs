@@ -65,8 +65,8 @@ pub struct Opts {
     /// Subscribers (fanout).
     #[arg(long, default_value_t = 100)]
     pub subs: usize,
-    /// QoS of publications and subscriptions (0 or 1).
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
+    /// QoS of publications and subscriptions (0 or 1; fanin and fanout also 2).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
     pub qos: u8,
     /// Messages per second (latency, sn; the starting rate with --find-capacity).
     #[arg(long, default_value_t = 1000.0)]
@@ -120,6 +120,9 @@ fn main() -> Result<()> {
     let mut o = Opts::parse();
     o.payload = usize::from(o.payload_arg);
     payload::now_ns();
+    if o.qos == 2 && !matches!(o.scenario, Scenario::Fanin | Scenario::Fanout) {
+        anyhow::bail!("--qos 2 is for fanin and fanout");
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

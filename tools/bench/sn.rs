@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Duration, Instant, sleep, sleep_until};
 
 use crate::Opts;
-use crate::mqtt::{Client, Incoming, put_puback, qos};
+use crate::mqtt::{Client, Incoming, put_ack, qos};
 use crate::payload::{self, now_ns};
 use crate::procstat::{CpuMeter, CpuUse, udp_rcvbuf_errors};
 use crate::report::{Report, pct};
@@ -410,7 +410,7 @@ async fn subscriber(mut client: Client, c: Arc<Counters>) -> Result<()> {
             } = f
             {
                 if qos == 1 {
-                    put_puback(packet_id, &mut acks)?;
+                    put_ack(0x40, packet_id, &mut acks);
                 }
                 if let Some((_, _, sent)) = payload::parse(&payload) {
                     n += 1;
