@@ -156,35 +156,13 @@ fn free_port() -> u16 {
 /// publish, sends `signal`, and returns the exit status and the log.
 async fn run_then_signal(signal: &str) -> (std::process::ExitStatus, String) {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let config = dir.path().join("sngate.toml");
-    std::fs::write(
-        &config,
-        format!("[log]\nlevel = \"info\"\n\n[[listener]]\nprotocol = \"mqtt\"\nbind = \"127.0.0.1:{port}\"\n"),
-    )
-    .unwrap();
-    let mut child = sngate()
-        .args(["-c", &config.display().to_string()])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("sngate starts");
-    let mut log = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut seen = String::new();
-    let listening = tokio::time::timeout(WAIT, async {
-        while let Ok(Some(line)) = log.next_line().await {
-            seen.push_str(&line);
-            seen.push('\n');
-            if line.contains("listen socket on") {
-                return true;
-            }
-        }
-        false
-    })
-    .await;
-    assert_eq!(listening, Ok(true), "sngate listens; log so far:\n{seen}");
+    let Listening {
+        mut child,
+        addr,
+        mut seen,
+        mut log,
+    } = start_listening(None, dir.path()).await;
 
-    let addr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut sub = Sub::start(addr, &["-t", "cli/t", "-C", "1", "-W", "5"]).await;
     mosquitto_pub(addr, &["-t", "cli/t", "-q", "1", "-m", "served"]).await;
     assert_eq!(sub.line(WAIT).await.as_deref(), Some("served"));
@@ -236,8 +214,13 @@ async fn more_clients_than_the_soft_open_files_limit_are_served() {
     let dir = tempfile::tempdir().unwrap();
     // The hard limit stays as inherited (well above the clients below); only
     // the soft one is lowered, as a login shell's 1,024 usually is.
-    let (_child, addr, seen, _log) =
-        start_with_ulimit(&format!("-Sn {LOW_SOFT_LIMIT}"), dir.path()).await;
+    // The child (killed on drop) and its log pipe live to the end of the test.
+    let Listening {
+        addr,
+        seen,
+        child: _child,
+        log: _log,
+    } = start_listening(Some(&format!("-Sn {LOW_SOFT_LIMIT}")), dir.path()).await;
     assert!(
         seen.contains(&format!("open files limit raised from {LOW_SOFT_LIMIT} to")),
         "the raise is logged:\n{seen}"
@@ -256,17 +239,18 @@ async fn more_clients_than_the_soft_open_files_limit_are_served() {
     }
 }
 
-/// Starts `sngate -c FILE` through `sh` with `ulimit_args` applied first,
-/// waits until it listens and returns it, its address and the log so far.
-async fn start_with_ulimit(
-    ulimit_args: &str,
-    dir: &Path,
-) -> (
-    tokio::process::Child,
-    std::net::SocketAddr,
-    String,
-    tokio::io::Lines<BufReader<tokio::process::ChildStderr>>,
-) {
+/// A running `sngate -c FILE`, its MQTT address, and its log so far.
+struct Listening {
+    child: tokio::process::Child,
+    addr: std::net::SocketAddr,
+    seen: String,
+    log: tokio::io::Lines<BufReader<tokio::process::ChildStderr>>,
+}
+
+/// Writes a config in `dir` listening on a free port, starts sngate from it
+/// (through `sh`, running `ulimit ULIMIT_ARGS` first, when given) and waits
+/// until it listens.
+async fn start_listening(ulimit_args: Option<&str>, dir: &Path) -> Listening {
     let port = free_port();
     let config = dir.join("sngate.toml");
     std::fs::write(
@@ -274,15 +258,27 @@ async fn start_with_ulimit(
         format!("[log]\nlevel = \"info\"\n\n[[listener]]\nprotocol = \"mqtt\"\nbind = \"127.0.0.1:{port}\"\n"),
     )
     .unwrap();
-    let mut child = Command::new("sh")
-        .args([
-            "-c",
-            &format!("ulimit {ulimit_args} && exec \"$0\" -c \"$1\""),
-            env!("CARGO_BIN_EXE_sngate"),
-            &config.display().to_string(),
-        ])
-        .env_remove("RUST_LOG")
-        .kill_on_drop(true)
+    let config = config.display().to_string();
+    let mut cmd = match ulimit_args {
+        None => {
+            let mut cmd = sngate();
+            cmd.args(["-c", &config]);
+            cmd
+        }
+        Some(args) => {
+            let mut cmd = Command::new("sh");
+            cmd.args([
+                "-c",
+                &format!("ulimit {args} && exec \"$0\" -c \"$1\""),
+                env!("CARGO_BIN_EXE_sngate"),
+                &config,
+            ])
+            .env_remove("RUST_LOG")
+            .kill_on_drop(true);
+            cmd
+        }
+    };
+    let mut child = cmd
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -302,7 +298,12 @@ async fn start_with_ulimit(
     .await;
     assert_eq!(listening, Ok(true), "sngate listens; log so far:\n{seen}");
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
-    (child, addr, seen, log)
+    Listening {
+        child,
+        addr,
+        seen,
+        log,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -310,7 +311,13 @@ async fn a_client_past_the_open_files_limit_is_closed_not_left_waiting() {
     use common::raw::{RawClient, connect};
     let dir = tempfile::tempdir().unwrap();
     // Soft and hard limit both low: nothing left to raise.
-    let (_child, addr, seen, _log) = start_with_ulimit("-n 48", dir.path()).await;
+    // The child (killed on drop) and its log pipe live to the end of the test.
+    let Listening {
+        addr,
+        seen,
+        child: _child,
+        log: _log,
+    } = start_listening(Some("-n 48"), dir.path()).await;
     assert!(
         seen.contains("open files limit is 48"),
         "a low hard limit is warned about:\n{seen}"

@@ -46,8 +46,22 @@ async fn bench(args: &[&str]) -> Value {
     serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))
 }
 
-fn port(addr: SocketAddr) -> String {
-    addr.port().to_string()
+/// Runs `sngate-bench` with `args` against a fresh in-process sngate (its
+/// MQTT and MQTT-SN ports, and this process as the broker whose CPU and RSS
+/// are read) and returns its JSON report.
+async fn bench_sngate(args: &[&str]) -> Value {
+    let app = common::start().await;
+    let port = |a: Option<SocketAddr>| a.map(|a| a.port().to_string()).unwrap_or_default();
+    let (mqtt, sn) = (
+        port(app.mqtt_addr()),
+        port(app.gateway_udp.first().copied()),
+    );
+    let pid = std::process::id().to_string();
+    let mut all = args.to_vec();
+    all.extend(["--port", &mqtt, "--sn-port", &sn, "--broker-pid", &pid]);
+    let report = bench(&all).await;
+    app.stop().await;
+    report
 }
 
 fn int(v: &Value, key: &str) -> u64 {
@@ -64,95 +78,39 @@ fn num(v: &Value, key: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fanin_at_qos_1_delivers_every_acknowledged_message() {
-    let app = common::start().await;
-    let mqtt = app.mqtt_addr().unwrap();
-    let r = bench(&[
-        "fanin",
-        "--port",
-        &port(mqtt),
-        "--pubs",
-        "3",
-        "--qos",
-        "1",
-        "--duration",
-        "0.3",
-        "--target",
-        "sngate",
-    ])
-    .await;
+    let r = bench_sngate(&["fanin", "--pubs", "3", "--qos", "1", "--duration", "0.3"]).await;
     assert_eq!(r["scenario"], "fanin");
     assert_eq!(int(&r, "pubs"), 3);
     assert!(int(&r, "acked") > 0, "{r}");
     assert_eq!(int(&r, "lost"), 0, "{r}");
     assert!(int(&r, "received") >= int(&r, "acked"), "{r}");
     assert!(num(&r, "delivered_per_s") > 0.0, "{r}");
-    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fanin_at_qos_2_completes_the_four_packet_exchange() {
-    let app = common::start().await;
-    let mqtt = app.mqtt_addr().unwrap();
-    let r = bench(&[
-        "fanin",
-        "--port",
-        &port(mqtt),
-        "--pubs",
-        "2",
-        "--qos",
-        "2",
-        "--duration",
-        "0.3",
-    ])
-    .await;
+    let r = bench_sngate(&["fanin", "--pubs", "2", "--qos", "2", "--duration", "0.3"]).await;
     assert_eq!(int(&r, "qos"), 2);
     // `acked` counts PUBCOMPs: the publisher answered PUBREC with PUBREL.
     assert!(int(&r, "acked") > 0, "{r}");
     assert_eq!(int(&r, "lost"), 0, "{r}");
-    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fanout_delivers_each_message_to_every_subscriber() {
-    let app = common::start().await;
-    let mqtt = app.mqtt_addr().unwrap();
-    let r = bench(&[
-        "fanout",
-        "--port",
-        &port(mqtt),
-        "--subs",
-        "3",
-        "--qos",
-        "1",
-        "--duration",
-        "0.3",
-    ])
-    .await;
+    let r = bench_sngate(&["fanout", "--subs", "3", "--qos", "1", "--duration", "0.3"]).await;
     assert_eq!(int(&r, "subs"), 3);
     assert!(int(&r, "acked") > 0, "{r}");
     assert!(int(&r, "received") >= 3 * int(&r, "acked"), "{r}");
     assert_eq!(int(&r, "lost"), 0, "{r}");
-    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latency_reports_ordered_percentiles() {
-    let app = common::start().await;
-    let mqtt = app.mqtt_addr().unwrap();
-    let r = bench(&[
-        "latency",
-        "--port",
-        &port(mqtt),
-        "--rate",
-        "200",
-        "--duration",
-        "0.5",
-    ])
-    .await;
+    let r = bench_sngate(&["latency", "--rate", "200", "--duration", "0.5"]).await;
     let (p50, p99, max) = (num(&r, "p50_us"), num(&r, "p99_us"), num(&r, "max_us"));
     assert!(p50 > 0.0 && p50 <= p99 && p99 <= max, "{r}");
     assert_eq!(int(&r, "lost"), 0, "{r}");
-    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,39 +124,19 @@ async fn qos_2_is_refused_where_the_scenario_has_no_exchange_for_it() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--qos 2 is for fanin and fanout"));
 }
 
+// sngate runs inside this test process: the RSS read is this process's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conns_opens_every_connection_and_reads_the_broker_rss() {
-    let app = common::start().await;
-    let mqtt = app.mqtt_addr().unwrap();
-    // sngate runs inside this test process: its RSS is ours.
-    let pid = std::process::id().to_string();
-    let r = bench(&[
-        "conns",
-        "--port",
-        &port(mqtt),
-        "--connections",
-        "20",
-        "--broker-pid",
-        &pid,
-    ])
-    .await;
+    let r = bench_sngate(&["conns", "--connections", "20"]).await;
     assert_eq!(int(&r, "connections"), 20, "{r}");
     assert!(num(&r, "connects_per_s") > 0.0, "{r}");
     assert!(num(&r, "rss_before_kib") > 0.0, "{r}");
-    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sn_sensors_reach_the_mqtt_subscriber_without_loss() {
-    let app = common::start().await;
-    let mqtt = app.mqtt_addr().unwrap();
-    let sn = app.gateway_udp[0];
-    let r = bench(&[
+    let r = bench_sngate(&[
         "sn",
-        "--port",
-        &port(mqtt),
-        "--sn-port",
-        &port(sn),
         "--sensors",
         "3",
         "--rate",
@@ -213,7 +151,6 @@ async fn sn_sensors_reach_the_mqtt_subscriber_without_loss() {
     assert!(int(&r, "pubacks") > 0, "{r}");
     assert!(int(&r, "delivered") >= int(&r, "pubacks"), "{r}");
     assert_eq!(int(&r, "lost"), 0, "{r}");
-    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
