@@ -10,7 +10,7 @@
 # `sngate-bench latency` (core 1) relays 1,000 msg/s from one publisher to one
 # subscriber. The trace adds ~1 µs to every syscall of both brokers alike.
 #
-# Usage: scripts/residence.sh     (REPS=3 QOS="0 1" DURATION=3 OUT=dir)
+# Usage: scripts/residence.sh     (REPS=3 QOS="0 1" DURATION=3 OUT=dir SNGATE=path/to/another/build)
 set -euo pipefail
 REPS=${REPS:-3}
 QOS=${QOS:-"0 1"}
@@ -20,7 +20,7 @@ OUT=${OUT:-$(mktemp -d /tmp/sngate-residence.XXXXXX)}
 mkdir -p "$OUT"
 command -v perf >/dev/null || { echo "perf is needed (apt-get install linux-perf)" >&2; exit 1; }
 cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bin sngate --bin sngate-bench
-SNGATE="$root/target/release/sngate"
+SNGATE=${SNGATE:-"$root/target/release/sngate"}
 BENCH="$root/target/release/sngate-bench"
 
 # shellcheck source=scripts/common.sh

@@ -4,6 +4,13 @@
 use super::api::{ConnId, Outbound, Outbox};
 use super::outbox::OutboxWake;
 
+/// Whether the runtime runs woken tasks in the order they were woken. The
+/// `sngate` binary builds its runtime without tokio's LIFO slot when compiled
+/// with the `tokio_unstable` cfg (`.cargo/config.toml`); otherwise tokio runs
+/// the task woken last first. The core orders its wake-ups for either, so
+/// that subscribers write a message before its publisher writes the PUBACK.
+pub const RUNS_IN_WAKE_ORDER: bool = cfg!(tokio_unstable);
+
 /// The core's outbound events of the current batch.
 ///
 /// Direct (persistence off) events go out at once. Holding (persistence on)
@@ -52,17 +59,20 @@ impl Out {
         }
     }
 
-    /// Queues deliveries without waking their subscribers until
-    /// [`Out::wake_deliveries`], so that a publisher's acknowledgement can be
-    /// sent in between and its connection woken first.
+    /// With a runtime that runs the task woken last first, queues deliveries
+    /// without waking their subscribers until [`Out::wake_deliveries`], so
+    /// that a publisher's acknowledgement can be sent in between and its
+    /// connection woken first. In wake order (see [`RUNS_IN_WAKE_ORDER`])
+    /// nothing is deferred: the core sends the acknowledgement after routing,
+    /// so subscribers are woken, and run, first.
     ///
-    /// Why: the runtime runs the task woken last first. Woken after its
-    /// subscribers, a publisher would write its PUBACK before they write the
-    /// message, and on loopback that write (which wakes the publisher's
-    /// process) costs the delivery 10–20 µs. Subscribers woken last write
-    /// first, as Mosquitto delivers before it acknowledges.
+    /// Why: a publisher that runs before its subscribers writes its PUBACK
+    /// before they write the message, and on loopback that write (which
+    /// wakes the publisher's process) costs the delivery 10–25 µs.
+    /// Subscribers that run first write first, as Mosquitto delivers before
+    /// it acknowledges.
     pub fn defer_delivery_wakes(&mut self) {
-        self.deferring = !self.hold;
+        self.deferring = !self.hold && !RUNS_IN_WAKE_ORDER;
     }
 
     /// Wakes the subscribers of the deliveries queued since
@@ -84,27 +94,28 @@ impl Out {
         std::mem::take(&mut self.held)
     }
 
-    /// Sends every held event, oldest first, and then wakes the connections:
-    /// those with deliveries last, so that a batch's PUBACKs do not go out
-    /// ahead of its messages (see [`Out::defer_delivery_wakes`]).
+    /// Sends every held event, oldest first, and then wakes the connections
+    /// so that those with deliveries run first: a batch's PUBACKs do not go
+    /// out ahead of its messages (see [`Out::defer_delivery_wakes`]).
     pub fn release(&mut self) {
-        let mut first = std::mem::take(&mut self.owed_first);
+        let mut others = std::mem::take(&mut self.owed_first);
         for (outbox, conn, event) in self.held.drain(..) {
             let deliver = matches!(event, Outbound::Deliver(_));
             if let Some(w) = outbox.send_quiet(conn, event) {
                 if deliver {
                     self.owed.push(w);
                 } else {
-                    first.push(w);
+                    others.push(w);
                 }
             }
         }
-        for w in first.drain(..) {
-            w.wake();
+        if RUNS_IN_WAKE_ORDER {
+            self.owed.drain(..).for_each(OutboxWake::wake);
+            others.drain(..).for_each(OutboxWake::wake);
+        } else {
+            others.drain(..).for_each(OutboxWake::wake);
+            self.owed.drain(..).for_each(OutboxWake::wake);
         }
-        self.owed_first = first;
-        for w in self.owed.drain(..) {
-            w.wake();
-        }
+        self.owed_first = others;
     }
 }
