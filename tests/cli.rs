@@ -214,13 +214,9 @@ async fn more_clients_than_the_soft_open_files_limit_are_served() {
     let dir = tempfile::tempdir().unwrap();
     // The hard limit stays as inherited (well above the clients below); only
     // the soft one is lowered, as a login shell's 1,024 usually is.
-    // The child (killed on drop) and its log pipe live to the end of the test.
-    let Listening {
-        addr,
-        seen,
-        child: _child,
-        log: _log,
-    } = start_listening(Some(&format!("-Sn {LOW_SOFT_LIMIT}")), dir.path()).await;
+    // Held to the end of the test: the child is killed on drop.
+    let sngate = start_listening(Some(&format!("-Sn {LOW_SOFT_LIMIT}")), dir.path()).await;
+    let (addr, seen) = (sngate.addr, &sngate.seen);
     assert!(
         seen.contains(&format!("open files limit raised from {LOW_SOFT_LIMIT} to")),
         "the raise is logged:\n{seen}"
@@ -311,13 +307,8 @@ async fn a_client_past_the_open_files_limit_is_closed_not_left_waiting() {
     use common::raw::{RawClient, connect};
     let dir = tempfile::tempdir().unwrap();
     // Soft and hard limit both low: nothing left to raise.
-    // The child (killed on drop) and its log pipe live to the end of the test.
-    let Listening {
-        addr,
-        seen,
-        child: _child,
-        log: _log,
-    } = start_listening(Some("-n 48"), dir.path()).await;
+    let sngate = start_listening(Some("-n 48"), dir.path()).await;
+    let (addr, seen) = (sngate.addr, &sngate.seen);
     assert!(
         seen.contains("open files limit is 48"),
         "a low hard limit is warned about:\n{seen}"
