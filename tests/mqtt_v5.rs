@@ -308,6 +308,37 @@ async fn client_exceeding_the_brokers_receive_maximum_gets_disconnect_0x93() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_qos1_burst_past_the_receive_maximum_is_slowed_not_disconnected() {
+    // MQTT.js (Node-RED's client) ignores the server's Receive Maximum and
+    // writes a whole burst at once. QoS 1 needs nothing more from the client,
+    // so the broker reads on as its PUBACKs free the window.
+    let gw = start("max_inflight_messages = 2").await;
+    let addr = gw.mqtt_addr().expect("mqtt");
+    let mut sub = Sub::start(addr, &["-V", "5", "-q", "1", "-t", "burst/t", "-C", "200"]).await;
+    let mut c = Raw::connected(addr, "burst", &[]).await;
+    let mut burst = Vec::new();
+    for id in 1..=200u16 {
+        burst.extend(raw::publish(
+            "burst/t",
+            1,
+            id,
+            &[],
+            id.to_string().as_bytes(),
+        ));
+    }
+    c.send(&burst).await;
+    for id in 1..=200u16 {
+        let (kind, body) = c.read().await.expect("a PUBACK for every publish");
+        assert_eq!(kind, 0x40, "PUBACK, not a DISCONNECT");
+        assert_eq!(body[..2], id.to_be_bytes(), "PUBACKs in order");
+    }
+    let got = sub.lines(200, WAIT).await;
+    let expected: Vec<String> = (1..=200).map(|i: u16| i.to_string()).collect();
+    assert_eq!(got, expected, "every message delivered, in order");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_still_acknowledging_after_disconnect_0x93_is_not_reset() {
     // As in the Paho MQTT 5 interoperability suite (test_flow_control2): the
     // client answers PUBRECs it reads after the broker has closed. The broker

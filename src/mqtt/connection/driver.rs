@@ -293,7 +293,23 @@ impl<S: ConnStream> Connection<S> {
         self.paused_until = None;
         self.ctx.metrics.add_received(n);
         self.session.peek_connect(&self.rbuf);
+        self.handle_buffered(now);
+        // A short read that left nothing pending means the peer went quiet:
+        // give the buffer back, so that the wait for its next packet holds none.
+        self.busy = n >= IDLE_READ;
+        if self.rbuf.is_empty() && (!self.busy || self.rbuf.capacity() > READ_CHUNK * 4) {
+            self.rbuf = BytesMut::new();
+        }
+    }
+
+    /// Decodes and handles the whole packets in the read buffer, stopping at
+    /// a QoS 1 PUBLISH the Receive Maximum has no room for yet (it is taken
+    /// once the core's PUBACKs arrive).
+    fn handle_buffered(&mut self, now: Instant) {
         loop {
+            if self.session.holds_back_publish(&self.rbuf) {
+                break;
+            }
             let max_packet = self.ctx.settings.max_packet_size;
             match decode_packet(&mut self.rbuf, self.session.version(), max_packet) {
                 Ok(Some(p)) => {
@@ -322,12 +338,6 @@ impl<S: ConnStream> Connection<S> {
                     break;
                 }
             }
-        }
-        // A short read that left nothing pending means the peer went quiet:
-        // give the buffer back, so that the wait for its next packet holds none.
-        self.busy = n >= IDLE_READ;
-        if self.rbuf.is_empty() && (!self.busy || self.rbuf.capacity() > READ_CHUNK * 4) {
-            self.rbuf = BytesMut::new();
         }
     }
 
@@ -392,6 +402,10 @@ impl<S: ConnStream> Connection<S> {
                 while let Ok((_, ev)) = self.events.try_recv() {
                     self.session.handle_outbound(ev, now);
                 }
+                // PUBACKs may have made room for a publish held back.
+                if !self.rbuf.is_empty() && !self.session.is_closing() {
+                    self.handle_buffered(now);
+                }
                 return Poll::Ready(());
             }
             Poll::Ready(None) => {
@@ -401,8 +415,11 @@ impl<S: ConnStream> Connection<S> {
             Poll::Pending => {}
         }
 
-        let gate = self.read_gate(cx);
-        if gate.is_none() {
+        // A publish held back for the Receive Maximum waits for the core's
+        // PUBACKs (an event, above); nothing more is read meanwhile.
+        let held = self.session.holds_back_publish(&self.rbuf);
+        let gate = if held { None } else { self.read_gate(cx) };
+        if gate.is_none() && !held {
             match self.poll_read_in(cx) {
                 Poll::Ready(Ok(0)) => {
                     self.peer_gone = true;

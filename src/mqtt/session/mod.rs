@@ -214,6 +214,22 @@ impl MqttSession {
         }
     }
 
+    /// Whether the next packet in `buf` (not yet decoded) is a QoS 1 PUBLISH
+    /// that the MQTT 5 Receive Maximum has no room for. The connection then
+    /// leaves it unread until the core's PUBACKs free the window, and TCP
+    /// slows the client, instead of closing with 0x93: some clients (MQTT.js,
+    /// which Node-RED uses) ignore the server's Receive Maximum, and a broker
+    /// that acknowledges QoS 1 at once (Mosquitto) never sees the window
+    /// full. A QoS 2 PUBLISH is not held: its window is freed by the client's
+    /// own PUBRELs, which may be queued behind it, so it still gets 0x93
+    /// (MQTT 5 §4.9, [MQTT-3.3.4-7]).
+    pub fn holds_back_publish(&self, buf: &[u8]) -> bool {
+        const PUBLISH_QOS1: u8 = 0x32;
+        self.version.is_v5()
+            && buf.first().is_some_and(|b| b & 0xF6 == PUBLISH_QOS1)
+            && self.incoming_unacked.len() >= usize::from(self.limits.receive_maximum)
+    }
+
     /// Looks at the raw bytes of a CONNECT that is not yet decoded, so that a
     /// decode error can be answered in the client's protocol version.
     pub fn peek_connect(&mut self, buf: &[u8]) {

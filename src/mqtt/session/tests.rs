@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use super::*;
 use crate::broker::{Delivery, Message, OutboxReceiver, SubscribeResult};
-use crate::broker::{Outbound, ServerDisconnect};
+use crate::broker::{Outbound, PublishOutcome, ServerDisconnect};
 use crate::mqtt::codec::Publish;
 use crate::mqtt::codec::{
     ConnectProperties, DecodeError, LastWill, PublishProperties, WillProperties,
@@ -312,6 +312,52 @@ fn exceeding_receive_maximum_closes_with_0x93() {
         disconnect_reason(&mut s),
         Some(ReasonCode::ReceiveMaximumExceeded)
     );
+}
+
+/// The first byte of a PUBLISH with `qos` (what the connection peeks at).
+fn publish_byte(qos: u8) -> [u8; 1] {
+    [0x30 | (qos << 1)]
+}
+
+#[test]
+fn a_qos1_publish_past_receive_maximum_is_held_back_until_a_puback_frees_room() {
+    let (mut s, _rx, now) = connected(ProtocolVersion::V5);
+    for id in 1..=20 {
+        s.handle_packet(
+            Packet::Publish(publish("t", QoS::AtLeastOnce, Some(id))),
+            now,
+        );
+    }
+    assert!(!s.is_closing());
+    assert!(s.holds_back_publish(&publish_byte(1)), "window full");
+    assert!(
+        !s.holds_back_publish(&publish_byte(0)),
+        "QoS 0 is not counted"
+    );
+    assert!(
+        !s.holds_back_publish(&publish_byte(2)),
+        "QoS 2 gets 0x93 instead"
+    );
+    s.handle_outbound(
+        Outbound::PubAck {
+            packet_id: 1,
+            outcome: PublishOutcome::Delivered,
+        },
+        now,
+    );
+    assert!(!s.holds_back_publish(&publish_byte(1)), "room again");
+}
+
+#[test]
+fn mqtt_3_1_1_has_no_receive_maximum_to_hold_back_for() {
+    let (mut s, _rx, now) = connected(ProtocolVersion::V311);
+    for id in 1..=100 {
+        s.handle_packet(
+            Packet::Publish(publish("t", QoS::AtLeastOnce, Some(id))),
+            now,
+        );
+    }
+    assert!(!s.holds_back_publish(&publish_byte(1)));
 }
 
 #[test]
