@@ -124,7 +124,13 @@ impl Client {
 
     fn receive_bytes(&mut self, bytes: &[u8], now: Instant) {
         self.rbuf.extend_from_slice(bytes);
-        while !self.session.is_closing() {
+        self.handle_buffered(now);
+    }
+
+    /// Decodes what is buffered, as the connection does: a QoS 1 PUBLISH the
+    /// Receive Maximum has no room for waits for the core's PUBACKs.
+    fn handle_buffered(&mut self, now: Instant) {
+        while !self.session.is_closing() && !self.session.holds_back_publish(&self.rbuf) {
             self.session.peek_connect(&self.rbuf);
             match decode_packet(&mut self.rbuf, self.session.version(), MAX_PACKET) {
                 Ok(Some(packet)) => self.session.handle_packet(packet, now),
@@ -209,6 +215,9 @@ impl Core {
                 while let Ok((_, event)) = c.events.try_recv() {
                     c.session.handle_outbound(event, now);
                     moved = true;
+                }
+                if !c.rbuf.is_empty() {
+                    c.handle_buffered(now);
                 }
                 c.drain_packets();
             }
@@ -318,7 +327,26 @@ fn client_op(c: &mut Client, input: &mut Input<'_>, now: Instant) {
     let packet = match input.byte() % 12 {
         0 | 1 => Some(connect(input)),
         2 => Some(subscribe(c, input)),
-        3 | 4 => Some(publish(c, input)),
+        3 => Some(publish(c, input)),
+        4 => {
+            // A burst of QoS 1 publishes in one write, past the Receive Maximum.
+            let n = 1 + usize::from(input.byte() % 8);
+            let mut wire = BytesMut::new();
+            for _ in 0..n {
+                let p = Packet::Publish(Publish {
+                    dup: false,
+                    qos: QoS::AtLeastOnce,
+                    retain: false,
+                    topic: Arc::from(input.pick(&TOPICS)),
+                    packet_id: Some(c.packet_id(input)),
+                    properties: PublishProperties::default(),
+                    payload: Bytes::from_static(b"b"),
+                });
+                let _ = encode_packet(&p, c.version, &mut wire);
+            }
+            c.receive_bytes(&wire, now);
+            None
+        }
         5 | 6 => acknowledge(c),
         7 => (!c.released.is_empty())
             .then(|| Packet::PubComp(PubResponse::new(c.released.remove(0)))),
@@ -333,10 +361,7 @@ fn client_op(c: &mut Client, input: &mut Input<'_>, now: Instant) {
             properties: UnsubscribeProperties::default(),
         })),
         10 => Some(Packet::Disconnect(Disconnect {
-            reason: input.pick(&[
-                ReasonCode::Success,
-                ReasonCode::DisconnectWithWillMessage,
-            ]),
+            reason: input.pick(&[ReasonCode::Success, ReasonCode::DisconnectWithWillMessage]),
             ..Disconnect::default()
         })),
         _ => {
@@ -380,7 +405,9 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             14 => {
-                clients[slot].session.connection_lost("fuzz: connection dropped");
+                clients[slot]
+                    .session
+                    .connection_lost("fuzz: connection dropped");
                 core.pump(&mut clients, now);
                 clients[slot] = Client::new(now);
             }
