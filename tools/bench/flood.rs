@@ -98,7 +98,7 @@ async fn read_acks(client: &mut Client, outstanding: &mut usize, until: Instant)
                 acked += 1;
                 *outstanding = outstanding.saturating_sub(1);
             }
-            Incoming::Other(Packet::PubRec(r)) => put_ack(0x62, r.packet_id, &mut rels),
+            Incoming::Other(Packet::PubRec(r)) => put_ack(Packet::PubRel, r.packet_id, &mut rels)?,
             _ => {}
         }
     }
@@ -164,8 +164,8 @@ pub async fn subscribe(
                 } => {
                     got = true;
                     match qos {
-                        1 => put_ack(0x40, packet_id, &mut acks),
-                        2 => put_ack(0x50, packet_id, &mut acks),
+                        1 => put_ack(Packet::PubAck, packet_id, &mut acks)?,
+                        2 => put_ack(Packet::PubRec, packet_id, &mut acks)?,
                         _ => {}
                     }
                     if let Some((src, seq, sent)) = payload::parse(&payload) {
@@ -175,7 +175,9 @@ pub async fn subscribe(
                         }
                     }
                 }
-                Incoming::Other(Packet::PubRel(r)) => put_ack(0x70, r.packet_id, &mut acks),
+                Incoming::Other(Packet::PubRel(r)) => {
+                    put_ack(Packet::PubComp, r.packet_id, &mut acks)?
+                }
                 Incoming::Other(_) => {}
             }
         }

@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use anyhow::{Context, Result, bail};
 use bytes::{Buf, Bytes, BytesMut};
 use sngate::mqtt::codec::{
-    Connect, Packet, ProtocolVersion, Publish, Subscribe, SubscriptionOptions, decode_packet,
-    encode_packet, parse_fixed_header,
+    Connect, Packet, ProtocolVersion, PubResponse, Publish, Subscribe, SubscriptionOptions,
+    decode_packet, encode_packet, parse_fixed_header,
 };
 use sngate::qos::QoS;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -190,11 +190,10 @@ impl Client {
     }
 }
 
-/// Appends a four-byte acknowledgement: `first` is its fixed-header byte
-/// (0x40 PUBACK, 0x50 PUBREC, 0x62 PUBREL, 0x70 PUBCOMP).
-pub fn put_ack(first: u8, packet_id: u16, buf: &mut BytesMut) {
-    let [hi, lo] = packet_id.to_be_bytes();
-    buf.extend_from_slice(&[first, 0x02, hi, lo]);
+/// Appends an acknowledgement (`Packet::PubAck`, `PubRec`, `PubRel` or
+/// `PubComp`) for `packet_id`.
+pub fn put_ack(ack: fn(PubResponse) -> Packet, packet_id: u16, buf: &mut BytesMut) -> Result<()> {
+    put(&ack(PubResponse::new(packet_id)), buf)
 }
 
 /// A pre-encoded PUBLISH whose packet id and payload header are patched per message.

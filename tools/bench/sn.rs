@@ -410,7 +410,7 @@ async fn subscriber(mut client: Client, c: Arc<Counters>) -> Result<()> {
             } = f
             {
                 if qos == 1 {
-                    put_ack(0x40, packet_id, &mut acks);
+                    put_ack(sngate::mqtt::codec::Packet::PubAck, packet_id, &mut acks)?;
                 }
                 if let Some((_, _, sent)) = payload::parse(&payload) {
                     n += 1;

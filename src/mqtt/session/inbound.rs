@@ -55,7 +55,7 @@ impl MqttSession {
             && p.qos != QoS::AtMostOnce
             && !self.incoming_unacked.contains(id)
         {
-            if v5 && self.incoming_unacked.len() >= usize::from(self.limits.receive_maximum) {
+            if self.receive_window_full() {
                 return self.close_error(
                     "[MQTT-3.3.4-9] Receive Maximum exceeded",
                     Some(ReasonCode::ReceiveMaximumExceeded),

@@ -225,8 +225,13 @@ impl MqttSession {
     /// (MQTT 5 §4.9, [MQTT-3.3.4-7]).
     pub fn holds_back_publish(&self, buf: &[u8]) -> bool {
         const PUBLISH_QOS1: u8 = 0x32;
+        buf.first().is_some_and(|b| b & 0xF6 == PUBLISH_QOS1) && self.receive_window_full()
+    }
+
+    /// MQTT 5: as many of the client's QoS 1/2 publishes unacknowledged as
+    /// the Receive Maximum allows [MQTT-3.3.4-9].
+    fn receive_window_full(&self) -> bool {
         self.version.is_v5()
-            && buf.first().is_some_and(|b| b & 0xF6 == PUBLISH_QOS1)
             && self.incoming_unacked.len() >= usize::from(self.limits.receive_maximum)
     }
 
