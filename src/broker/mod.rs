@@ -18,6 +18,7 @@ pub mod retained;
 pub mod routing;
 pub mod runner;
 pub mod session;
+pub mod shared_core;
 pub mod status;
 mod subscribe;
 pub mod subscriptions;
@@ -25,7 +26,7 @@ pub mod sys;
 
 pub use api::*;
 pub use core::{Broker, BrokerSettings};
-pub use handle::{BrokerClosed, BrokerHandle, TrySendError};
+pub use handle::{BrokerClosed, BrokerHandle, Sent, TrySendError};
 pub use message::{Message, MessageProperties};
 pub use metrics::Metrics;
 pub use runner::{Persistence, SyncPolicy, spawn, spawn_with};

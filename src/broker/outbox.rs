@@ -261,6 +261,11 @@ impl OutboxQueue {
         }
     }
 
+    /// True when no event is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.shared.lock().is_empty()
+    }
+
     /// An event already waiting, if any. The queue's memory is given back
     /// when it empties, so an idle connection holds none.
     pub fn try_recv(&mut self) -> Result<(ConnId, Outbound), mpsc::error::TryRecvError> {

@@ -1,5 +1,7 @@
-//! The core task: the single owner of the broker state, fed by a bounded
-//! command channel (rumqttd's router idea: no locks on routing state).
+//! The core task: the broker state's keeper, fed by a bounded command
+//! channel (rumqttd's router idea). Without persistence the state sits
+//! behind a lock that an idle core lets a sender take for one command
+//! ([`SharedCore`]); the core task applies everything that was queued.
 //!
 //! With persistence on, every batch of commands ends with one store commit
 //! (group commit): the batch's outbound events are held until it returns, so
@@ -19,6 +21,7 @@ use super::core::{Broker, BrokerSettings};
 use super::handle::BrokerHandle;
 use super::metrics::Metrics;
 use super::persist::unix_ms_now;
+use super::shared_core::SharedCore;
 use crate::store::{Snapshot, Store, StoreError, StoreOp, StoreStats};
 
 /// Commands waiting for the core before senders are made to wait.
@@ -83,7 +86,12 @@ pub fn spawn_with(
     let now = Instant::now();
     let mut broker = Broker::new(settings, metrics.clone(), now);
     let task = match persistence {
-        None => tokio::spawn(run_plain(broker, rx, shutdown)),
+        None => {
+            let shared = Arc::new(SharedCore::new(broker));
+            let handle = BrokerHandle::with_shared_core(tx, ack_tx, shared.clone());
+            let task = tokio::spawn(run_plain(shared, rx, shutdown));
+            return (handle, metrics, task);
+        }
         Some(p) => {
             broker.restore(p.snapshot, now, unix_ms_now());
             let committer = Committer {
@@ -124,7 +132,7 @@ impl Inbox {
     }
 }
 
-async fn run_plain(mut broker: Broker, mut rx: Inbox, shutdown: CancellationToken) {
+async fn run_plain(shared: Arc<SharedCore>, mut rx: Inbox, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Pinned once: a fresh `cancelled()` in every round would join and
@@ -137,19 +145,33 @@ async fn run_plain(mut broker: Broker, mut rx: Inbox, shutdown: CancellationToke
             () = &mut cancelled => break,
             cmd = rx.recv() => {
                 let Some(cmd) = cmd else { break };
+                let Some(mut state) = shared.lock() else { break };
                 let now = Instant::now();
-                broker.handle(cmd, now);
+                state.broker.handle(cmd, now);
+                shared.dequeued();
                 for _ in 0..BATCH {
                     match rx.try_recv() {
-                        Some(cmd) => broker.handle(cmd, now),
+                        Some(cmd) => {
+                            state.broker.handle(cmd, now);
+                            shared.dequeued();
+                        }
                         None => break,
                     }
                 }
             }
-            _ = tick.tick() => broker.tick(Instant::now()),
+            _ = tick.tick() => {
+                let Some(mut state) = shared.lock() else { break };
+                state.broker.tick(Instant::now());
+            }
         }
     }
-    broker.shutdown();
+    match shared.lock() {
+        Some(mut state) => {
+            state.broker.shutdown();
+            state.closed = true;
+        }
+        None => error!("the broker core failed while applying a command; closing every connection"),
+    }
 }
 
 async fn run_persistent(

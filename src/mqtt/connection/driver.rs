@@ -23,7 +23,7 @@ use tracing::{Span, debug, field, info, warn};
 
 use super::ConnectionContext;
 use super::stream::ConnStream;
-use crate::broker::{BrokerClosed, ConnId, Outbox, OutboxQueue, TrySendError};
+use crate::broker::{BrokerClosed, ConnId, Outbox, OutboxQueue, Sent, TrySendError};
 use crate::limits::{Limit, PublishThrottle};
 use crate::mqtt::codec::{DecodeError, Packet, decode_packet, encode_packet};
 use crate::mqtt::session::MqttSession;
@@ -61,6 +61,9 @@ pub(super) struct Connection<S> {
     /// A command waiting for room in the core's queue; nothing else moves
     /// until it is taken, as the core must see commands in order.
     sending: Option<SendFuture>,
+    /// A command was applied in this task since the last round (the core
+    /// was idle; see `SharedCore`).
+    applied: bool,
     /// The one timer: the session's deadline, the shutdown grace, or the end
     /// of a read pause — whichever is first. Dropped while none is due.
     timer: Option<Pin<Box<Sleep>>>,
@@ -106,6 +109,7 @@ impl<S: ConnStream> Connection<S> {
             rbuf: BytesMut::new(),
             wbuf: BytesMut::new(),
             sending: None,
+            applied: false,
             timer: None,
             shutdown,
             throttle,
@@ -138,7 +142,8 @@ impl<S: ConnStream> Connection<S> {
                 return Poll::Ready(());
             };
             match self.ctx.broker.try_send(cmd) {
-                Ok(()) => {}
+                Ok(Sent::Applied) => self.applied = true,
+                Ok(Sent::Queued) => {}
                 Err(TrySendError::Full(cmd)) => {
                     // Only a full queue costs a boxed future.
                     let broker = self.ctx.broker.clone();
@@ -380,6 +385,16 @@ impl<S: ConnStream> Connection<S> {
     /// round again, Pending once every source is waiting.
     fn poll_round(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         ready!(self.poll_commands(cx));
+        if std::mem::take(&mut self.applied) && !self.events.is_empty() {
+            // A command applied here answered this connection (a PUBACK)
+            // and may have woken subscribers: let them run first, so they
+            // write the message before this task writes the answer, as
+            // Mosquitto delivers before it acknowledges. On loopback the
+            // answer's write wakes the client's process and would hold the
+            // delivery up by 10-25 µs.
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         self.encode_packets();
         self.announce();
         if self.wbuf.has_remaining()

@@ -1,0 +1,105 @@
+//! The core's state behind a lock, shared by the core task and the handles
+//! of the tasks that send it commands.
+//!
+//! The core task still applies everything that arrives on its channels, in
+//! order, and runs the timers. What the lock adds is a short cut: a sender
+//! that finds the core idle (the lock free and no command of anyone's still
+//! waiting in the channels) applies its command itself, in its own task, as
+//! Mosquitto handles a packet in the loop that read it. A message then
+//! crosses one task switch (publisher -> subscriber) instead of two
+//! (publisher -> core -> subscriber), and no channel. Only without
+//! persistence: with it, every batch ends in a store commit the core task
+//! awaits, and what it produced is held until then.
+//!
+//! Order is kept because a command only takes the short cut when nothing is
+//! queued: `queued` counts commands sent on the channels and not yet applied,
+//! and the core task lowers it only after applying one, under the lock. So a
+//! client whose earlier command still waits in the channel sends the next
+//! one there too, behind it.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::time::Instant;
+
+use super::api::Command;
+use super::core::Broker;
+
+/// The broker and whether it has shut down, behind the lock.
+#[derive(Debug)]
+pub struct CoreState {
+    /// The broker itself.
+    pub broker: Broker,
+    /// Set by the core task once it has said goodbye to every client: from
+    /// then on nothing is applied.
+    pub closed: bool,
+}
+
+/// The lock around the core state and the count of commands queued for it.
+#[derive(Debug)]
+pub struct SharedCore {
+    state: Mutex<CoreState>,
+    queued: AtomicUsize,
+}
+
+/// What [`SharedCore::try_apply`] did with a command.
+#[derive(Debug)]
+pub enum Applied {
+    /// Applied in the caller's task.
+    Done,
+    /// The core is busy (locked, or commands are queued): send it the
+    /// command on the channel.
+    Busy(Command),
+    /// The core has shut down.
+    Closed,
+}
+
+impl SharedCore {
+    /// Wraps the broker the core task and the handles will share.
+    pub fn new(broker: Broker) -> SharedCore {
+        SharedCore {
+            state: Mutex::new(CoreState {
+                broker,
+                closed: false,
+            }),
+            queued: AtomicUsize::new(0),
+        }
+    }
+
+    /// Applies `command` now if the core is idle; never waits for the lock.
+    pub fn try_apply(&self, command: Command) -> Applied {
+        let mut state = match self.state.try_lock() {
+            Ok(state) => state,
+            Err(TryLockError::WouldBlock) => return Applied::Busy(command),
+            // A panic while applying a command: the core is gone, as it
+            // would be had the core task itself panicked.
+            Err(TryLockError::Poisoned(_)) => return Applied::Closed,
+        };
+        if state.closed {
+            return Applied::Closed;
+        }
+        // Under the lock: the core task lowers the count under it too, so
+        // zero here means every command sent earlier has been applied.
+        if self.queued.load(Ordering::Acquire) != 0 {
+            return Applied::Busy(command);
+        }
+        state.broker.handle(command, Instant::now());
+        Applied::Done
+    }
+
+    /// Counts a command about to be sent on a channel.
+    pub fn enqueued(&self) {
+        self.queued.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Counts a command taken back (its send failed) or applied by the core
+    /// task (which holds the lock while it does).
+    pub fn dequeued(&self) {
+        self.queued.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// The core task's access to the state; None if a sender panicked while
+    /// applying a command.
+    pub fn lock(&self) -> Option<MutexGuard<'_, CoreState>> {
+        self.state.lock().ok()
+    }
+}
