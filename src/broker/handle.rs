@@ -128,7 +128,12 @@ impl BrokerHandle {
     /// Sends one command, waiting while the core's queue is full.
     pub async fn send(&self, command: Command) -> Result<(), BrokerClosed> {
         let command = match self.apply_or_count(command)? {
-            Ok(_) => return Ok(()),
+            Ok(_) => {
+                // A loop of sends that never wait would otherwise never
+                // yield, where a channel send spends the task's budget.
+                tokio::task::consume_budget().await;
+                return Ok(());
+            }
             Err(command) => command,
         };
         let counted = self.counted();

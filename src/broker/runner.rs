@@ -87,9 +87,7 @@ pub fn spawn_with(
     let mut broker = Broker::new(settings, metrics.clone(), now);
     let task = match persistence {
         None => {
-            let shared = Arc::new(SharedCore::new(broker));
-            let handle = BrokerHandle::with_shared_core(tx, ack_tx, shared.clone());
-            let task = tokio::spawn(run_plain(shared, rx, shutdown));
+            let (handle, _, task) = spawn_plain(broker, (tx, ack_tx), rx, shutdown);
             return (handle, metrics, task);
         }
         Some(p) => {
@@ -105,6 +103,19 @@ pub fn spawn_with(
         }
     };
     (BrokerHandle::with_ack_lane(tx, ack_tx), metrics, task)
+}
+
+/// Starts the core task without persistence, its state shared with the handle.
+fn spawn_plain(
+    broker: Broker,
+    (tx, ack_tx): (mpsc::Sender<Command>, mpsc::Sender<Command>),
+    rx: Inbox,
+    shutdown: CancellationToken,
+) -> (BrokerHandle, Arc<SharedCore>, JoinHandle<()>) {
+    let shared = Arc::new(SharedCore::new(broker));
+    let handle = BrokerHandle::with_shared_core(tx, ack_tx, shared.clone());
+    let task = tokio::spawn(run_plain(shared.clone(), rx, shutdown));
+    (handle, shared, task)
 }
 
 /// The core's two command lanes: acknowledgements are served first.
@@ -322,7 +333,83 @@ impl Committer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::api::ConnId;
+    use crate::broker::api::{ConnId, Outbox};
+    use crate::broker::test_client::{Client, broker, connect_request, subscribe};
+    use crate::broker::{Sent, TrySendError};
+    use crate::qos::QoS;
+
+    fn publish(conn: ConnId, payload: &'static str) -> Command {
+        Command::Publish {
+            conn,
+            packet_id: None,
+            message: crate::broker::Message::new(
+                "t",
+                bytes::Bytes::from(payload),
+                QoS::AtMostOnce,
+                false,
+            ),
+        }
+    }
+
+    /// A client's commands keep their order whichever way each one reaches
+    /// the core: queued while the core was busy, or applied by the sender
+    /// once it is idle again.
+    #[tokio::test]
+    async fn commands_queued_while_the_core_was_busy_stay_ahead_of_later_ones() {
+        let (mut b, now) = broker();
+        let (outbox, rx) = Outbox::channel();
+        let mut sub = Client {
+            conn: ConnId::next(),
+            rx,
+        };
+        b.handle(
+            Command::Connect(connect_request(sub.conn, "sub", outbox)),
+            now,
+        );
+        subscribe(&mut b, &sub, "t", QoS::AtMostOnce, now);
+        let (outbox, _pub_rx) = Outbox::channel();
+        let publisher = ConnId::next();
+        b.handle(
+            Command::Connect(connect_request(publisher, "pub", outbox)),
+            now,
+        );
+        sub.events();
+        let (tx, commands) = mpsc::channel(8);
+        let (ack_tx, acks) = mpsc::channel(8);
+        let shutdown = CancellationToken::new();
+        let (handle, shared, core) =
+            spawn_plain(b, (tx, ack_tx), Inbox { commands, acks }, shutdown.clone());
+
+        let busy = shared.lock();
+        assert_eq!(
+            handle.try_send(publish(publisher, "1")).ok(),
+            Some(Sent::Queued)
+        );
+        drop(busy);
+        // Idle again, but "1" is still in the channel: "2" goes behind it.
+        assert_eq!(
+            handle.try_send(publish(publisher, "2")).ok(),
+            Some(Sent::Queued)
+        );
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            tokio::task::yield_now().await;
+            got.extend(sub.payloads());
+        }
+        assert_eq!(
+            handle.try_send(publish(publisher, "3")).ok(),
+            Some(Sent::Applied)
+        );
+        got.extend(sub.payloads());
+        assert_eq!(got, ["1", "2", "3"]);
+
+        shutdown.cancel();
+        core.await.unwrap();
+        assert!(matches!(
+            handle.try_send(publish(publisher, "4")),
+            Err(TrySendError::Closed(_))
+        ));
+    }
 
     #[tokio::test]
     async fn acknowledgements_are_served_before_waiting_publishes() {

@@ -103,3 +103,88 @@ impl SharedCore {
         self.state.lock().ok()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::broker::api::{ConnId, Outbox};
+    use crate::broker::message::Message;
+    use crate::broker::test_client::{Client, broker, connect_request, subscribe};
+    use crate::qos::QoS;
+
+    /// A core with a subscriber to `t` and a publisher, wrapped for sharing.
+    fn core_with_pair() -> (SharedCore, Client, ConnId) {
+        let (mut b, now) = broker();
+        let mut clients = ["sub", "pub"].map(|id| {
+            let (outbox, rx) = Outbox::channel();
+            let conn = ConnId::next();
+            b.handle(Command::Connect(connect_request(conn, id, outbox)), now);
+            Client { conn, rx }
+        });
+        subscribe(&mut b, &clients[0], "t", QoS::AtMostOnce, now);
+        let publisher = clients[1].conn;
+        clients[0].events(); // CONNACK, SUBACK
+        let [sub, _] = clients;
+        (SharedCore::new(b), sub, publisher)
+    }
+
+    fn publish(conn: ConnId, payload: &'static str) -> Command {
+        Command::Publish {
+            conn,
+            packet_id: None,
+            message: Message::new("t", Bytes::from(payload), QoS::AtMostOnce, false),
+        }
+    }
+
+    #[test]
+    fn an_idle_core_applies_the_command_in_the_callers_task() {
+        let (core, mut sub, publisher) = core_with_pair();
+        assert!(matches!(
+            core.try_apply(publish(publisher, "now")),
+            Applied::Done
+        ));
+        // Delivered before try_apply returned: no task had to run.
+        assert_eq!(sub.payloads(), ["now"]);
+    }
+
+    #[test]
+    fn a_command_waits_behind_one_still_queued_for_the_core() {
+        let (core, mut sub, publisher) = core_with_pair();
+        core.enqueued();
+        let Applied::Busy(cmd) = core.try_apply(publish(publisher, "later")) else {
+            panic!("applied ahead of a queued command");
+        };
+        assert!(sub.payloads().is_empty());
+        // The core task applied the queued one: the next goes straight in.
+        core.dequeued();
+        assert!(matches!(core.try_apply(cmd), Applied::Done));
+        assert_eq!(sub.payloads(), ["later"]);
+    }
+
+    #[test]
+    fn a_core_busy_applying_gives_the_command_back() {
+        let (core, mut sub, publisher) = core_with_pair();
+        let guard = core.lock();
+        assert!(matches!(
+            core.try_apply(publish(publisher, "x")),
+            Applied::Busy(_)
+        ));
+        drop(guard);
+        assert!(sub.payloads().is_empty());
+    }
+
+    #[test]
+    fn a_core_that_has_shut_down_applies_nothing() {
+        let (core, mut sub, publisher) = core_with_pair();
+        if let Some(mut state) = core.lock() {
+            state.closed = true;
+        }
+        assert!(matches!(
+            core.try_apply(publish(publisher, "x")),
+            Applied::Closed
+        ));
+        assert!(sub.payloads().is_empty());
+    }
+}
