@@ -160,14 +160,32 @@ impl BrokerHandle {
     /// Sends one command if the core's queue has room now; gives it back
     /// otherwise, so the caller can wait in [`BrokerHandle::send`] (boxed:
     /// the waiting future is large and only the slow path needs it).
+    /// Applied at once if the core is idle (see [`SharedCore`]).
     #[allow(clippy::result_large_err)] // gives the command back, as tokio's try_send does
     pub fn try_send(&self, command: Command) -> Result<Sent, TrySendError> {
-        use mpsc::error::TrySendError as E;
         let command = match self.apply_or_count(command) {
             Ok(Ok(sent)) => return Ok(sent),
             Ok(Err(command)) => command,
             Err(closed) => return Err(TrySendError::Closed(closed)),
         };
+        self.try_queue_counted(command)
+    }
+
+    /// Like [`BrokerHandle::try_send`], but always queued for the core task:
+    /// for a sender with more commands coming (a busy publisher), whose
+    /// commands the core task applies in batches while the sender reads on.
+    #[allow(clippy::result_large_err)]
+    pub fn try_enqueue(&self, command: Command) -> Result<Sent, TrySendError> {
+        if let Some(shared) = &self.shared {
+            shared.enqueued();
+        }
+        self.try_queue_counted(command)
+    }
+
+    /// Puts an already counted command on its lane.
+    #[allow(clippy::result_large_err)]
+    fn try_queue_counted(&self, command: Command) -> Result<Sent, TrySendError> {
+        use mpsc::error::TrySendError as E;
         let counted = self.counted();
         match self.lane(&command).try_send(command) {
             Ok(()) => {
