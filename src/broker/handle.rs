@@ -50,6 +50,13 @@ pub struct BrokerHandle {
     shared: Option<Arc<SharedCore>>,
 }
 
+/// What became of a command offered to the shared core.
+enum Attempt {
+    Applied,
+    /// Counted as queued; the caller puts it on a channel.
+    Queue(Command),
+}
+
 /// Keeps a queued command counted until the channel has it; a send that
 /// fails or is abandoned takes the count back.
 struct Counted<'a> {
@@ -105,16 +112,16 @@ impl BrokerHandle {
 
     /// Applies `command` now if the core is idle; otherwise gives it back,
     /// counted as queued (the caller must put it on a channel).
-    fn apply_or_count(&self, command: Command) -> Result<Result<Sent, Command>, BrokerClosed> {
+    fn apply_or_count(&self, command: Command) -> Result<Attempt, BrokerClosed> {
         let Some(shared) = &self.shared else {
-            return Ok(Err(command));
+            return Ok(Attempt::Queue(command));
         };
         match shared.try_apply(command) {
-            Applied::Done => Ok(Ok(Sent::Applied)),
+            Applied::Done => Ok(Attempt::Applied),
             Applied::Closed => Err(BrokerClosed),
             Applied::Busy(command) => {
                 shared.enqueued();
-                Ok(Err(command))
+                Ok(Attempt::Queue(command))
             }
         }
     }
@@ -128,13 +135,13 @@ impl BrokerHandle {
     /// Sends one command, waiting while the core's queue is full.
     pub async fn send(&self, command: Command) -> Result<(), BrokerClosed> {
         let command = match self.apply_or_count(command)? {
-            Ok(_) => {
+            Attempt::Applied => {
                 // A loop of sends that never wait would otherwise never
                 // yield, where a channel send spends the task's budget.
                 tokio::task::consume_budget().await;
                 return Ok(());
             }
-            Err(command) => command,
+            Attempt::Queue(command) => command,
         };
         let counted = self.counted();
         self.lane(&command)
@@ -157,15 +164,15 @@ impl BrokerHandle {
         }
     }
 
-    /// Sends one command if the core's queue has room now; gives it back
-    /// otherwise, so the caller can wait in [`BrokerHandle::send`] (boxed:
-    /// the waiting future is large and only the slow path needs it).
-    /// Applied at once if the core is idle (see [`SharedCore`]).
+    /// Sends one command if the core is idle (applied at once, see
+    /// [`SharedCore`]) or its queue has room now; gives it back otherwise,
+    /// so the caller can wait in [`BrokerHandle::send`] (boxed: the waiting
+    /// future is large and only the slow path needs it).
     #[allow(clippy::result_large_err)] // gives the command back, as tokio's try_send does
     pub fn try_send(&self, command: Command) -> Result<Sent, TrySendError> {
         let command = match self.apply_or_count(command) {
-            Ok(Ok(sent)) => return Ok(sent),
-            Ok(Err(command)) => command,
+            Ok(Attempt::Applied) => return Ok(Sent::Applied),
+            Ok(Attempt::Queue(command)) => command,
             Err(closed) => return Err(TrySendError::Closed(closed)),
         };
         self.try_queue_counted(command)
