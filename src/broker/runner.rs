@@ -411,6 +411,31 @@ mod tests {
         ));
     }
 
+    /// With persistence, what a command changes must be committed before
+    /// anything it produced goes out, which only the core task does: no
+    /// sender applies a command itself.
+    #[tokio::test]
+    async fn with_persistence_every_command_is_queued_for_the_core_task() {
+        let shutdown = CancellationToken::new();
+        let persistence = Persistence {
+            store: Box::new(crate::store::MemoryStore::new()),
+            snapshot: Snapshot::default(),
+            sync: SyncPolicy::Always,
+        };
+        let (handle, _metrics, core) = spawn_with(
+            BrokerSettings::default(),
+            Some(persistence),
+            shutdown.clone(),
+        );
+        let (outbox, _rx) = Outbox::channel();
+        let conn = ConnId::next();
+        let connect = Command::Connect(connect_request(conn, "c", outbox));
+        assert_eq!(handle.try_send(connect).ok(), Some(Sent::Queued));
+        assert_eq!(handle.try_send(publish(conn, "x")).ok(), Some(Sent::Queued));
+        shutdown.cancel();
+        core.await.unwrap();
+    }
+
     #[tokio::test]
     async fn acknowledgements_are_served_before_waiting_publishes() {
         let (tx, commands) = mpsc::channel(8);
