@@ -14,14 +14,14 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::{Instrument, error, info};
 
 use super::api::Command;
 use super::core::{Broker, BrokerSettings};
 use super::handle::BrokerHandle;
 use super::metrics::Metrics;
 use super::persist::unix_ms_now;
-use super::shared_core::SharedCore;
+use super::shared_core::{SharedCore, core_span};
 use crate::store::{Snapshot, Store, StoreError, StoreOp, StoreStats};
 
 /// Commands waiting for the core before senders are made to wait.
@@ -99,7 +99,7 @@ pub fn spawn_with(
                 unsynced: false,
                 last_error_log: None,
             };
-            tokio::spawn(run_persistent(broker, rx, shutdown, committer))
+            tokio::spawn(run_persistent(broker, rx, shutdown, committer).instrument(core_span()))
         }
     };
     (BrokerHandle::with_ack_lane(tx, ack_tx), metrics, task)
@@ -114,7 +114,8 @@ fn spawn_plain(
 ) -> (BrokerHandle, Arc<SharedCore>, JoinHandle<()>) {
     let shared = Arc::new(SharedCore::new(broker));
     let handle = BrokerHandle::with_shared_core(tx, ack_tx, shared.clone());
-    let task = tokio::spawn(run_plain(shared.clone(), rx, shutdown));
+    let span = shared.span().clone();
+    let task = tokio::spawn(run_plain(shared.clone(), rx, shutdown).instrument(span));
     (handle, shared, task)
 }
 

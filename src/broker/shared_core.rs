@@ -21,8 +21,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::time::Instant;
 
+use tracing::Span;
+
 use super::api::Command;
 use super::core::Broker;
+
+/// A root span for the core's log lines (error level, so that it is on
+/// whenever anything is logged, and without a parent, so that the sender's
+/// span does not show through).
+pub fn core_span() -> Span {
+    tracing::error_span!(parent: None, "core")
+}
 
 /// The broker and whether it has shut down, behind the lock.
 #[derive(Debug)]
@@ -39,6 +48,10 @@ pub struct CoreState {
 pub struct SharedCore {
     state: Mutex<CoreState>,
     queued: AtomicUsize,
+    /// The core's log span, entered wherever a command is applied: what the
+    /// core logs about one client must not carry the span (and client id)
+    /// of the connection whose task happened to apply the command.
+    span: Span,
 }
 
 /// What [`SharedCore::try_apply`] did with a command.
@@ -62,7 +75,13 @@ impl SharedCore {
                 closed: false,
             }),
             queued: AtomicUsize::new(0),
+            span: core_span(),
         }
+    }
+
+    /// The span the core task runs in.
+    pub fn span(&self) -> &Span {
+        &self.span
     }
 
     /// Applies `command` now if the core is idle; never waits for the lock.
@@ -82,6 +101,7 @@ impl SharedCore {
         if self.queued.load(Ordering::Acquire) != 0 {
             return Applied::Busy(command);
         }
+        let _core = self.span.enter();
         state.broker.handle(command, Instant::now());
         Applied::Done
     }
