@@ -16,6 +16,12 @@
 //! and the core task lowers it only after applying one, under the lock. So a
 //! client whose earlier command still waits in the channel sends the next
 //! one there too, behind it.
+//!
+//! Whether to offer a command at all is the sender's choice: an MQTT
+//! connection does so only for packets from a short read (an idle client)
+//! and queues a busy one's (`BrokerHandle::try_enqueue`), because a hundred
+//! flooding publishers each routing their own packets left the subscriber
+//! too few turns (fan-in at QoS 0 fell from 420,000 to 14,000 msg/s).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, TryLockError};
