@@ -20,7 +20,7 @@ pub struct Cli {
     /// Configuration file (TOML); without it the built-in defaults apply
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Move a damaged or unreadable store aside (kept as sngate.redb.damaged-<time>) and start with an empty one
+    /// Move a damaged or unreadable store aside (kept as sngate.redb.damaged-TIME) and start with an empty one
     #[arg(long = "reset-store")]
     pub reset_store: bool,
     /// What to do; `run` when left out

@@ -3,7 +3,7 @@
 //! encoded back to the socket and its commands go to the broker core.
 //! Generic over the stream, so TCP, TLS and WebSocket connections share it.
 //!
-//! The connection is a hand-polled future ([`driver::Connection`]) rather
+//! The connection is a hand-polled future (`driver::Connection`) rather
 //! than an `async fn`: an async state machine reserves room for every
 //! future it might await (a send to the core, a write, a timer, a shutdown
 //! wait) in every connection, idle or not. Here each of those lives in a box
