@@ -159,16 +159,11 @@ async fn run_plain(shared: Arc<SharedCore>, mut rx: Inbox, shutdown: Cancellatio
                 let Some(cmd) = cmd else { break };
                 let Some(mut state) = shared.lock() else { break };
                 let now = Instant::now();
-                state.broker.handle(cmd, now);
-                shared.dequeued();
-                for _ in 0..BATCH {
-                    match rx.try_recv() {
-                        Some(cmd) => {
-                            state.broker.handle(cmd, now);
-                            shared.dequeued();
-                        }
-                        None => break,
-                    }
+                let batch = std::iter::once(cmd).chain(std::iter::from_fn(|| rx.try_recv()));
+                for cmd in batch.take(BATCH + 1) {
+                    state.broker.handle(cmd, now);
+                    // Under the lock, after applying: see `SharedCore`.
+                    shared.dequeued();
                 }
             }
             _ = tick.tick() => {

@@ -294,15 +294,17 @@ fn inbound_topic_alias_resolves_empty_topic() {
     assert_eq!(topics, vec!["a/b", "a/b"]);
 }
 
+/// Hands the session `n` PUBLISHes on `t` at `qos`, packet ids 1..=n.
+fn publish_many(s: &mut MqttSession, qos: QoS, n: u16, now: Instant) {
+    for id in 1..=n {
+        s.handle_packet(Packet::Publish(publish("t", qos, Some(id))), now);
+    }
+}
+
 #[test]
 fn exceeding_receive_maximum_closes_with_0x93() {
     let (mut s, _rx, now) = connected(ProtocolVersion::V5);
-    for id in 1..=20 {
-        s.handle_packet(
-            Packet::Publish(publish("t", QoS::ExactlyOnce, Some(id))),
-            now,
-        );
-    }
+    publish_many(&mut s, QoS::ExactlyOnce, 20, now);
     assert!(!s.is_closing());
     s.handle_packet(
         Packet::Publish(publish("t", QoS::ExactlyOnce, Some(21))),
@@ -322,12 +324,7 @@ fn publish_byte(qos: u8) -> [u8; 1] {
 #[test]
 fn a_qos1_publish_past_receive_maximum_is_held_back_until_a_puback_frees_room() {
     let (mut s, _rx, now) = connected(ProtocolVersion::V5);
-    for id in 1..=20 {
-        s.handle_packet(
-            Packet::Publish(publish("t", QoS::AtLeastOnce, Some(id))),
-            now,
-        );
-    }
+    publish_many(&mut s, QoS::AtLeastOnce, 20, now);
     assert!(!s.is_closing());
     assert!(s.holds_back_publish(&publish_byte(1)), "window full");
     assert!(
@@ -351,12 +348,7 @@ fn a_qos1_publish_past_receive_maximum_is_held_back_until_a_puback_frees_room() 
 #[test]
 fn mqtt_3_1_1_has_no_receive_maximum_to_hold_back_for() {
     let (mut s, _rx, now) = connected(ProtocolVersion::V311);
-    for id in 1..=100 {
-        s.handle_packet(
-            Packet::Publish(publish("t", QoS::AtLeastOnce, Some(id))),
-            now,
-        );
-    }
+    publish_many(&mut s, QoS::AtLeastOnce, 100, now);
     assert!(!s.holds_back_publish(&publish_byte(1)));
 }
 
