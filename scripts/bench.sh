@@ -10,8 +10,14 @@
 #
 # Usage: scripts/bench.sh            (defaults below; override through the environment)
 #   REPS=3 DURATION=5 CONNS=10000 SENSORS=100 SN_RATE=2000 CAP_SENSORS=1000 \
-#   SCENARIOS="fanin fanout latency conns ready sn sncap" PAHO_GW=... OUT=dir \
+#   SCENARIOS="fanin fanout latency conns ready ready-cold sn sncap" PAHO_GW=... OUT=dir \
 #   MOSQUITTO_NODELAY=1 FLOOD_QOS="0 1 2" scripts/bench.sh
+#
+# ready-cold is ready after dropping the broker's binary and its shared
+# libraries from the page cache (posix_fadvise; pages another process maps
+# stay): a first start after boot. Warm starts take a few ms; a cold one reads
+# the binary from disk, which is what a start after a minute or more of not
+# running measures on a host that reclaims unused page cache.
 #
 # FLOOD_QOS lists the QoS levels fanin and fanout run at (default "0 1", the
 # levels the targets name; 2 adds the PUBREC/PUBREL/PUBCOMP exchange).
@@ -40,7 +46,7 @@ SN_RATE=${SN_RATE:-2000}
 CAP_SENSORS=${CAP_SENSORS:-1000}
 CAP_START=${CAP_START:-2000}
 CAP_STEP_S=${CAP_STEP_S:-2}
-SCENARIOS=${SCENARIOS:-"fanin fanout latency conns ready sn sncap"}
+SCENARIOS=${SCENARIOS:-"fanin fanout latency conns ready ready-cold sn sncap"}
 PAHO_GW=${PAHO_GW:-}
 SNGATE_MODE=${SNGATE_MODE:-broker}
 BROKER_CPU=${BROKER_CPU:-0}
@@ -216,20 +222,59 @@ measure() {
     cleanup
 }
 
-# ready CASE REP TARGET: time from exec to the first CONNACK, and idle RSS.
+# drop_cached FILE...: removes FILE and the shared libraries it loads from the
+# page cache, except pages some running process maps.
+drop_cached() {
+    local libs
+    libs=$(ldd "$1" 2>/dev/null | awk '$3 ~ /^\// { print $3 }')
+    # shellcheck disable=SC2086
+    python3 -c 'import ctypes, mmap, os, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+def resident(fd, size):
+    # mincore over a fresh mapping: which of the file pages are in the page cache.
+    addr = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+    vec = ctypes.create_string_buffer((size + mmap.PAGESIZE - 1) // mmap.PAGESIZE)
+    libc.mincore(addr, size, vec)
+    libc.munmap(addr, size)
+    return sum(b & 1 for b in vec.raw)
+binary = sys.argv[1]
+for attempt in range(10):
+    for p in sys.argv[1:]:
+        fd = os.open(p, os.O_RDONLY)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        os.close(fd)
+    fd = os.open(binary, os.O_RDONLY)
+    left = resident(fd, os.fstat(fd).st_size)
+    os.close(fd)
+    if left == 0:
+        break
+    time.sleep(0.05)
+else:
+    print(f"ready-cold: {left} pages of {binary} stay cached", file=sys.stderr)' "$1" $libs
+}
+
+# ready CASE REP TARGET: time from exec to the first CONNACK, and idle RSS;
+# CASE ready-cold drops the broker's files from the page cache first.
 measure_ready() {
-    local case=$1 rep=$2 target=$3 port line
+    local case=$1 rep=$2 target=$3 port line bin
     port=$(free_port)
     case "$target" in
     sngate)
+        bin=$SNGATE
         sngate_conf "$port" "$(free_port)" "$OUT/ready.toml"
         set -- taskset -c "$BROKER_CPU" "$SNGATE" -c "$OUT/ready.toml"
         ;;
     mosquitto)
+        bin=$(command -v "$MOSQUITTO")
         mosquitto_conf "$port" "$OUT/ready.conf"
         set -- taskset -c "$BROKER_CPU" "$MOSQUITTO" -c "$OUT/ready.conf"
         ;;
     esac
+    [ "$case" = ready-cold ] && drop_cached "$bin"
     line=$(taskset -c "$TOOL_CPU" "$BENCH" ready --port "$port" --target "$target" -- "$@" \
         2>>"$OUT/bench.err" | tee -a "$OUT/raw.txt" | grep '^{' || true)
     grep '^#' "$OUT/raw.txt" | tail -n 1 | sed "s/^#/  [$case rep $rep]/"
@@ -258,8 +303,8 @@ for rep in $(seq 1 "$REPS"); do
         conns)
             for t in $order; do measure conns "$rep" "$t" conns --connections "$CONNS"; done
             ;;
-        ready)
-            for t in $order; do measure_ready ready "$rep" "$t"; done
+        ready | ready-cold)
+            for t in $order; do measure_ready "$s" "$rep" "$t"; done
             ;;
         sn)
             for q in 0 1; do
@@ -295,6 +340,7 @@ METRICS = {
     "latency-q1": [("p50_us", "lo"), ("p99_us", "lo"), ("p999_us", "lo"), ("max_us", "lo")],
     "conns": [("rss_per_conn_bytes", "lo"), ("connects_per_s", "hi")],
     "ready": [("ready_ms", "lo"), ("idle_rss_kib", "lo")],
+    "ready-cold": [("ready_ms", "lo")],
     "sn-q0": [("broker_cpu_pct", "lo"), ("p99_us", "lo"), ("setup_s", "lo"), ("lost", "lo"), ("broker_rss_kib", "lo"), ("tool_cpu_pct", "-")],
     "sn-q1": [("broker_cpu_pct", "lo"), ("p99_us", "lo"), ("setup_s", "lo"), ("lost", "lo"), ("broker_rss_kib", "lo"), ("tool_cpu_pct", "-")],
     "sn-capacity": [("capacity_msg_s", "hi"), ("setup_s", "lo"), ("broker_rss_kib", "lo")],
