@@ -10,8 +10,16 @@
 #
 # Usage: scripts/bench.sh            (defaults below; override through the environment)
 #   REPS=3 DURATION=5 CONNS=10000 SENSORS=100 SN_RATE=2000 CAP_SENSORS=1000 \
-#   SCENARIOS="fanin fanout latency conns ready ready-cold sn sncap" PAHO_GW=... OUT=dir \
+#   SCENARIOS="fanin fanout latency latency-paired conns ready ready-cold sn sncap" PAHO_GW=... OUT=dir \
 #   MOSQUITTO_NODELAY=1 FLOOD_QOS="0 1 2" scripts/bench.sh
+#
+# latency-paired runs sngate and Mosquitto at the same time, both on the
+# broker core, and measures both in one run of the load tool: each broker gets
+# its own publisher and subscriber at the rate, the second broker's messages
+# half a period after the first one's (which broker goes first swaps every
+# repetition). Whatever the machine does during the run (another process or a
+# kernel thread taking the broker core) meets both brokers alike, so the
+# per-repetition ratio is much steadier than between runs seconds apart.
 #
 # ready-cold is ready after dropping the broker's binary and its shared
 # libraries from the page cache (posix_fadvise; pages another process maps
@@ -46,7 +54,7 @@ SN_RATE=${SN_RATE:-2000}
 CAP_SENSORS=${CAP_SENSORS:-1000}
 CAP_START=${CAP_START:-2000}
 CAP_STEP_S=${CAP_STEP_S:-2}
-SCENARIOS=${SCENARIOS:-"fanin fanout latency conns ready ready-cold sn sncap"}
+SCENARIOS=${SCENARIOS:-"fanin fanout latency latency-paired conns ready ready-cold sn sncap"}
 PAHO_GW=${PAHO_GW:-}
 SNGATE_MODE=${SNGATE_MODE:-broker}
 BROKER_CPU=${BROKER_CPU:-0}
@@ -222,6 +230,32 @@ measure() {
     cleanup
 }
 
+# measure_paired CASE REP FIRST QOS: sngate and Mosquitto up together, one
+# latency run over both; FIRST's messages go out first in each period.
+measure_paired() {
+    local case=$1 rep=$2 first=$3 qos=$4 sp sm s_pid m_pid
+    start sngate
+    sp=$PORT s_pid=$PIDS
+    start mosquitto
+    sm=$PORT m_pid=$PIDS
+    local a=(--port "$sp" --target sngate --broker-pid "$s_pid")
+    local b=(--port "$sm" --target mosquitto --broker-pid "$m_pid")
+    if [ "$first" = mosquitto ]; then
+        local t=("${a[@]}")
+        a=("${b[@]}")
+        b=("${t[@]}")
+    fi
+    taskset -c "$TOOL_CPU" "$BENCH" latency --qos "$qos" --duration "$DURATION" "${a[@]}" \
+        --paired-port "${b[1]}" --paired-target "${b[3]}" --paired-pid "${b[5]}" \
+        2>>"$OUT/bench.err" | tee -a "$OUT/raw.txt" | while IFS= read -r line; do
+        case "$line" in
+        \{*) echo "{\"case\":\"$case\",\"rep\":$rep,${line#\{}" >>"$results" ;;
+        \#*) echo "  [$case rep $rep]${line#\#}" ;;
+        esac
+    done
+    cleanup
+}
+
 # drop_cached FILE...: removes FILE and the shared libraries it loads from the
 # page cache, except pages some running process maps.
 drop_cached() {
@@ -300,6 +334,9 @@ for rep in $(seq 1 "$REPS"); do
                 done
             done
             ;;
+        latency-paired)
+            for q in 0 1; do measure_paired "latency-paired-q$q" "$rep" "${order%% *}" "$q"; done
+            ;;
         conns)
             for t in $order; do measure conns "$rep" "$t" conns --connections "$CONNS"; done
             ;;
@@ -338,6 +375,8 @@ METRICS = {
     "fanout-q2": [("delivered_per_s", "hi"), ("lost", "lo"), ("broker_cpu_pct", "-"), ("tool_cpu_pct", "-")],
     "latency-q0": [("p50_us", "lo"), ("p99_us", "lo"), ("p999_us", "lo"), ("max_us", "lo")],
     "latency-q1": [("p50_us", "lo"), ("p99_us", "lo"), ("p999_us", "lo"), ("max_us", "lo")],
+    "latency-paired-q0": [("p50_us", "lo"), ("p99_us", "lo"), ("p999_us", "lo"), ("max_us", "lo")],
+    "latency-paired-q1": [("p50_us", "lo"), ("p99_us", "lo"), ("p999_us", "lo"), ("max_us", "lo")],
     "conns": [("rss_per_conn_bytes", "lo"), ("connects_per_s", "hi")],
     "ready": [("ready_ms", "lo"), ("idle_rss_kib", "lo")],
     "ready-cold": [("ready_ms", "lo")],

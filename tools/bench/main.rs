@@ -99,6 +99,17 @@ pub struct Opts {
     /// Label for the target in the output.
     #[arg(long, default_value = "broker")]
     pub target: String,
+    /// latency: a second broker's MQTT port, measured in the same run; its
+    /// messages go out half a period after the first broker's, so both see the
+    /// same moments of the machine.
+    #[arg(long)]
+    pub paired_port: Option<u16>,
+    /// Label for the second broker (`--paired-port`).
+    #[arg(long, default_value = "paired")]
+    pub paired_target: String,
+    /// Pid(s) of the second broker (`--paired-port`), for its CPU use.
+    #[arg(long, default_value = "")]
+    pub paired_pid: String,
     /// For `ready`: the broker command line.
     #[arg(last = true)]
     pub command: Vec<String>,
@@ -113,6 +124,17 @@ impl Opts {
         format!("{}:{}", self.host, self.port)
             .parse()
             .context("--host/--port")
+    }
+
+    /// The second broker's MQTT address, when `--paired-port` is given.
+    pub fn paired_addr(&self) -> Result<Option<SocketAddr>> {
+        self.paired_port
+            .map(|port| {
+                format!("{}:{port}", self.host)
+                    .parse()
+                    .context("--host/--paired-port")
+            })
+            .transpose()
     }
 }
 
