@@ -18,6 +18,11 @@ const WAIT: Duration = Duration::from_secs(60);
 
 /// Runs `sngate-bench` with `args` and returns its JSON report.
 async fn bench(args: &[&str]) -> Value {
+    bench_all(args).await.remove(0)
+}
+
+/// Runs `sngate-bench` with `args` and returns every JSON report it prints.
+async fn bench_all(args: &[&str]) -> Vec<Value> {
     let out = tokio::time::timeout(
         WAIT,
         Command::new(env!("CARGO_BIN_EXE_sngate-bench"))
@@ -35,15 +40,18 @@ async fn bench(args: &[&str]) -> Value {
         "sngate-bench {args:?} failed: {}\n{stdout}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let line = stdout
+    let reports: Vec<Value> = stdout
         .lines()
-        .find(|l| l.starts_with('{'))
-        .unwrap_or_else(|| panic!("a JSON line in:\n{stdout}"));
-    assert!(
-        stdout.lines().any(|l| l.starts_with("# ")),
-        "a human-readable line in:\n{stdout}"
+        .filter(|l| l.starts_with('{'))
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert!(!reports.is_empty(), "a JSON line in:\n{stdout}");
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("# ")).count(),
+        reports.len(),
+        "a human-readable line per report in:\n{stdout}"
     );
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    reports
 }
 
 /// Runs `sngate-bench` with `args` against a fresh in-process sngate (its
@@ -111,6 +119,43 @@ async fn latency_reports_ordered_percentiles() {
     let (p50, p99, max) = (num(&r, "p50_us"), num(&r, "p99_us"), num(&r, "max_us"));
     assert!(p50 > 0.0 && p50 <= p99 && p99 <= max, "{r}");
     assert_eq!(int(&r, "lost"), 0, "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paired_latency_reports_each_broker_of_one_run() {
+    let (first, second) = (common::start().await, common::start().await);
+    let port = |app: &sngate::app::Sngate| app.mqtt_addr().map(|a| a.port().to_string());
+    let (p1, p2) = (port(&first).unwrap(), port(&second).unwrap());
+    let reports = bench_all(&[
+        "latency",
+        "--qos",
+        "1",
+        "--rate",
+        "200",
+        "--duration",
+        "0.5",
+        "--port",
+        &p1,
+        "--target",
+        "one",
+        "--paired-port",
+        &p2,
+        "--paired-target",
+        "two",
+    ])
+    .await;
+    first.stop().await;
+    second.stop().await;
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    for (slot, (r, name)) in reports.iter().zip(["one", "two"]).enumerate() {
+        assert_eq!(r["target"], name, "{r}");
+        assert_eq!(int(r, "slot"), slot as u64, "{r}");
+        assert!(int(r, "sent") >= 50, "{r}");
+        assert_eq!(int(r, "received"), int(r, "sent"), "{r}");
+        assert_eq!(int(r, "lost"), 0, "{r}");
+        let (p50, p99, max) = (num(r, "p50_us"), num(r, "p99_us"), num(r, "max_us"));
+        assert!(p50 > 0.0 && p50 <= p99 && p99 <= max, "{r}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
