@@ -126,7 +126,11 @@ async fn paired_latency_reports_each_broker_of_one_run() {
     let (first, second) = (common::start().await, common::start().await);
     let port = |app: &sngate::app::Sngate| app.mqtt_addr().map(|a| a.port().to_string());
     let (p1, p2) = (port(&first).unwrap(), port(&second).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let samples = dir.path().join("samples.csv");
     let reports = bench_all(&[
+        "--samples-out",
+        samples.to_str().unwrap(),
         "latency",
         "--qos",
         "1",
@@ -155,6 +159,16 @@ async fn paired_latency_reports_each_broker_of_one_run() {
         assert_eq!(int(r, "lost"), 0, "{r}");
         let (p50, p99, max) = (num(r, "p50_us"), num(r, "p99_us"), num(r, "max_us"));
         assert!(p50 > 0.0 && p50 <= p99 && p99 <= max, "{r}");
+        // One sample line per delivery, the largest being the report's max.
+        let text = std::fs::read_to_string(&samples).unwrap();
+        let mine: Vec<f64> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix(&format!("{name},")))
+            .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(mine.len() as u64, int(r, "samples"), "{r}");
+        let top = mine.iter().copied().fold(0.0, f64::max);
+        assert!((top - max).abs() < 1.0, "max {max} against samples' {top}");
     }
 }
 

@@ -2,6 +2,7 @@
 //! With `--paired-port`, a second broker is measured in the same run, its
 //! messages interleaved with the first one's.
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use anyhow::{Context, Result};
@@ -66,10 +67,16 @@ pub async fn run(o: &Opts) -> Result<()> {
     }
     sleep_until(start).await;
     let paired = targets.len() > 1;
+    let mut samples = String::new();
     for (i, (t, (cpu, received, sent))) in targets.iter().zip(runs).enumerate() {
         let sent = sent.await.context("publisher task")??;
         let mut got = received.await.context("subscriber task")??;
         let cpu = cpu.await.context("cpu task")?;
+        if o.samples_out.is_some() {
+            for (k, ns) in got.latencies.iter().enumerate() {
+                let _ = writeln!(samples, "{},{k},{:.1}", t.name, *ns as f64 / 1e3);
+            }
+        }
         let p = percentiles(&mut got.latencies);
         let lost = sent.saturating_sub(got.seq.received - got.seq.out_of_order);
         let mut r = Report::new("latency", &t.name);
@@ -94,6 +101,9 @@ pub async fn run(o: &Opts) -> Result<()> {
             o.qos, o.rate, p.p50, p.p99, p.p999, p.max, lost, cpu.own_pct, pct(cpu.broker_pct)
         ));
         r.print();
+    }
+    if let Some(path) = &o.samples_out {
+        std::fs::write(path, samples).with_context(|| format!("{}", path.display()))?;
     }
     Ok(())
 }

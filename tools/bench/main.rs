@@ -110,6 +110,10 @@ pub struct Opts {
     /// Pid(s) of the second broker (`--paired-port`), for its CPU use.
     #[arg(long, default_value = "")]
     pub paired_pid: String,
+    /// latency: write every transit time, in arrival order, to this file
+    /// (CSV: target, arrival index, microseconds), to look at the tail's shape.
+    #[arg(long)]
+    pub samples_out: Option<std::path::PathBuf>,
     /// For `ready`: the broker command line.
     #[arg(last = true)]
     pub command: Vec<String>,
