@@ -142,6 +142,13 @@ impl Inbox {
             .or_else(|_| self.commands.try_recv())
             .ok()
     }
+
+    /// `first`, then up to `BATCH` commands already waiting: one turn of the core.
+    fn batch(&mut self, first: Command) -> impl Iterator<Item = Command> + '_ {
+        std::iter::once(first)
+            .chain(std::iter::from_fn(|| self.try_recv()))
+            .take(BATCH + 1)
+    }
 }
 
 async fn run_plain(shared: Arc<SharedCore>, mut rx: Inbox, shutdown: CancellationToken) {
@@ -159,8 +166,7 @@ async fn run_plain(shared: Arc<SharedCore>, mut rx: Inbox, shutdown: Cancellatio
                 let Some(cmd) = cmd else { break };
                 let Some(mut state) = shared.lock() else { break };
                 let now = Instant::now();
-                let batch = std::iter::once(cmd).chain(std::iter::from_fn(|| rx.try_recv()));
-                for cmd in batch.take(BATCH + 1) {
+                for cmd in rx.batch(cmd) {
                     state.broker.handle(cmd, now);
                     // Under the lock, after applying: see `SharedCore`.
                     shared.dequeued();
@@ -207,12 +213,8 @@ async fn run_persistent(
             cmd = rx.recv() => {
                 let Some(cmd) = cmd else { break };
                 let now = Instant::now();
-                broker.handle(cmd, now);
-                for _ in 0..BATCH {
-                    match rx.try_recv() {
-                        Some(cmd) => broker.handle(cmd, now),
-                        None => break,
-                    }
+                for cmd in rx.batch(cmd) {
+                    broker.handle(cmd, now);
                 }
                 committer.finish_batch(&mut broker, false).await;
             }
