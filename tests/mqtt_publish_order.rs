@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use common::raw::{RawClient, publish, subscribe};
-use common::start;
 use sngate::mqtt::codec::{Packet, ProtocolVersion, PubResponse, decode_packet, encode_packet};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -91,7 +90,14 @@ async fn subscriber(mut c: RawClient, total: usize) -> Vec<Vec<u32>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_publishers_messages_arrive_in_order_whichever_way_they_reach_the_core() {
-    let gw = start().await;
+    // Order is the point here, not the queue bound: the subscriber's queue
+    // may hold every message, so a slow run (a loaded machine) never meets
+    // the bound's refusal of a publish (tests/qos1_backpressure.rs has that).
+    let text = common::BASE_CONFIG.replace(
+        "sys_interval = 0",
+        "sys_interval = 0\nmax_queued_messages = 30000",
+    );
+    let gw = common::start_config(&text).await;
     let addr = gw.mqtt_addr().expect("mqtt listener");
     let mut sub = RawClient::connected(addr, "order-sub").await;
     sub.send(&subscribe(1, "order/#", 1)).await;

@@ -400,11 +400,23 @@ impl Broker {
         let retransmitted = |s: &Session| {
             qos == QoS::ExactlyOnce && packet_id.is_some_and(|id| s.incoming_qos2.contains(&id))
         };
-        if kind == Some(ClientKind::MqttSn)
-            && !publisher.is_some_and(|s| retransmitted(s))
-            && self.would_congest(key, &message)
+        let retransmission = publisher.is_some_and(|s| retransmitted(s));
+        if kind == Some(ClientKind::MqttSn) && !retransmission && self.would_congest(key, &message)
         {
             self.stats.delivery.congested += 1;
+            return PublishOutcome::QuotaExceeded;
+        }
+        // Only a connection that reads its own socket can be slowed; bridges
+        // and the gateway keep the drop-when-full rule.
+        let link = link.filter(|_| matches!(kind, Some(ClientKind::Mqtt3 | ClientKind::Mqtt5)));
+        // A slowed publisher still reads a little (its pause ends after a
+        // while, for keep-alive). Once a subscriber's queue is at its hard
+        // bound the message would be dropped after its PUBACK: refuse it
+        // instead (MQTT 5: PUBACK 0x97; 3.1.1, which cannot refuse, closes
+        // without PUBACK, so the client sends it again), never acknowledge
+        // and lose it. Before the QoS 2 id is noted, so the resent one counts.
+        if link.is_some() && !retransmission && self.would_overflow(key, &message) {
+            self.stats.delivery.refused_at_cap += 1;
             return PublishOutcome::QuotaExceeded;
         }
         let duplicate_qos2 = qos == QoS::ExactlyOnce
@@ -414,9 +426,6 @@ impl Broker {
         if duplicate_qos2 {
             return PublishOutcome::Delivered;
         }
-        // Only a connection that reads its own socket can be slowed; bridges
-        // and the gateway keep the drop-when-full rule.
-        let link = link.filter(|_| matches!(kind, Some(ClientKind::Mqtt3 | ClientKind::Mqtt5)));
         self.pressure = link;
         let routed = self.route(Some(key), message, now);
         self.pressure = None;

@@ -162,6 +162,22 @@ impl Broker {
     /// Whether a QoS 1/2 message from `from` would meet a full queue of an
     /// online subscriber (granted QoS 0 copies are never queued).
     pub(super) fn would_congest(&mut self, from: SessionKey, message: &Message) -> bool {
+        self.would_meet_queue(from, message, Session::is_congested)
+    }
+
+    /// Whether a QoS 1/2 message from `from` would meet an online
+    /// subscriber's queue at its hard bound, where even a slowed publisher's
+    /// message would be dropped.
+    pub(super) fn would_overflow(&mut self, from: SessionKey, message: &Message) -> bool {
+        self.would_meet_queue(from, message, Session::is_at_overflow_cap)
+    }
+
+    fn would_meet_queue(
+        &mut self,
+        from: SessionKey,
+        message: &Message,
+        full: fn(&Session, &SessionLimits) -> bool,
+    ) -> bool {
         let mut matched = std::mem::take(&mut self.scratch);
         matched.clear();
         let sessions = &self.sessions;
@@ -170,15 +186,15 @@ impl Broker {
             &|k| sessions.get(&k).is_some_and(|s| s.is_online()),
             &mut matched,
         );
-        let full = matched.iter().any(|sub| {
+        let hit = matched.iter().any(|sub| {
             !(sub.options.no_local && sub.session == from)
                 && sub.options.qos != QoS::AtMostOnce
                 && sessions
                     .get(&sub.session)
-                    .is_some_and(|s| s.is_congested(&self.limits))
+                    .is_some_and(|s| full(s, &self.limits))
         });
         self.scratch = matched;
-        full
+        hit
     }
 }
 

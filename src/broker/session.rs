@@ -64,6 +64,9 @@ pub struct DeliveryStats {
     /// MQTT-SN QoS 1/2 publishes refused with "congestion" because a
     /// subscriber queue was full.
     pub congested: u64,
+    /// MQTT QoS 1/2 publishes refused because a subscriber queue was at its
+    /// hard bound (the publisher was already being slowed).
+    pub refused_at_cap: u64,
 }
 
 /// The live connection attached to a session.

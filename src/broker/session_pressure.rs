@@ -1,7 +1,7 @@
 //! Queue pressure: a session whose queue is full slows the publishers that
 //! fill it (QoS 1 back-pressure) or refuses them, and enforces the byte bound.
 
-use super::{Link, Message, Session, SessionLimits};
+use super::{Link, Message, Session, SessionLimits, overflow_cap};
 
 /// What a session keeps only once its queue has been full.
 #[derive(Debug, Default)]
@@ -18,6 +18,14 @@ impl Session {
     pub fn is_congested(&self, limits: &SessionLimits) -> bool {
         let limits = self.own_limits.as_deref().unwrap_or(limits);
         self.is_online() && self.queue.len() >= limits.max_queued
+    }
+
+    /// True when the queue has reached the hard bound it may overflow to
+    /// while its publishers are slowed ([`overflow_cap`]): a QoS 1/2 message
+    /// offered now would be dropped.
+    pub fn is_at_overflow_cap(&self, limits: &SessionLimits) -> bool {
+        let limits = self.own_limits.as_deref().unwrap_or(limits);
+        self.is_online() && self.queue.len() >= overflow_cap(limits.max_queued)
     }
 
     /// Blocks `publisher` until this queue drains below half its bound,

@@ -256,3 +256,26 @@ fn a_bridge_publisher_keeps_the_drop_when_full_rule() {
     assert!(!bridge.outbox.is_blocked());
     assert_eq!(b.stats().delivery.dropped, 10 - 1 - MAX_QUEUED as u64);
 }
+
+#[test]
+fn a_slowed_publisher_is_refused_not_acknowledged_and_dropped_at_the_hard_bound() {
+    let (mut b, now) = broker();
+    let mut sub = connect(&mut b, "sub", ClientKind::Mqtt3, 0, now);
+    subscribe(&mut b, &mut sub, "t/#", now);
+    let mut publ = connect(&mut b, "pub", ClientKind::Mqtt3, 0, now);
+    // One in flight, then the queue up to its hard bound; the next one would
+    // be dropped after its PUBACK.
+    let accepted = super::session::overflow_cap(MAX_QUEUED) + 1;
+    let n = u16::try_from(accepted + 1).unwrap();
+    let acks = publish_n(&mut b, &mut publ, n, now);
+    assert_eq!(acks.len(), accepted + 1);
+    assert!(
+        acks[..accepted]
+            .iter()
+            .all(|a| *a == PublishOutcome::Delivered)
+    );
+    assert_eq!(acks[accepted], PublishOutcome::QuotaExceeded);
+    assert_eq!(b.stats().delivery.dropped, 0);
+    assert_eq!(b.stats().delivery.refused_at_cap, 1);
+    assert_eq!(drain(&mut b, &mut sub, now), numbers(n - 1));
+}
