@@ -415,7 +415,10 @@ impl Broker {
         // instead (MQTT 5: PUBACK 0x97; 3.1.1, which cannot refuse, closes
         // without PUBACK, so the client sends it again), never acknowledge
         // and lose it. Before the QoS 2 id is noted, so the resent one counts.
-        if link.is_some() && !retransmission && self.would_overflow(key, &message) {
+        // Only for a publisher being slowed: the look-up advances shared
+        // subscriptions' round-robin, which an ordinary publish must not see.
+        let slowed = link.as_ref().is_some_and(|l| l.outbox.is_blocked());
+        if slowed && !retransmission && self.would_overflow(key, &message) {
             self.stats.delivery.refused_at_cap += 1;
             return PublishOutcome::QuotaExceeded;
         }
