@@ -80,6 +80,13 @@ fn subscribe(b: &mut Broker, c: &mut Client, filter: &str, now: Instant) {
     c.events();
 }
 
+/// An online MQTT 3.1.1 client "sub" with a QoS 1 subscription to `t/#`.
+fn subscriber_to_all(b: &mut Broker, now: Instant) -> Client {
+    let mut sub = connect(b, "sub", ClientKind::Mqtt3, 0, now);
+    subscribe(b, &mut sub, "t/#", now);
+    sub
+}
+
 /// Publishes QoS 1 messages "0".."n-1" and returns the acknowledgements.
 fn publish_n(b: &mut Broker, c: &mut Client, n: u16, now: Instant) -> Vec<PublishOutcome> {
     for id in 1..=n {
@@ -143,8 +150,7 @@ fn numbers(n: u16) -> Vec<String> {
 #[test]
 fn qos1_publish_beyond_a_full_online_queue_is_kept_and_blocks_the_publisher() {
     let (mut b, now) = broker();
-    let mut sub = connect(&mut b, "sub", ClientKind::Mqtt3, 0, now);
-    subscribe(&mut b, &mut sub, "t/#", now);
+    let mut sub = subscriber_to_all(&mut b, now);
     let mut publ = connect(&mut b, "pub", ClientKind::Mqtt3, 0, now);
     let acks = publish_n(&mut b, &mut publ, 20, now);
     assert_eq!(acks, vec![PublishOutcome::Delivered; 20]);
@@ -226,8 +232,7 @@ fn a_publisher_is_not_blocked_by_its_own_subscription() {
 #[test]
 fn mqttsn_qos1_publish_meeting_a_full_queue_is_refused_not_dropped() {
     let (mut b, now) = broker();
-    let mut sub = connect(&mut b, "sub", ClientKind::Mqtt3, 0, now);
-    subscribe(&mut b, &mut sub, "t/#", now);
+    let mut sub = subscriber_to_all(&mut b, now);
     let mut sensor = connect(&mut b, "sensor", ClientKind::MqttSn, 0, now);
     let acks = publish_n(&mut b, &mut sensor, 10, now);
     // One in flight and MAX_QUEUED queued are accepted; the rest are refused
@@ -249,8 +254,7 @@ fn mqttsn_qos1_publish_meeting_a_full_queue_is_refused_not_dropped() {
 #[test]
 fn a_bridge_publisher_keeps_the_drop_when_full_rule() {
     let (mut b, now) = broker();
-    let mut sub = connect(&mut b, "sub", ClientKind::Mqtt3, 0, now);
-    subscribe(&mut b, &mut sub, "t/#", now);
+    let _sub = subscriber_to_all(&mut b, now);
     let mut bridge = connect(&mut b, "bridge", ClientKind::Bridge, 0, now);
     publish_n(&mut b, &mut bridge, 10, now);
     assert!(!bridge.outbox.is_blocked());
@@ -260,8 +264,7 @@ fn a_bridge_publisher_keeps_the_drop_when_full_rule() {
 #[test]
 fn a_slowed_publisher_is_refused_not_acknowledged_and_dropped_at_the_hard_bound() {
     let (mut b, now) = broker();
-    let mut sub = connect(&mut b, "sub", ClientKind::Mqtt3, 0, now);
-    subscribe(&mut b, &mut sub, "t/#", now);
+    let mut sub = subscriber_to_all(&mut b, now);
     let mut publ = connect(&mut b, "pub", ClientKind::Mqtt3, 0, now);
     // One in flight, then the queue up to its hard bound; the next one would
     // be dropped after its PUBACK.
